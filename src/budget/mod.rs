@@ -1,0 +1,81 @@
+//! Retry budgets: a cap on retries relative to real traffic, so that retries cannot multiply
+//! an outage into a retry storm.
+//!
+//! Every original request [`deposit`](Budget::deposit)s; every retry must
+//! [`withdraw`](Budget::withdraw). A denied withdrawal ends the request with its last result.
+//! Budgets are shared by every clone of the layer or budget they come from.
+//!
+//! - [`RatioBudget`] (the default): Finagle/Linkerd semantics; in any `ttl` window at most
+//!   `min_per_sec × ttl + ratio × requests` retries.
+//! - [`TokenBucket`]: gRPC's retry throttling (gRFC A6).
+//! - [`Unlimited`]: no budget.
+//! - `RedisBudget` (feature `redis`): the ratio budget shared by a whole fleet.
+
+mod ratio;
+mod token_bucket;
+mod unlimited;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use ratio::RatioBudget;
+pub use token_bucket::TokenBucket;
+pub use unlimited::Unlimited;
+
+/// A retry budget.
+///
+/// `deposit` runs on every original request and must be cheap, synchronous and
+/// allocation-free. `withdraw` runs before every retry and may be asynchronous (a shared
+/// budget may need a round trip); local budgets return a ready future.
+///
+/// ```
+/// use std::future::{Ready, ready};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicI64, Ordering};
+/// use tower_retrier::budget::Budget;
+///
+/// /// At most `n` retries in total, ever.
+/// #[derive(Clone, Debug)]
+/// struct Fixed(Arc<AtomicI64>);
+///
+/// impl Budget for Fixed {
+///     type Withdraw = Ready<bool>;
+///     fn deposit(&self) {}
+///     fn withdraw(&self) -> Ready<bool> {
+///         ready(self.0.fetch_sub(1, Ordering::Relaxed) > 0)
+///     }
+/// }
+///
+/// let b = Fixed(Arc::new(AtomicI64::new(1)));
+/// assert!(b.withdraw().into_inner());
+/// assert!(!b.withdraw().into_inner());
+/// ```
+pub trait Budget {
+    /// Resolves to `true` when the retry may go ahead.
+    type Withdraw: Future<Output = bool>;
+
+    /// Records one original request. Never blocks.
+    fn deposit(&self);
+
+    /// Asks for one retry.
+    fn withdraw(&self) -> Self::Withdraw;
+
+    /// Records that an attempt succeeded (used by [`TokenBucket`]); a no-op by default.
+    fn record_success(&self) {}
+}
+
+impl<B: Budget + ?Sized> Budget for Arc<B> {
+    type Withdraw = B::Withdraw;
+
+    fn deposit(&self) {
+        (**self).deposit()
+    }
+
+    fn withdraw(&self) -> Self::Withdraw {
+        (**self).withdraw()
+    }
+
+    fn record_success(&self) {
+        (**self).record_success()
+    }
+}

@@ -1,0 +1,63 @@
+//! The default classifier: every error is worth another try, except overload rejections.
+
+use super::error_types::boxed_error;
+use super::{Classify, Decision, RetryReason};
+use std::any::Any;
+
+/// Retries every `Err` and accepts every `Ok`. The default classifier.
+///
+/// When the error is a boxed `std::error::Error` (what tower's own middleware returns), it
+/// looks through the `source()` chain: a load-shed rejection
+/// (`tower::load_shed::error::Overloaded`) is **not** retried (retrying into an overloaded
+/// service is what turns overload into an outage), and a `tower::timeout::error::Elapsed` is
+/// retried with reason [`RetryReason::Timeout`].
+///
+/// ```
+/// use tower_retrier::classify::{Classify, Decision, RetryAnyError, RetryReason};
+/// use tower::BoxError;
+///
+/// let c = RetryAnyError::new();
+/// let shed: Result<(), BoxError> = Err(Box::new(tower::load_shed::error::Overloaded::new()));
+/// assert_eq!(c.classify(&(), &shed), Decision::Fail);
+/// let io: Result<(), BoxError> = Err(Box::new(std::io::Error::other("reset")));
+/// assert_eq!(c.classify(&(), &io), Decision::retry(RetryReason::Error));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RetryAnyError {
+    _priv: (),
+}
+
+impl RetryAnyError {
+    /// The default classifier.
+    ///
+    /// ```
+    /// let _ = tower_retrier::classify::RetryAnyError::new();
+    /// ```
+    pub fn new() -> Self {
+        RetryAnyError { _priv: () }
+    }
+}
+
+impl<Req, Res, E: 'static> Classify<Req, Res, E> for RetryAnyError {
+    fn classify(&self, _req: &Req, result: &Result<Res, E>) -> Decision {
+        let Err(err) = result else {
+            return Decision::Success;
+        };
+        let Some(mut cur) = boxed_error(err as &dyn Any) else {
+            return Decision::retry(RetryReason::Error);
+        };
+        let mut reason = RetryReason::Error;
+        loop {
+            if cur.is::<tower::load_shed::error::Overloaded>() {
+                return Decision::Fail;
+            }
+            if cur.is::<tower::timeout::error::Elapsed>() {
+                reason = RetryReason::Timeout;
+            }
+            match cur.source() {
+                Some(next) => cur = next,
+                None => return Decision::retry(reason),
+            }
+        }
+    }
+}

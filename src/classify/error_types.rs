@@ -1,0 +1,246 @@
+//! Classifying errors by type, looking through the `source()` chain.
+
+use super::{Classify, Decision, RetryReason};
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+type Matcher = fn(&(dyn Error + 'static)) -> bool;
+
+/// Retries only errors of given types, or never retries given types, matching any error in
+/// the `source()` chain.
+///
+/// Two flavours, because Rust cannot treat boxed and concrete errors alike through one impl:
+/// [`MatchErrors::boxed`] for services whose error is `Box<dyn Error + Send + Sync>` (tower's
+/// `BoxError`, what `Timeout`, `Buffer` and `LoadShed` return), and [`MatchErrors::typed`] for
+/// services whose error is a concrete `std::error::Error` type.
+///
+/// Rules, in order: an error matching a `never` type fails at once; with no `retry` types every
+/// other error is retried; otherwise only errors matching a `retry` type are. `Ok` is success.
+///
+/// ```
+/// use tower::BoxError;
+/// use tower_retrier::classify::{Classify, Decision, MatchErrors, RetryReason};
+///
+/// let c = MatchErrors::boxed()
+///     .retry::<std::io::Error>()
+///     .retry::<tower::timeout::error::Elapsed>();
+///
+/// let timeout: Result<(), BoxError> = Err(tower::timeout::error::Elapsed::new().into());
+/// assert_eq!(c.classify(&(), &timeout), Decision::retry(RetryReason::Timeout));
+/// let other: Result<(), BoxError> = Err("bad request".into());
+/// assert_eq!(c.classify(&(), &other), Decision::Fail);
+/// ```
+pub struct MatchErrors<V = Boxed> {
+    retry: Arc<[Matcher]>,
+    never: Arc<[Matcher]>,
+    _view: PhantomData<fn() -> V>,
+}
+
+/// Marker: the service's error is a boxed `dyn Error` (see [`MatchErrors::boxed`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Boxed;
+
+/// Marker: the service's error is a concrete error type (see [`MatchErrors::typed`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Typed;
+
+/// How a [`MatchErrors`] flavour sees an error of type `E` as a `dyn Error`.
+///
+/// ```
+/// use tower_retrier::classify::{ErrorView, Typed};
+///
+/// let e = std::io::Error::other("x");
+/// assert!(<Typed as ErrorView<std::io::Error>>::view(&e).is::<std::io::Error>());
+/// ```
+pub trait ErrorView<E> {
+    /// The error as a trait object whose chain can be walked.
+    fn view(err: &E) -> &(dyn Error + 'static);
+}
+
+impl ErrorView<Box<dyn Error + Send + Sync>> for Boxed {
+    fn view(err: &Box<dyn Error + Send + Sync>) -> &(dyn Error + 'static) {
+        &**err
+    }
+}
+
+impl ErrorView<Box<dyn Error + Send>> for Boxed {
+    fn view(err: &Box<dyn Error + Send>) -> &(dyn Error + 'static) {
+        &**err
+    }
+}
+
+impl ErrorView<Box<dyn Error>> for Boxed {
+    fn view(err: &Box<dyn Error>) -> &(dyn Error + 'static) {
+        &**err
+    }
+}
+
+impl<E: Error + 'static> ErrorView<E> for Typed {
+    fn view(err: &E) -> &(dyn Error + 'static) {
+        err
+    }
+}
+
+/// The boxed error inside `err`, if `err` is one of the common boxed error types.
+pub(crate) fn boxed_error(err: &dyn Any) -> Option<&(dyn Error + 'static)> {
+    if let Some(b) = err.downcast_ref::<Box<dyn Error + Send + Sync>>() {
+        return Some(&**b);
+    }
+    if let Some(b) = err.downcast_ref::<Box<dyn Error + Send>>() {
+        return Some(&**b);
+    }
+    err.downcast_ref::<Box<dyn Error>>().map(|b| &**b)
+}
+
+fn is<T: Error + 'static>(e: &(dyn Error + 'static)) -> bool {
+    e.is::<T>()
+}
+
+impl MatchErrors<Boxed> {
+    /// For services whose error is `tower::BoxError` (or another `Box<dyn Error>`).
+    ///
+    /// ```
+    /// let _ = tower_retrier::classify::MatchErrors::boxed().never::<tower::load_shed::error::Overloaded>();
+    /// ```
+    pub fn boxed() -> Self {
+        MatchErrors::empty()
+    }
+}
+
+impl MatchErrors<Typed> {
+    /// For services whose error is a concrete type implementing `std::error::Error`.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, MatchErrors};
+    /// let c = MatchErrors::typed().retry::<std::io::Error>();
+    /// assert!(c.classify(&(), &Err::<(), _>(std::io::Error::other("reset"))).is_retry());
+    /// ```
+    pub fn typed() -> Self {
+        MatchErrors::empty()
+    }
+}
+
+impl<V> MatchErrors<V> {
+    fn empty() -> Self {
+        MatchErrors {
+            retry: Arc::from([]),
+            never: Arc::from([]),
+            _view: PhantomData,
+        }
+    }
+
+    /// Retries errors whose chain contains a `T` (and, once any `retry` type is given, only
+    /// those).
+    ///
+    /// ```
+    /// let _ = tower_retrier::classify::MatchErrors::boxed().retry::<std::io::Error>();
+    /// ```
+    pub fn retry<T: Error + 'static>(mut self) -> Self {
+        self.retry = push(&self.retry, is::<T>);
+        self
+    }
+
+    /// Never retries errors whose chain contains a `T`.
+    ///
+    /// ```
+    /// let _ = tower_retrier::classify::MatchErrors::boxed().never::<std::fmt::Error>();
+    /// ```
+    pub fn never<T: Error + 'static>(mut self) -> Self {
+        self.never = push(&self.never, is::<T>);
+        self
+    }
+
+    fn decide(&self, err: &(dyn Error + 'static)) -> Decision {
+        let mut matched_retry = self.retry.is_empty();
+        let mut timeout = false;
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            if self.never.iter().any(|m| m(e)) {
+                return Decision::Fail;
+            }
+            matched_retry |= self.retry.iter().any(|m| m(e));
+            timeout |= e.is::<tower::timeout::error::Elapsed>();
+            cur = e.source();
+        }
+        if !matched_retry {
+            return Decision::Fail;
+        }
+        let reason = if timeout {
+            RetryReason::Timeout
+        } else {
+            RetryReason::Error
+        };
+        Decision::retry(reason)
+    }
+}
+
+fn push(list: &[Matcher], m: Matcher) -> Arc<[Matcher]> {
+    list.iter().copied().chain(std::iter::once(m)).collect()
+}
+
+impl<Req, Res, E, V: ErrorView<E>> Classify<Req, Res, E> for MatchErrors<V> {
+    fn classify(&self, _req: &Req, result: &Result<Res, E>) -> Decision {
+        match result {
+            Ok(_) => Decision::Success,
+            Err(e) => self.decide(V::view(e)),
+        }
+    }
+}
+
+impl<V> Clone for MatchErrors<V> {
+    fn clone(&self) -> Self {
+        MatchErrors {
+            retry: self.retry.clone(),
+            never: self.never.clone(),
+            _view: PhantomData,
+        }
+    }
+}
+
+impl<V> fmt::Debug for MatchErrors<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MatchErrors")
+            .field("retry_types", &self.retry.len())
+            .field("never_types", &self.never.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapper")
+        }
+    }
+    impl Error for Wrapper {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn finds_types_deep_in_the_chain() {
+        let c = MatchErrors::typed().retry::<std::io::Error>();
+        let r: Result<(), Wrapper> = Err(Wrapper(std::io::Error::other("x")));
+        assert!(c.classify(&(), &r).is_retry());
+        let c = MatchErrors::typed().never::<std::io::Error>();
+        assert_eq!(c.classify(&(), &r), Decision::Fail);
+    }
+
+    #[test]
+    fn never_wins_over_retry() {
+        let c = MatchErrors::boxed()
+            .retry::<Wrapper>()
+            .never::<std::io::Error>();
+        let r: Result<(), tower::BoxError> = Err(Box::new(Wrapper(std::io::Error::other("x"))));
+        assert_eq!(c.classify(&(), &r), Decision::Fail);
+    }
+}

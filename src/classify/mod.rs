@@ -1,0 +1,184 @@
+//! Classification: deciding, from a request and its result, whether to stop or retry.
+//!
+//! A [`Classify`] returns a [`Decision`]: [`Decision::Success`], [`Decision::Fail`] (stop, do
+//! not retry) or [`Decision::Retry`] (optionally after a server-given delay, with a closed
+//! [`RetryReason`] for telemetry). Ready-made classifiers:
+//!
+//! - [`RetryAnyError`] (the default): retries every `Err`, except load-shed rejections.
+//! - [`MatchErrors`]: retries only, or never, errors of given types, found through the
+//!   error's `source()` chain.
+//! - [`ClassifyExt::retry_response_if`]: also retries `Ok` responses matching a predicate.
+//! - [`classify_fn`]: any closure.
+
+mod any_error;
+mod error_types;
+mod function;
+mod response;
+
+use std::time::Duration;
+
+pub use any_error::RetryAnyError;
+pub use error_types::{Boxed, ErrorView, MatchErrors, Typed};
+pub use function::{ClassifyFn, classify_fn};
+pub use response::RetryResponseIf;
+
+/// Decides what to do with the result of one attempt.
+///
+/// `Req` is the request as the classifier sees it (for `Clone` requests, the request itself).
+///
+/// ```
+/// use tower_retrier::classify::{Classify, Decision, RetryReason};
+///
+/// /// Retries `Err`s and `Ok(503)`; a 4xx is a failure that retrying will not fix.
+/// #[derive(Clone, Debug)]
+/// struct StatusCodes;
+///
+/// impl<Req, E> Classify<Req, u16, E> for StatusCodes {
+///     fn classify(&self, _req: &Req, result: &Result<u16, E>) -> Decision {
+///         match result {
+///             Err(_) => Decision::retry(RetryReason::Error),
+///             Ok(503) => Decision::retry(RetryReason::ServerError),
+///             Ok(s) if *s >= 400 => Decision::Fail,
+///             Ok(_) => Decision::Success,
+///         }
+///     }
+/// }
+///
+/// assert_eq!(StatusCodes.classify(&(), &Ok::<u16, ()>(200)), Decision::Success);
+/// assert!(StatusCodes.classify(&(), &Ok::<u16, ()>(503)).is_retry());
+/// ```
+pub trait Classify<Req, Res, E> {
+    /// Classifies `result`, the outcome of sending `req`.
+    fn classify(&self, req: &Req, result: &Result<Res, E>) -> Decision;
+}
+
+/// What to do after an attempt.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_retrier::classify::{Decision, RetryReason};
+///
+/// let d = Decision::retry_after(RetryReason::Throttled, Duration::from_secs(1));
+/// assert!(d.is_retry());
+/// assert!(!Decision::Fail.is_retry());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The attempt succeeded: return it.
+    Success,
+    /// The attempt failed and retrying will not help (or is not safe): return it.
+    Fail,
+    /// The attempt failed in a way a retry may fix.
+    Retry {
+        /// A delay the server asked for (`Retry-After`, `grpc-retry-pushback-ms`); it replaces
+        /// the backoff, capped by `max_delay` and the deadline.
+        after: Option<Duration>,
+        /// Why, for telemetry.
+        reason: RetryReason,
+    },
+}
+
+impl Decision {
+    /// Retry after the backoff's delay.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Decision, RetryReason};
+    /// assert_eq!(Decision::retry(RetryReason::Error), Decision::Retry { after: None, reason: RetryReason::Error });
+    /// ```
+    pub fn retry(reason: RetryReason) -> Self {
+        Decision::Retry {
+            after: None,
+            reason,
+        }
+    }
+
+    /// Retry after a server-given delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_retrier::classify::{Decision, RetryReason};
+    /// let d = Decision::retry_after(RetryReason::Throttled, Duration::from_millis(300));
+    /// assert_eq!(d, Decision::Retry { after: Some(Duration::from_millis(300)), reason: RetryReason::Throttled });
+    /// ```
+    pub fn retry_after(reason: RetryReason, after: Duration) -> Self {
+        Decision::Retry {
+            after: Some(after),
+            reason,
+        }
+    }
+
+    /// Whether this decision asks for a retry.
+    ///
+    /// ```
+    /// assert!(!tower_retrier::classify::Decision::Success.is_retry());
+    /// ```
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Decision::Retry { .. })
+    }
+}
+
+/// Why an attempt is retried. A closed set, so it is safe as a metrics label.
+///
+/// ```
+/// assert_eq!(tower_retrier::classify::RetryReason::Timeout.as_str(), "timeout");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryReason {
+    /// The service returned an error (transport, connection, ...).
+    Error,
+    /// The attempt timed out (for example `tower::timeout::error::Elapsed`).
+    Timeout,
+    /// The server reported a transient failure (HTTP 502/503/504, gRPC UNAVAILABLE, ...).
+    ServerError,
+    /// The server asked us to slow down (HTTP 429, gRPC RESOURCE_EXHAUSTED, ...).
+    Throttled,
+    /// A successful-looking response matched a retry predicate.
+    Response,
+}
+
+impl RetryReason {
+    /// A stable, lower-case name for labels and logs.
+    ///
+    /// ```
+    /// assert_eq!(tower_retrier::classify::RetryReason::ServerError.as_str(), "server_error");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RetryReason::Error => "error",
+            RetryReason::Timeout => "timeout",
+            RetryReason::ServerError => "server_error",
+            RetryReason::Throttled => "throttled",
+            RetryReason::Response => "response",
+        }
+    }
+}
+
+impl std::fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Adapters available on every classifier.
+///
+/// ```
+/// use tower_retrier::classify::{Classify, ClassifyExt, RetryAnyError};
+///
+/// let c = RetryAnyError::new().retry_response_if(|status: &u16| *status == 503);
+/// assert!(c.classify(&(), &Ok::<u16, std::io::Error>(503)).is_retry());
+/// ```
+pub trait ClassifyExt: Sized {
+    /// Also retries `Ok` responses for which `predicate` returns true (reason
+    /// [`RetryReason::Response`]); everything else is left to `self`.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{ClassifyExt, RetryAnyError};
+    /// let _c = RetryAnyError::new().retry_response_if(|body: &String| body.is_empty());
+    /// ```
+    fn retry_response_if<F>(self, predicate: F) -> RetryResponseIf<Self, F> {
+        RetryResponseIf::new(self, predicate)
+    }
+}
+
+impl<C> ClassifyExt for C {}

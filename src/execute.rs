@@ -1,0 +1,128 @@
+//! Retrying plain async closures, on the same engine as the layer.
+
+use crate::backoff::Backoff;
+use crate::budget::{Budget, Unlimited};
+use crate::classify::Classify;
+use crate::replay::CloneRequest;
+use crate::telemetry::OnRetry;
+use crate::{RetryConfig, RetryLayer};
+use std::borrow::Cow;
+use std::future::{Future, poll_fn};
+use std::task::{Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// An async closure seen as a `Service<()>`; borrowing it keeps it `Clone` without requiring
+/// the closure to be.
+struct Operation<'a, F>(&'a F);
+
+impl<F> Clone for Operation<'_, F> {
+    fn clone(&self) -> Self {
+        Operation(self.0)
+    }
+}
+
+impl<F, Fut, T, E> Service<()> for Operation<'_, F>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Response = T;
+    type Error = E;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: ()) -> Fut {
+        (self.0)()
+    }
+}
+
+impl<K, C, B, H> RetryLayer<K, C, B, CloneRequest, H>
+where
+    K: Backoff + Clone,
+    B: Budget + Clone,
+    C: Clone,
+    H: Clone,
+{
+    /// Runs `operation` with this layer's retries, backoff, classifier, budget and telemetry.
+    /// The classifier sees `&()` as the request.
+    ///
+    /// Build the layer once and reuse it, so that calls share its budget.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use tower_retrier::{RetryConfig, RetryLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let layer = RetryLayer::new(RetryConfig::default()).operation_name("fetch_config");
+    /// let calls = AtomicU32::new(0);
+    /// let value = layer
+    ///     .execute(|| async {
+    ///         if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+    ///             Err(std::io::Error::other("connection reset"))
+    ///         } else {
+    ///             Ok("config")
+    ///         }
+    ///     })
+    ///     .await;
+    /// assert_eq!(value.unwrap(), "config");
+    /// assert_eq!(calls.load(Ordering::Relaxed), 2);
+    /// # }
+    /// ```
+    pub async fn execute<F, Fut, T, E>(&self, operation: F) -> Result<T, E>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classify<(), T, E>,
+        H: OnRetry<T, E>,
+    {
+        let mut svc = self.layer(Operation(&operation));
+        poll_fn(|cx| svc.poll_ready(cx)).await?;
+        svc.call(()).await
+    }
+}
+
+/// Runs `operation` with retries: `config`'s attempts and backoff, `retry_on` deciding what is
+/// retried, and the names used in telemetry.
+///
+/// A one-off call has no traffic to budget against, so this uses no retry budget; to share a
+/// budget across calls, build a [`RetryLayer`] once and use [`RetryLayer::execute`].
+///
+/// ```
+/// use tower_retrier::{RetryConfig, classify::MatchErrors, execute_with_retry};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let result: Result<u32, std::io::Error> = execute_with_retry(
+///     &RetryConfig::default(),
+///     MatchErrors::typed().retry::<std::io::Error>(),
+///     "inventory",
+///     "count",
+///     || async { Err(std::io::Error::other("unreachable")) },
+/// )
+/// .await;
+/// assert!(result.is_err()); // after 3 attempts
+/// # }
+/// ```
+pub async fn execute_with_retry<F, Fut, T, E, C>(
+    config: &RetryConfig,
+    retry_on: C,
+    service_name: impl Into<Cow<'static, str>>,
+    operation_name: impl Into<Cow<'static, str>>,
+    operation: F,
+) -> Result<T, E>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classify<(), T, E> + Clone,
+{
+    RetryLayer::new(config.clone())
+        .with_classifier(retry_on)
+        .with_budget(Unlimited::new())
+        .service_name(service_name)
+        .operation_name(operation_name)
+        .execute(operation)
+        .await
+}

@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+pub mod backoff;
+pub mod budget;
+pub mod classify;
+mod config;
+mod execute;
+mod future;
+mod layer;
+pub mod replay;
+mod service;
+pub mod telemetry;
+
+pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, RetryConfig, RetryConfigBuilder};
+pub use execute::execute_with_retry;
+pub use future::ResponseFuture;
+pub use layer::RetryLayer;
+pub use service::RetryService;
+
+/// The error type most tower middleware uses.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,162 @@
+//! [`RetryService`]: a thin service that hands each call to a [`ResponseFuture`].
+
+use crate::RetryConfig;
+use crate::backoff::Backoff;
+use crate::backoff::SeedSource;
+use crate::budget::Budget;
+use crate::classify::Classify;
+use crate::future::ResponseFuture;
+use crate::replay::Replay;
+use crate::telemetry::OnRetry;
+use crate::telemetry::Telemetry;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Everything a call needs besides the inner service; one `Arc` per service, cloned (not
+/// copied) into each response future.
+pub(crate) struct Shared<K, C, B, R, H> {
+    pub(crate) config: RetryConfig,
+    pub(crate) backoff: K,
+    pub(crate) classifier: C,
+    pub(crate) budget: B,
+    pub(crate) replay: R,
+    pub(crate) on_retry: H,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) seeds: Arc<SeedSource>,
+}
+
+/// Retries calls to the inner service; built by [`RetryLayer`](crate::RetryLayer).
+///
+/// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
+/// for replay and sends it; the returned [`ResponseFuture`] drives the retries. The inner
+/// service is cloned per call (as `tower::retry` does), and each retry polls that clone ready
+/// before calling it.
+///
+/// ```
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use tower_retrier::{RetryConfig, RetryLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let svc = RetryLayer::new(RetryConfig::default())
+///     .layer(service_fn(|x: u8| async move { Ok::<_, std::io::Error>(x + 1) }));
+/// assert_eq!(svc.get_ref().clone().oneshot(1).await.unwrap(), 2);
+/// # }
+/// ```
+pub struct RetryService<S, K, C, B, R, H> {
+    inner: S,
+    shared: Arc<Shared<K, C, B, R, H>>,
+}
+
+impl<S, K, C, B, R, H> RetryService<S, K, C, B, R, H> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<K, C, B, R, H>>) -> Self {
+        RetryService { inner, shared }
+    }
+
+    /// The inner service.
+    ///
+    /// See [`RetryService`] for an example.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    ///
+    /// ```
+    /// # use tower::Layer;
+    /// let mut svc = tower_retrier::RetryLayer::new(Default::default()).layer(5u8);
+    /// *svc.get_mut() += 1;
+    /// assert_eq!(svc.into_inner(), 6);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the wrapper, returning the inner service.
+    ///
+    /// See [`RetryService::get_mut`] for an example.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The budget this service draws from.
+    ///
+    /// ```
+    /// # use tower::Layer;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let svc = tower_retrier::RetryLayer::new(Default::default()).layer(());
+    /// assert_eq!(svc.budget().remaining(), 100);
+    /// # }
+    /// ```
+    pub fn budget(&self) -> &B {
+        &self.shared.budget
+    }
+}
+
+impl<S: Clone, K, C, B, R, H> Clone for RetryService<S, K, C, B, R, H> {
+    fn clone(&self) -> Self {
+        RetryService {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H> fmt::Debug
+    for RetryService<S, K, C, B, R, H>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryService")
+            .field("inner", &self.inner)
+            .field("config", &self.shared.config)
+            .field("backoff", &self.shared.backoff)
+            .field("classifier", &self.shared.classifier)
+            .field("budget", &self.shared.budget)
+            .field("telemetry", &self.shared.telemetry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Req, S, K, C, B, R, H> Service<Req> for RetryService<S, K, C, B, R, H>
+where
+    R: Replay<Req>,
+    S: Service<R::Request> + Clone,
+    K: Backoff,
+    C: Classify<R::Saved, S::Response, S::Error>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<Req, S, K, C, B, R, H>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &self.shared;
+        shared.budget.deposit();
+        // The ready service makes this call; the future keeps it for retries (polling it
+        // ready again), and `self` continues with a fresh clone (tower's usual idiom, so a
+        // `ConcurrencyLimit` permit moves with the call).
+        let clone = self.inner.clone();
+        let mut service = std::mem::replace(&mut self.inner, clone);
+        let mut telemetry = shared.telemetry.start_call();
+        let (request, saved) = match shared.replay.save(req) {
+            Ok((request, saved)) => (request, Some(saved)),
+            Err(request) => {
+                shared.telemetry.not_replayable(&mut telemetry);
+                (request, None)
+            }
+        };
+        let started = shared
+            .config
+            .deadline()
+            .map(|_| tokio::time::Instant::now());
+        shared.telemetry.attempt_started(&mut telemetry, 1);
+        let future = service.call(request);
+        ResponseFuture::new(shared.clone(), service, saved, future, started, telemetry)
+    }
+}
