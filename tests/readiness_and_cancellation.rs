@@ -1,0 +1,161 @@
+//! Readiness before every retry, cancellation at any point, and many concurrent requests.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::flaky::Flaky;
+use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
+use tower_retrier::budget::{Budget, RatioBudget, Unlimited};
+use tower_retrier::{RetryConfig, RetryLayer};
+
+fn no_jitter(attempts: u32) -> RetryConfig {
+    RetryConfig::builder()
+        .max_attempts(attempts)
+        .jitter(false)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_polls_the_inner_clone_ready() {
+    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+    handle.allow(1);
+    let mut svc = RetryLayer::new(no_jitter(3))
+        .with_budget(Unlimited::new())
+        .layer(mock);
+    let mut fut = task::spawn(async move {
+        svc.ready().await?;
+        svc.call(1).await
+    });
+    assert_pending!(fut.poll());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("reset");
+    assert_pending!(fut.poll()); // backing off
+    // The retry waits for readiness: the mock allows no more calls yet.
+    tokio::time::advance(Duration::from_millis(150)).await;
+    assert_pending!(fut.poll());
+    assert!(
+        handle.poll_request().is_pending(),
+        "no call before readiness"
+    );
+    handle.allow(1);
+    assert_pending!(fut.poll());
+    let (req, send) = handle.next_request().await.unwrap();
+    assert_eq!(req, 1);
+    send.send_response(10);
+    assert_eq!(assert_ready_ok!(fut.poll()), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_readiness_error_ends_the_request_with_that_error() {
+    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+    handle.allow(1);
+    let mut svc = RetryLayer::new(no_jitter(3))
+        .with_budget(Unlimited::new())
+        .layer(mock);
+    let mut fut = task::spawn(async move {
+        svc.ready().await?;
+        svc.call(1).await
+    });
+    assert_pending!(fut.poll());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("first attempt failed");
+    handle.send_error("not ready: connection pool closed");
+    assert_pending!(fut.poll()); // backing off
+    tokio::time::advance(Duration::from_millis(150)).await;
+    let err: BoxError = assert_ready_err!(fut.poll());
+    assert_eq!(err.to_string(), "not ready: connection pool closed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_limit_inside_the_retry_layer_works_across_retries() {
+    let inner = Flaky::failing(1);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(no_jitter(3)).with_budget(Unlimited::new()))
+        .concurrency_limit(1)
+        .service(inner.clone());
+    let tasks: Vec<_> = (0..20)
+        .map(|i| tokio::spawn(svc.clone().oneshot(i)))
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().unwrap(), i as u32 * 10);
+    }
+    assert_eq!(inner.count(), 40);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_mid_call_stops_everything() {
+    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+    handle.allow(10);
+    let mut svc = RetryLayer::new(no_jitter(3))
+        .with_budget(Unlimited::new())
+        .layer(mock);
+    let mut fut = task::spawn(async move {
+        svc.ready().await?;
+        svc.call(1).await
+    });
+    assert_pending!(fut.poll());
+    let (_, _send) = handle.next_request().await.unwrap();
+    drop(fut);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(
+        handle.poll_request().is_ready(),
+        "mock reports closed, not a new request"
+    );
+    assert!(handle.next_request().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_mid_backoff_makes_no_further_call_and_leaves_budget_consistent() {
+    let inner = Flaky::always_failing();
+    let budget = RatioBudget::new(Duration::from_secs(10), 1, 0.0).unwrap();
+    let svc = RetryLayer::new(no_jitter(3))
+        .with_budget(budget.clone())
+        .layer(inner.clone());
+    let mut fut = task::spawn(svc.oneshot(1));
+    assert_pending!(fut.poll()); // first attempt failed, sleeping 100 ms
+    assert_eq!(inner.count(), 1);
+    assert_eq!(
+        budget.remaining(),
+        9,
+        "the granted retry was withdrawn once"
+    );
+    drop(fut);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(inner.count(), 1);
+    // Nothing left pending: the next withdrawal sees the same, consistent budget.
+    assert!(budget.withdraw().await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn thousands_of_concurrent_requests_behave_independently() {
+    let inner = Flaky::failing(1);
+    let done = Arc::new(AtomicUsize::new(0));
+    let svc = RetryLayer::new(RetryConfig::default())
+        .with_budget(Unlimited::new())
+        .layer(inner.clone());
+    let tasks: Vec<_> = (0..5000u32)
+        .map(|i| {
+            let svc = svc.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let v = svc.oneshot(i).await.unwrap();
+                assert_eq!(v, i * 10);
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 5000);
+    assert_eq!(inner.count(), 10_000);
+    for i in (0..5000).step_by(499) {
+        let gap = inner.gaps_ms(i)[0];
+        assert!((89.0..=111.0).contains(&gap), "request {i}: {gap}");
+    }
+}
