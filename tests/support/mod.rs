@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests. Each test file uses what it needs.
+#![allow(dead_code, unreachable_pub)]
+
+#[cfg(feature = "redis")]
+pub mod redis;
