@@ -11,6 +11,18 @@ use tower_retrier::budget::{Budget, RatioBudget, RedisBudget};
 const TTL: Duration = Duration::from_secs(10);
 
 async fn redis_budget(url: &str, name: &str, min: u32, ratio: f64, lease: u32) -> RedisBudget {
+    builder(name, min, ratio, lease)
+        .build_from_url(url)
+        .await
+        .expect("build RedisBudget")
+}
+
+fn builder(
+    name: &str,
+    min: u32,
+    ratio: f64,
+    lease: u32,
+) -> tower_retrier::budget::redis::RedisBudgetBuilder {
     RedisBudget::builder(name)
         .ttl(TTL)
         .min_per_sec(min)
@@ -19,9 +31,6 @@ async fn redis_budget(url: &str, name: &str, min: u32, ratio: f64, lease: u32) -
         // Generous for a loaded CI machine; the fault tests cover short timeouts.
         .command_timeout(Duration::from_millis(500))
         .on_unavailable(Unavailable::Deny)
-        .build_from_url(url)
-        .await
-        .expect("build RedisBudget")
 }
 
 /// Up to `n` withdrawals; how many were granted.
@@ -43,7 +52,14 @@ enum Op {
 
 /// Runs `ops` on a local budget and a Redis budget and returns the granted counts per
 /// withdraw step, (local, redis).
-async fn run_both(url: &str, name: &str, min: u32, ratio: f64, lease: u32, ops: &[Op]) -> Vec<(usize, usize)> {
+async fn run_both(
+    url: &str,
+    name: &str,
+    min: u32,
+    ratio: f64,
+    lease: u32,
+    ops: &[Op],
+) -> Vec<(usize, usize)> {
     let local = RatioBudget::new(TTL, min, ratio).unwrap();
     let shared = redis_budget(url, name, min, ratio, lease).await;
     let mut out = Vec::new();
@@ -67,11 +83,30 @@ async fn run_both(url: &str, name: &str, min: u32, ratio: f64, lease: u32, ops: 
 pub(crate) fn sequences() -> Vec<(u32, f64, Vec<Op>)> {
     use Op::*;
     vec![
-        (0, 0.5, vec![Deposit(100), Withdraw(80), Deposit(10), Withdraw(10)]),
-        (1, 0.2, vec![Withdraw(3), Deposit(37), Withdraw(30), Deposit(50), Withdraw(5), Withdraw(20)]),
+        (
+            0,
+            0.5,
+            vec![Deposit(100), Withdraw(80), Deposit(10), Withdraw(10)],
+        ),
+        (
+            1,
+            0.2,
+            vec![
+                Withdraw(3),
+                Deposit(37),
+                Withdraw(30),
+                Deposit(50),
+                Withdraw(5),
+                Withdraw(20),
+            ],
+        ),
         (0, 0.6, vec![Deposit(100), Withdraw(100)]), // tower#857: exactly 60
         (2, 0.0, vec![Withdraw(25), Deposit(1000), Withdraw(5)]),
-        (0, 1.5, vec![Deposit(7), Withdraw(4), Deposit(3), Withdraw(20)]),
+        (
+            0,
+            1.5,
+            vec![Deposit(7), Withdraw(4), Deposit(3), Withdraw(20)],
+        ),
     ]
 }
 
@@ -91,7 +126,15 @@ async fn leases_stay_within_lease_size_of_the_local_budget() {
     let server = RedisServer::start();
     let lease = 8;
     for (i, (min, ratio, ops)) in sequences().into_iter().enumerate() {
-        let steps = run_both(&server.url(), &format!("lease-{i}"), min, ratio, lease, &ops).await;
+        let steps = run_both(
+            &server.url(),
+            &format!("lease-{i}"),
+            min,
+            ratio,
+            lease,
+            &ops,
+        )
+        .await;
         let (mut local_total, mut shared_total) = (0i64, 0i64);
         for (local, shared) in steps {
             local_total += local as i64;
@@ -116,7 +159,9 @@ async fn a_fleet_shares_one_budget() {
     // Each instance has its own client, as separate processes would.
     let mut shared = Vec::new();
     for _ in 0..INSTANCES {
-        shared.push(redis_budget(&server.url(), "fleet", min, ratio, LEASE).await);
+        // Deposits reach Redis within 5 ms, so the ratio part of the budget is credited.
+        let b = builder("fleet", min, ratio, LEASE).flush_interval(Duration::from_millis(5));
+        shared.push(b.build_from_url(&server.url()).await.unwrap());
     }
     let local: Vec<RatioBudget> = (0..INSTANCES)
         .map(|_| RatioBudget::new(TTL, min, ratio).unwrap())
@@ -136,11 +181,16 @@ async fn a_fleet_shares_one_budget() {
                 }
                 retries += 1;
             }
-            tokio::task::yield_now().await;
+            // Requests arrive spread over time, not all in one instant.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         retries
     }
-    let shared_tasks: Vec<_> = shared.iter().cloned().map(|b| tokio::spawn(serve(b))).collect();
+    let shared_tasks: Vec<_> = shared
+        .iter()
+        .cloned()
+        .map(|b| tokio::spawn(serve(b)))
+        .collect();
     let local_tasks: Vec<_> = local.into_iter().map(|b| tokio::spawn(serve(b))).collect();
     let mut shared_retries = 0;
     for t in shared_tasks {
@@ -182,7 +232,10 @@ async fn names_are_isolated_and_keys_expire() {
     assert_eq!(take(&a, 20).await, 10);
     assert_eq!(take(&b, 20).await, 10, "svc-b has its own window");
     let pttl: i64 = server.command(&["PTTL", "{rb:svc-a}:w"]).parse().unwrap();
-    assert!(pttl > 0 && pttl <= 20_000, "key expires after 2 × ttl: {pttl}");
+    assert!(
+        pttl > 0 && pttl <= 20_000,
+        "key expires after 2 × ttl: {pttl}"
+    );
     let keys = server.command(&["KEYS", "*"]);
     let mut keys: Vec<&str> = keys.lines().collect();
     keys.sort();
@@ -239,7 +292,15 @@ async fn deposits_cost_one_script_call_per_flush_not_per_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_user_and_password_work_and_never_show() {
     let server = RedisServer::start();
-    let reply = server.command(&["ACL", "SETUSER", "retrier", "on", ">s3cr3t-pw", "~{rb:*", "+@all"]);
+    let reply = server.command(&[
+        "ACL",
+        "SETUSER",
+        "retrier",
+        "on",
+        ">s3cr3t-pw",
+        "~{rb:*",
+        "+@all",
+    ]);
     assert_eq!(reply, "OK");
     let url = format!("redis://retrier:s3cr3t-pw@127.0.0.1:{}", server.port());
     let b = redis_budget(&url, "acl", 1, 0.0, 1).await;

@@ -88,7 +88,9 @@ impl RedisServer {
             options: Options::default(),
             child: None,
         };
-        server.spawn().unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
+        server
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
         server
     }
 
@@ -308,8 +310,7 @@ fn read_reply(r: &mut impl BufRead) -> Result<String, String> {
         }
         "*" => {
             let n: i64 = rest.parse().map_err(|_| format!("bad reply {line}"))?;
-            let items: Result<Vec<String>, String> =
-                (0..n.max(0)).map(|_| read_reply(r)).collect();
+            let items: Result<Vec<String>, String> = (0..n.max(0)).map(|_| read_reply(r)).collect();
             Ok(items?.join("\n"))
         }
         _ => Err(format!("unexpected reply {line:?}")),

@@ -7,7 +7,9 @@ use super::scripts::Scripts;
 use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
 use crate::budget::RatioBudget;
-use fred::prelude::{Client, ClientLike, Config, Error, Options, Pool, ReconnectPolicy};
+use fred::prelude::{
+    Client, ClientLike, Config, Error, EventInterface, Options, Pool, ReconnectPolicy,
+};
 use fred::types::Builder;
 use fred::util::redis_keyslot;
 use std::fmt;
@@ -142,13 +144,16 @@ impl RedisBudgetBuilder {
     /// ```
     pub async fn build_from_url(self, url: &str) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
-        let config = Config::from_url(url).map_err(|e| {
+        let mut config = Config::from_url(url).map_err(|e| {
             RedisBudgetError::Config(ConfigError::new(
                 "url",
                 redact(url),
                 format!("is not a Redis URL: {}", e.details()),
             ))
         })?;
+        // Eager: the first connection error is returned. Lazy: fred keeps trying the first
+        // connection with the reconnect policy, in the background.
+        config.fail_fast = !self.lazy_connect;
         let mut builder = Builder::from_config(config);
         let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         builder
@@ -164,7 +169,15 @@ impl RedisBudgetBuilder {
         let client = builder.build().map_err(RedisBudgetError::Redis)?;
         if self.lazy_connect {
             // The connection task reconnects in the background; the probe notices success.
+            // Say once, clearly, why the first connection fails (wrong password, refused...).
+            let mut errors = client.error_rx();
             let _task = client.connect();
+            let (name, within) = (self.name.clone(), self.connect_timeout);
+            tokio::spawn(async move {
+                if let Ok(Ok((error, _))) = tokio::time::timeout(within, errors.recv()).await {
+                    tracing::warn!(budget = %name, %error, "Redis retry budget cannot connect");
+                }
+            });
         } else {
             let connected = tokio::time::timeout(self.connect_timeout, client.init()).await;
             let error = match connected {
@@ -314,8 +327,10 @@ impl RedisBudgetBuilder {
             return Err(error);
         }
         if inner.health.is_down() {
+            let error = inner.first_error().await;
             tracing::warn!(
                 budget = %inner.name,
+                %error,
                 "Redis retry budget not reachable yet; using the fallback policy until it is"
             );
         }
