@@ -15,7 +15,7 @@ use fred::util::redis_keyslot;
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Builds a [`RedisBudget`]. Every setting has a default; `build_*` validates them and
@@ -313,8 +313,6 @@ impl RedisBudgetBuilder {
             carry: AtomicU64::new(0),
             lease: Lease::new(self.ttl / SLOTS as u32),
             refill: tokio::sync::Mutex::new(()),
-            refills: AtomicU64::new(0),
-            last_refill_empty: AtomicBool::new(false),
             params,
         });
         // Load the scripts and check the server answers; this is also the first probe.

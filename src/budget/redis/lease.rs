@@ -15,6 +15,8 @@ pub(crate) struct Lease {
     tokens: AtomicU64,
     /// Nanoseconds since `origin` after which the tokens are stale.
     expires: AtomicU64,
+    /// Nanoseconds since `origin` until which Redis is known to have nothing left.
+    empty_until: AtomicU64,
     origin: Instant,
     valid_for: Duration,
 }
@@ -24,6 +26,7 @@ impl Lease {
         Lease {
             tokens: AtomicU64::new(0),
             expires: AtomicU64::new(0),
+            empty_until: AtomicU64::new(0),
             origin: Instant::now(),
             valid_for,
         }
@@ -56,6 +59,27 @@ impl Lease {
         self.tokens.store(n, Ordering::Release);
     }
 
+    /// Redis just granted nothing. The shared budget can only grow when some instance
+    /// flushes deposits (once per flush interval) or a slot leaves the window, so until
+    /// `for_how_long` has passed a retry is denied locally instead of asking again.
+    pub(crate) fn mark_empty(&self, for_how_long: Duration) {
+        let until = self
+            .now()
+            .saturating_add(u64::try_from(for_how_long.as_nanos()).unwrap_or(u64::MAX));
+        self.empty_until.store(until, Ordering::Release);
+    }
+
+    /// Forgets an empty mark (this instance just flushed deposits that may add budget).
+    pub(crate) fn clear_empty(&self) {
+        self.empty_until.store(0, Ordering::Release);
+    }
+
+    /// Whether Redis recently reported the budget spent.
+    pub(crate) fn known_empty(&self) -> bool {
+        let until = self.empty_until.load(Ordering::Acquire);
+        until != 0 && self.now() < until
+    }
+
     /// Tokens currently held (stale ones included until the next `take`).
     pub(crate) fn outstanding(&self) -> u64 {
         self.tokens.load(Ordering::Acquire)
@@ -78,5 +102,18 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(!lease.take(), "stale after one slot");
         assert_eq!(lease.outstanding(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn empty_mark_expires_or_is_cleared() {
+        let lease = Lease::new(Duration::from_secs(1));
+        assert!(!lease.known_empty());
+        lease.mark_empty(Duration::from_millis(100));
+        assert!(lease.known_empty());
+        tokio::time::advance(Duration::from_millis(101)).await;
+        assert!(!lease.known_empty());
+        lease.mark_empty(Duration::from_millis(100));
+        lease.clear_empty();
+        assert!(!lease.known_empty());
     }
 }

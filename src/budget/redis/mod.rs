@@ -7,7 +7,8 @@
 //! - The success path never waits on Redis: [`deposit`](Budget::deposit) is one local atomic
 //!   increment, flushed in batches by a background task (one script call per flush interval).
 //! - A retry takes a token from a small local lease; only an empty lease costs a round trip,
-//!   which then fetches up to `lease_size` tokens.
+//!   which then fetches up to `lease_size` tokens. When Redis answers that the budget is
+//!   spent, retries are denied locally until the next flush interval.
 //! - Each operation is one Lua script reading the server's `TIME`; all keys of a budget share
 //!   one hash tag (Redis Cluster works), and expire when the budget goes idle.
 //! - Redis trouble never breaks requests: every command has a timeout; while Redis is down the
@@ -39,7 +40,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -105,8 +106,6 @@ pub(crate) struct Inner {
     lease: Lease,
     /// One lease refill at a time: a burst of retries costs one round trip, not one each.
     refill: tokio::sync::Mutex<()>,
-    refills: AtomicU64,
-    last_refill_empty: AtomicBool,
     pub(crate) health: Health,
 }
 
@@ -234,6 +233,7 @@ impl Inner {
         match result {
             Ok(Ok(_)) => {
                 self.health.succeeded();
+                self.lease.clear_empty();
                 bump(&self.health.counters.flushes, 1);
                 bump(&self.health.counters.deposits_flushed, n);
                 Ok(())
@@ -285,8 +285,8 @@ impl Inner {
 
     /// Takes a token from the lease, refilling it from Redis if needed (one caller at a time).
     async fn refill_and_take(&self) -> bool {
-        let seen = self.refills.load(Ordering::Acquire);
         let _one_at_a_time = self.refill.lock().await;
+        // Whoever held the lock before us may have refilled the lease or found Redis empty.
         if self.lease.take() {
             bump(&self.health.counters.lease_hits, 1);
             return true;
@@ -294,10 +294,8 @@ impl Inner {
         if self.health.is_down() {
             return self.health.decide();
         }
-        if self.refills.load(Ordering::Acquire) != seen
-            && self.last_refill_empty.load(Ordering::Acquire)
-        {
-            // The refill we queued behind found the budget spent: share its answer.
+        if self.lease.known_empty() {
+            bump(&self.health.counters.denied_locally, 1);
             return false;
         }
         bump(&self.health.counters.round_trips, 1);
@@ -309,9 +307,7 @@ impl Inner {
             &self.key,
             &args,
         );
-        let result = tokio::time::timeout(self.params.command_timeout, call).await;
-        self.refills.fetch_add(1, Ordering::AcqRel);
-        let granted = match result {
+        let granted = match tokio::time::timeout(self.params.command_timeout, call).await {
             Ok(Ok(granted)) => {
                 self.health.succeeded();
                 u64::try_from(granted)
@@ -319,19 +315,16 @@ impl Inner {
                     .min(u64::from(self.params.lease_size))
             }
             Ok(Err(e)) => {
-                self.last_refill_empty.store(false, Ordering::Release);
                 self.health.failed("withdraw", &e);
                 return self.health.decide();
             }
             Err(_) => {
-                self.last_refill_empty.store(false, Ordering::Release);
                 self.health.failed("withdraw", &"timed out");
                 return self.health.decide();
             }
         };
-        self.last_refill_empty
-            .store(granted == 0, Ordering::Release);
         if granted == 0 {
+            self.lease.mark_empty(self.params.flush_interval);
             return false;
         }
         self.lease.put(granted - 1);
@@ -387,6 +380,10 @@ impl Budget for RedisBudget {
         }
         if inner.health.is_down() {
             return RedisWithdraw(WithdrawState::Ready(Some(inner.health.decide())));
+        }
+        if inner.lease.known_empty() {
+            bump(&inner.health.counters.denied_locally, 1);
+            return RedisWithdraw(WithdrawState::Ready(Some(false)));
         }
         let inner = Arc::clone(inner);
         RedisWithdraw(WithdrawState::Pending(Box::pin(async move {

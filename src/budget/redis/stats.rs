@@ -19,6 +19,8 @@ pub struct RedisBudgetStats {
     pub round_trips: u64,
     /// Retries served from the local lease without a round trip.
     pub lease_hits: u64,
+    /// Retries denied without a round trip because Redis had just reported the budget spent.
+    pub denied_locally: u64,
     /// Retries decided by the unavailability policy because Redis was down or slow.
     pub fallback_decisions: u64,
     /// Failed or timed-out Redis commands.
@@ -35,6 +37,7 @@ pub(crate) struct Counters {
     pub(crate) deposits_flushed: AtomicU64,
     pub(crate) round_trips: AtomicU64,
     pub(crate) lease_hits: AtomicU64,
+    pub(crate) denied_locally: AtomicU64,
     pub(crate) fallback_decisions: AtomicU64,
     pub(crate) backend_errors: AtomicU64,
     pub(crate) probes: AtomicU64,
@@ -52,6 +55,7 @@ impl Counters {
             deposits_flushed: get(&self.deposits_flushed),
             round_trips: get(&self.round_trips),
             lease_hits: get(&self.lease_hits),
+            denied_locally: get(&self.denied_locally),
             fallback_decisions: get(&self.fallback_decisions),
             backend_errors: get(&self.backend_errors),
             probes: get(&self.probes),
