@@ -180,11 +180,11 @@ impl RatioBudget {
     #[cfg(feature = "redis")]
     pub(crate) fn deposit_n(&self, n: u64) {
         let before = self.inner.pending.fetch_add(n, Ordering::Relaxed);
-        if before % FOLD_EVERY + n >= FOLD_EVERY {
-            if let Ok(mut w) = self.inner.window.try_lock() {
-                let now = self.inner.slot_now();
-                self.inner.fold(&mut w, now);
-            }
+        if before % FOLD_EVERY + n >= FOLD_EVERY
+            && let Ok(mut w) = self.inner.window.try_lock()
+        {
+            let now = self.inner.slot_now();
+            self.inner.fold(&mut w, now);
         }
     }
 }
