@@ -38,12 +38,95 @@ pub struct Options {
     pub password: Option<String>,
     /// Start as a cluster node.
     pub cluster: bool,
+    /// Also listen for TLS on a second port, with these PEM files.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Certificate files for a TLS listener.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    /// A CA and a server certificate for 127.0.0.1 made with the `openssl` command in `dir`.
+    pub fn generate(dir: &std::path::Path) -> Self {
+        let run = |args: &[&str]| {
+            let out = match Command::new("openssl").args(args).current_dir(dir).output() {
+                Ok(o) => o,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    panic!(
+                        "the TLS test needs the `openssl` command: `sudo apt-get install -y openssl`"
+                    )
+                }
+                Err(e) => panic!("cannot run openssl: {e}"),
+            };
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ]);
+        TlsFiles {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+            ca: dir.join("ca.crt"),
+        }
+    }
 }
 
 /// One `redis-server` process, killed (and its directory removed) on drop.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    tls_port: u16,
     dir: PathBuf,
     options: Options,
     child: Option<Child>,
@@ -62,6 +145,7 @@ impl RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 port: free_port(),
+                tls_port: free_port(),
                 dir: dir.clone(),
                 options: options.clone(),
                 child: None,
@@ -84,6 +168,7 @@ impl RedisServer {
     pub fn start_on(port: u16) -> Self {
         let mut server = RedisServer {
             port,
+            tls_port: 0,
             dir: temp_dir(),
             options: Options::default(),
             child: None,
@@ -105,6 +190,20 @@ impl RedisServer {
             .stderr(Stdio::piped());
         if let Some(p) = &self.options.password {
             cmd.args(["--requirepass", p]);
+        }
+        if let Some(tls) = &self.options.tls {
+            cmd.args([
+                "--tls-port",
+                &self.tls_port.to_string(),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&tls.cert)
+            .arg("--tls-key-file")
+            .arg(&tls.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&tls.ca);
         }
         if self.options.cluster {
             cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
@@ -138,6 +237,16 @@ impl RedisServer {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port (when started with `Options::tls`).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// A temporary directory for files a test needs (removed with the server).
+    pub fn temp_dir() -> PathBuf {
+        temp_dir()
     }
 
     /// `redis://127.0.0.1:PORT`.

@@ -62,6 +62,8 @@ pub struct RedisBudgetBuilder {
     connect_timeout: Duration,
     on_unavailable: Unavailable,
     lazy_connect: bool,
+    #[cfg(feature = "redis-tls")]
+    tls: Option<fred::types::config::TlsConfig>,
 }
 
 macro_rules! setter {
@@ -87,6 +89,8 @@ impl RedisBudgetBuilder {
             connect_timeout: Duration::from_secs(2),
             on_unavailable: Unavailable::Fallback,
             lazy_connect: false,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
         }
     }
 
@@ -130,6 +134,23 @@ impl RedisBudgetBuilder {
         lazy_connect: bool
     );
 
+    /// TLS settings for `build_from_url` (feature `redis-tls`), e.g. a rustls `ClientConfig`
+    /// trusting a private CA. Without it, `rediss://` URLs trust the system's root
+    /// certificates.
+    ///
+    /// ```no_run
+    /// # fn f(rustls_config: rustls::ClientConfig) {
+    /// use fred::types::config::{TlsConfig, TlsConnector};
+    /// let builder = tower_retrier::budget::RedisBudget::builder("orders")
+    ///     .tls(TlsConfig::from(TlsConnector::from(rustls_config)));
+    /// # let _ = builder; }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn tls(mut self, tls: fred::types::config::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Connects to `redis://`, `rediss://` (feature `redis-tls`) or `redis-cluster://` URLs
     /// (`redis-cluster://host:port?node=host2:port2`), with ACL credentials in the URL
     /// (`redis://user:password@host:port`). The budget owns this client, sets a reconnect
@@ -154,6 +175,10 @@ impl RedisBudgetBuilder {
         // Eager: the first connection error is returned. Lazy: fred keeps trying the first
         // connection with the reconnect policy, in the background.
         config.fail_fast = !self.lazy_connect;
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = &self.tls {
+            config.tls = Some(tls.clone());
+        }
         let mut builder = Builder::from_config(config);
         let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         builder
