@@ -341,3 +341,69 @@ async fn requirepass_server_and_bad_urls() {
         .expect_err("not a Redis URL");
     assert!(!err.to_string().contains("secret"), "{err}");
 }
+
+fn connected_clients(server: &RedisServer) -> usize {
+    server.command(&["CLIENT", "LIST"]).lines().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_own_client_or_pool() {
+    use fred::prelude::{Builder, ClientLike, Config, ReconnectPolicy};
+    let server = RedisServer::start();
+    let config = || Config::from_url(&server.url()).unwrap();
+
+    let client = Builder::from_config(config())
+        .set_policy(ReconnectPolicy::new_constant(0, 100))
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let b = builder("own-client", 1, 0.0, 1)
+        .build_with_client(client.clone())
+        .await
+        .unwrap();
+    assert_eq!(take(&b, 20).await, 10);
+    drop(b);
+    // The user's client stays usable: the budget does not close what it does not own.
+    let _: () = client.ping(None).await.unwrap();
+
+    let pool = Builder::from_config(config())
+        .set_policy(ReconnectPolicy::new_constant(0, 100))
+        .build_pool(3)
+        .unwrap();
+    pool.init().await.unwrap();
+    let b = builder("own-pool", 1, 0.0, 1)
+        .build_with_pool(pool)
+        .await
+        .unwrap();
+    assert_eq!(take(&b, 20).await, 10);
+
+    // fred never reconnects without a policy: refused with a clear error naming the field.
+    let no_policy = Builder::from_config(config()).build().unwrap();
+    no_policy.init().await.unwrap();
+    let err = builder("no-policy", 1, 0.0, 1)
+        .build_with_client(no_policy)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RedisBudgetError::Config(ref c) if c.field() == "client"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_budget_ends_its_task_and_closes_its_client() {
+    let server = RedisServer::start();
+    let base = connected_clients(&server);
+    let b = RedisBudget::builder("dropped")
+        .flush_interval(Duration::from_millis(10))
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
+    assert!(connected_clients(&server) > base);
+    drop(b);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while connected_clients(&server) > base {
+        assert!(tokio::time::Instant::now() < deadline, "client still connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
