@@ -403,7 +403,10 @@ async fn dropping_the_budget_ends_its_task_and_closes_its_client() {
     drop(b);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while connected_clients(&server) > base {
-        assert!(tokio::time::Instant::now() < deadline, "client still connected");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "client still connected"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -224,3 +224,66 @@ async fn wrong_password_with_lazy_connect_falls_back_without_panicking() {
     assert!(!s.redis_up && s.round_trips == 0, "{s:?}");
     assert!(!format!("{b:?}").contains("wrong"));
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn backend_errors_and_fallbacks_are_counted_in_metrics() {
+    use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
+    use metrics::{SharedString, Unit};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
+    struct Count(Counts, String);
+    impl CounterFn for Count {
+        fn increment(&self, v: u64) {
+            *self.0.lock().unwrap().entry(self.1.clone()).or_default() += v;
+        }
+        fn absolute(&self, _: u64) {}
+    }
+    struct Rec(Counts);
+    impl Recorder for Rec {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            Counter::from_arc(Arc::new(Count(self.0.clone(), name)))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    let counts = Counts::default();
+    let recorder = Rec(counts.clone());
+    // The recorder is thread-local: run everything on this thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let mut server = RedisServer::start();
+            let b = builder("metered")
+                .build_from_url(&server.url())
+                .await
+                .unwrap();
+            server.kill();
+            for _ in 0..5 {
+                bounded(&b).await;
+            }
+        })
+    });
+    let counts = counts.lock().unwrap();
+    println!("{counts:?}");
+    assert!(counts["retrier_budget_backend_errors_total{budget=metered}"] >= 1);
+    assert_eq!(counts["retrier_budget_fallbacks_total{budget=metered}"], 5);
+}
