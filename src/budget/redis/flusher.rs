@@ -27,7 +27,9 @@ pub(crate) fn spawn(inner: &Arc<Inner>, owned: Option<Backend>) {
             // handle ends this task at its next tick.
             let Some(inner) = weak.upgrade() else { break };
             if inner.health.is_down() {
+                // Deposits made while Redis is down count in the fallback budget only.
                 inner.take_pending_for_fallback();
+                inner.forget_unsent();
                 inner.probe().await;
             } else {
                 // Errors are recorded by `flush_pending` (health, counters, one log line).

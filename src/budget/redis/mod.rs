@@ -15,6 +15,11 @@
 //!   [`Unavailable`] policy decides (by default a local [`RatioBudget`](crate::budget::RatioBudget) with the same
 //!   parameters) without touching the network, and a probe returns to Redis within about a
 //!   second after it recovers.
+//!
+//! What it leaves in Redis: one hash per budget, `{rb:NAME}:w`, with a field per window slot
+//! (at most a few dozen), expiring after `2 × ttl` without traffic. What it sends: one
+//! `EVALSHA` per flush interval per instance while there is traffic, one per lease refill on
+//! the retry path, and a `PING` every 250 ms per instance only while Redis is down.
 
 mod backend;
 mod builder;
@@ -210,14 +215,19 @@ impl Inner {
         n
     }
 
+    /// Drops a batch whose flush failed: once Redis is known down, sending it after the
+    /// outage would stamp old deposits into the current slot and over-credit the fleet.
+    fn forget_unsent(&self) {
+        self.carry.store(0, Ordering::Relaxed);
+    }
+
     async fn flush_pending(&self) -> Result<(), RedisBudgetError> {
         let n = self.take_pending_for_fallback() + self.carry.swap(0, Ordering::Relaxed);
         if n == 0 {
             return Ok(());
         }
         if self.health.is_down() {
-            // Deposits made during an outage are not sent later: stamping them all into the
-            // current slot would over-credit the fleet.
+            self.forget_unsent();
             return Err(RedisBudgetError::unavailable("Redis is down"));
         }
         let count = i64::try_from(n).unwrap_or(i64::MAX);
