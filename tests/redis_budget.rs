@@ -410,3 +410,48 @@ async fn dropping_the_budget_ends_its_task_and_closes_its_client() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_as_the_budget_of_a_tower_retry_layer() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_retrier::{RetryConfig, RetryLayer};
+
+    let server = RedisServer::start();
+    // Floor of 3 retries in the window, no ratio: the fleet-wide cap is 3.
+    let budget = RedisBudget::builder("tower")
+        .ttl(Duration::from_secs(1))
+        .min_per_sec(3)
+        .ratio(0.0)
+        .lease_size(1)
+        .command_timeout(Duration::from_millis(500))
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
+    let config = RetryConfig::builder()
+        .max_attempts(3)
+        .initial_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(config).with_budget(budget.clone()))
+        .service_fn(move |_req: u32| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            async { Err::<u32, _>(std::io::Error::other("down")) }
+        });
+    // Requests run on spawned tasks: the retry future with a RedisBudget is Send.
+    for i in 0..4 {
+        let svc = svc.clone();
+        let result = tokio::spawn(async move { svc.oneshot(i).await })
+            .await
+            .unwrap();
+        assert!(result.is_err());
+    }
+    // 4 originals + at most 3 retries granted by the shared budget.
+    assert_eq!(calls.load(Ordering::Relaxed), 4 + 3);
+    assert_eq!(budget.stats().fallback_decisions, 0);
+}
