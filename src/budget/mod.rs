@@ -12,6 +12,9 @@
 //! - `RedisBudget` (feature `redis`): the ratio budget shared by a whole fleet.
 
 mod ratio;
+// issue 3
+#[cfg(feature = "redis")]
+pub mod redis;
 mod token_bucket;
 mod unlimited;
 
@@ -19,6 +22,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use ratio::RatioBudget;
+// issue 3
+#[cfg(feature = "redis")]
+pub use redis::RedisBudget;
 pub use token_bucket::TokenBucket;
 pub use unlimited::Unlimited;
 

@@ -174,6 +174,21 @@ impl RatioBudget {
     }
 }
 
+impl RatioBudget {
+    /// Records `n` deposits at once (used by the Redis budget to keep its fallback warm from
+    /// its background task, off the request path).
+    #[cfg(feature = "redis")]
+    pub(crate) fn deposit_n(&self, n: u64) {
+        let before = self.inner.pending.fetch_add(n, Ordering::Relaxed);
+        if before % FOLD_EVERY + n >= FOLD_EVERY
+            && let Ok(mut w) = self.inner.window.try_lock()
+        {
+            let now = self.inner.slot_now();
+            self.inner.fold(&mut w, now);
+        }
+    }
+}
+
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
         // The window holds plain counters; a panic elsewhere cannot leave it inconsistent.

@@ -1,4 +1,6 @@
-//! Shared helpers for the integration tests.
+//! Helpers shared by the integration tests. Each test file uses what it needs.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod flaky;
+#[cfg(feature = "redis")]
+pub mod redis;

@@ -1,0 +1,486 @@
+//! Building a [`RedisBudget`]: parameters, validation, connection, and its error type.
+
+use super::backend::Backend;
+use super::health::{Health, Unavailable};
+use super::lease::Lease;
+use super::scripts::Scripts;
+use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
+use crate::ConfigError;
+use crate::budget::RatioBudget;
+use fred::prelude::{
+    Client, ClientLike, Config, Error, EventInterface, Options, Pool, ReconnectPolicy,
+};
+use fred::types::Builder;
+use fred::util::redis_keyslot;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// Builds a [`RedisBudget`]. Every setting has a default; `build_*` validates them and
+/// returns a [`RedisBudgetError::Config`] naming the field when one is out of range.
+///
+/// | setting | default | range |
+/// |---|---|---|
+/// | `ttl` | 10 s | 1 s – 60 s |
+/// | `min_per_sec` | 10 | any |
+/// | `ratio` | 0.2 | 0 – 1000 |
+/// | `flush_interval` | 100 ms | 1 ms – 1 s |
+/// | `lease_size` | 10 | 1 – 1000 |
+/// | `command_timeout` | 50 ms | 1 ms – 10 s |
+/// | `connect_timeout` | 2 s | 1 ms – 60 s |
+/// | `on_unavailable` | [`Unavailable::Fallback`] | |
+/// | `lazy_connect` | `false` | |
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_retrier::budget::RedisBudget;
+/// use tower_retrier::budget::redis::Unavailable;
+///
+/// let builder = RedisBudget::builder("search")
+///     .ttl(Duration::from_secs(10))
+///     .min_per_sec(5)
+///     .ratio(0.1)
+///     .flush_interval(Duration::from_millis(50))
+///     .lease_size(5)
+///     .command_timeout(Duration::from_millis(30))
+///     .on_unavailable(Unavailable::Allow)
+///     .lazy_connect(true);
+/// # let _ = builder;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until one of its build methods is awaited"]
+pub struct RedisBudgetBuilder {
+    name: String,
+    ttl: Duration,
+    min_per_sec: u32,
+    ratio: f64,
+    flush_interval: Duration,
+    lease_size: u32,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    on_unavailable: Unavailable,
+    lazy_connect: bool,
+    #[cfg(feature = "redis-tls")]
+    tls: Option<fred::types::config::TlsConfig>,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $field:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $field(mut self, $field: $ty) -> Self {
+            self.$field = $field;
+            self
+        }
+    };
+}
+
+impl RedisBudgetBuilder {
+    pub(crate) fn new(name: String) -> Self {
+        RedisBudgetBuilder {
+            name,
+            ttl: Duration::from_secs(10),
+            min_per_sec: 10,
+            ratio: 0.2,
+            flush_interval: Duration::from_millis(100),
+            lease_size: 10,
+            command_timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(2),
+            on_unavailable: Unavailable::Fallback,
+            lazy_connect: false,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
+        }
+    }
+
+    setter!(
+        /// The window over which deposits and withdrawals are counted.
+        ttl: Duration
+    );
+    setter!(
+        /// Retries per second granted to the whole fleet regardless of traffic.
+        min_per_sec: u32
+    );
+    setter!(
+        /// Retries granted per original request across the fleet (0.2 = 20 % extra load).
+        ratio: f64
+    );
+    setter!(
+        /// How often each instance sends its batched deposits (one script call each time).
+        flush_interval: Duration
+    );
+    setter!(
+        /// Retries fetched from Redis per round trip and then handed out locally. Larger means
+        /// fewer round trips but up to `lease_size - 1` retries held per instance.
+        lease_size: u32
+    );
+    setter!(
+        /// The longest a retry waits for Redis before the [`Unavailable`] policy decides.
+        command_timeout: Duration
+    );
+    setter!(
+        /// The longest `build_*` waits for the first connection (not used with `lazy_connect`).
+        connect_timeout: Duration
+    );
+    setter!(
+        /// What retries get while Redis is unreachable or slow.
+        on_unavailable: Unavailable
+    );
+    setter!(
+        /// Build without waiting for Redis: the budget starts on the [`Unavailable`] policy
+        /// and switches to Redis once it answers; connection problems are logged instead of
+        /// returned.
+        lazy_connect: bool
+    );
+
+    /// TLS settings for `build_from_url` (feature `redis-tls`), e.g. a rustls `ClientConfig`
+    /// trusting a private CA. Without it, `rediss://` URLs trust the system's root
+    /// certificates.
+    ///
+    /// ```no_run
+    /// # fn f(rustls_config: rustls::ClientConfig) {
+    /// use fred::types::config::{TlsConfig, TlsConnector};
+    /// let builder = tower_retrier::budget::RedisBudget::builder("orders")
+    ///     .tls(TlsConfig::from(TlsConnector::from(rustls_config)));
+    /// # let _ = builder; }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn tls(mut self, tls: fred::types::config::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Connects to `redis://`, `rediss://` (feature `redis-tls`) or `redis-cluster://` URLs
+    /// (`redis-cluster://host:port?node=host2:port2`), with ACL credentials in the URL
+    /// (`redis://user:password@host:port`). The budget owns this client, sets a reconnect
+    /// policy and command timeouts on it, and closes it when dropped.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), tower_retrier::budget::redis::RedisBudgetError> {
+    /// let budget = tower_retrier::budget::RedisBudget::builder("orders")
+    ///     .build_from_url("redis://retrier:secret@127.0.0.1:6379")
+    ///     .await?;
+    /// # let _ = budget; Ok(()) }
+    /// ```
+    pub async fn build_from_url(self, url: &str) -> Result<RedisBudget, RedisBudgetError> {
+        self.validate()?;
+        let mut config = Config::from_url(url).map_err(|e| {
+            RedisBudgetError::Config(ConfigError::new(
+                "url",
+                redact(url),
+                format!("is not a Redis URL: {}", e.details()),
+            ))
+        })?;
+        // Eager: the first connection error is returned. Lazy: fred keeps trying the first
+        // connection with the reconnect policy, in the background.
+        config.fail_fast = !self.lazy_connect;
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = &self.tls {
+            config.tls = Some(tls.clone());
+        }
+        let mut builder = Builder::from_config(config);
+        let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
+        builder
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = connect_timeout;
+                c.max_command_attempts = 1;
+                c.tcp.nodelay = Some(true);
+            })
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            // Without a policy fred never reconnects; retry quickly and forever.
+            .set_policy(ReconnectPolicy::new_exponential(0, 20, 500, 2));
+        let client = builder.build().map_err(RedisBudgetError::Redis)?;
+        if self.lazy_connect {
+            // The connection task reconnects in the background; the probe notices success.
+            // Say once, clearly, why the first connection fails (wrong password, refused...).
+            let mut errors = client.error_rx();
+            let _task = client.connect();
+            let (name, within) = (self.name.clone(), self.connect_timeout);
+            tokio::spawn(async move {
+                if let Ok(Ok((error, _))) = tokio::time::timeout(within, errors.recv()).await {
+                    tracing::warn!(budget = %name, %error, "Redis retry budget cannot connect");
+                }
+            });
+        } else {
+            let connected = tokio::time::timeout(self.connect_timeout, client.init()).await;
+            let error = match connected {
+                Ok(Ok(_task)) => None,
+                Ok(Err(e)) => Some(RedisBudgetError::Redis(e)),
+                Err(_) => Some(RedisBudgetError::Unavailable("connection timed out")),
+            };
+            if let Some(error) = error {
+                let _ = tokio::time::timeout(self.connect_timeout, client.quit()).await;
+                return Err(error);
+            }
+        }
+        self.finish(Backend::Client(client), true).await
+    }
+
+    /// Uses an existing fred client. It must have a reconnect policy (fred never reconnects
+    /// without one). The budget applies its own timeout to each of its commands and leaves
+    /// the client open when dropped.
+    ///
+    /// ```no_run
+    /// use fred::prelude::*;
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Builder::from_config(Config::from_url("redis://127.0.0.1:6379")?)
+    ///     .set_policy(ReconnectPolicy::new_exponential(0, 20, 1000, 2))
+    ///     .build()?;
+    /// client.init().await?;
+    /// let budget = tower_retrier::budget::RedisBudget::builder("orders")
+    ///     .build_with_client(client.clone())
+    ///     .await?;
+    /// # let _ = budget; Ok(()) }
+    /// ```
+    pub async fn build_with_client(self, client: Client) -> Result<RedisBudget, RedisBudgetError> {
+        self.validate()?;
+        self.finish(Backend::Client(client), false).await
+    }
+
+    /// Uses an existing fred pool (commands go round-robin over its clients), under the same
+    /// conditions as [`build_with_client`](Self::build_with_client).
+    ///
+    /// ```no_run
+    /// use fred::prelude::*;
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Builder::from_config(Config::from_url("redis://127.0.0.1:6379")?)
+    ///     .set_policy(ReconnectPolicy::new_constant(0, 200))
+    ///     .build_pool(4)?;
+    /// pool.init().await?;
+    /// let budget = tower_retrier::budget::RedisBudget::builder("orders")
+    ///     .build_with_pool(pool)
+    ///     .await?;
+    /// # let _ = budget; Ok(()) }
+    /// ```
+    pub async fn build_with_pool(self, pool: Pool) -> Result<RedisBudget, RedisBudgetError> {
+        self.validate()?;
+        self.finish(Backend::Pool(pool), false).await
+    }
+
+    fn validate(&self) -> Result<RatioBudget, RedisBudgetError> {
+        name::validate(&self.name)?;
+        // Same checks (and the same fallback) as the local budget.
+        let fallback = RatioBudget::new(self.ttl, self.min_per_sec, self.ratio)?;
+        check_range(
+            "flush_interval",
+            self.flush_interval,
+            Duration::from_millis(1)..=Duration::from_secs(1),
+        )?;
+        check_range(
+            "command_timeout",
+            self.command_timeout,
+            Duration::from_millis(1)..=Duration::from_secs(10),
+        )?;
+        check_range(
+            "connect_timeout",
+            self.connect_timeout,
+            Duration::from_millis(1)..=Duration::from_secs(60),
+        )?;
+        if !(1..=1000).contains(&self.lease_size) {
+            return Err(ConfigError::new(
+                "lease_size",
+                self.lease_size.to_string(),
+                "must be between 1 and 1000",
+            )
+            .into());
+        }
+        Ok(fallback)
+    }
+
+    async fn finish(self, backend: Backend, owned: bool) -> Result<RedisBudget, RedisBudgetError> {
+        let fallback = self.validate()?;
+        for client in backend.clients() {
+            if !client.has_reconnect_policy() {
+                return Err(ConfigError::new(
+                    "client",
+                    client.id().to_owned(),
+                    "has no ReconnectPolicy: fred never reconnects without one; \
+                     set one with Builder::set_policy",
+                )
+                .into());
+            }
+        }
+        let key = name::window_key(&self.name);
+        let slot = redis_keyslot(key.as_bytes());
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let unit = UNIT as f64;
+        let options = Options {
+            timeout: Some(self.command_timeout),
+            // Fail in microseconds while disconnected instead of queueing for a reconnect.
+            fail_fast: true,
+            max_attempts: Some(1),
+            ..Options::default()
+        };
+        let params = Params {
+            ttl: self.ttl,
+            min_per_sec: self.min_per_sec,
+            ratio: self.ratio,
+            flush_interval: self.flush_interval,
+            lease_size: self.lease_size,
+            command_timeout: self.command_timeout,
+        };
+        let inner = Arc::new(Inner {
+            health: Health::new(&self.name, self.on_unavailable, fallback, true),
+            name: self.name,
+            key,
+            slot,
+            backend: backend.clone(),
+            options,
+            slot_ms: (ttl_ms / SLOTS as i64).max(1),
+            reserve_units: (f64::from(self.min_per_sec) * self.ttl.as_secs_f64() * unit).round()
+                as i64,
+            ratio_units: (self.ratio * unit).round() as i64,
+            expire_ms: ttl_ms.saturating_mul(2),
+            scripts: Scripts::new(),
+            pending: AtomicU64::new(0),
+            carry: AtomicU64::new(0),
+            lease: Lease::new(self.ttl / SLOTS as u32),
+            refill: tokio::sync::Mutex::new(()),
+            params,
+        });
+        // Load the scripts and check the server answers; this is also the first probe.
+        inner.probe().await;
+        if inner.health.is_down() && !self.lazy_connect {
+            let error = inner.first_error().await;
+            if owned {
+                backend.quit(self.connect_timeout).await;
+            }
+            return Err(error);
+        }
+        if inner.health.is_down() {
+            let error = inner.first_error().await;
+            tracing::warn!(
+                budget = %inner.name,
+                %error,
+                "Redis retry budget not reachable yet; using the fallback policy until it is"
+            );
+        }
+        flusher::spawn(&inner, owned.then_some(backend));
+        Ok(RedisBudget { inner })
+    }
+}
+
+fn check_range(
+    field: &'static str,
+    value: Duration,
+    range: RangeInclusive<Duration>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field,
+            format!("{value:?}"),
+            format!("must be between {:?} and {:?}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// The URL without its credentials, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Why a [`RedisBudget`] could not be built (or a [`flush`](RedisBudget::flush) failed).
+///
+/// Messages never contain passwords.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tower_retrier::budget::RedisBudget;
+/// use tower_retrier::budget::redis::RedisBudgetError;
+///
+/// let err = RedisBudget::builder("bad name!").build_from_url("redis://127.0.0.1:1").await.unwrap_err();
+/// assert!(matches!(err, RedisBudgetError::Config(ref c) if c.field() == "name"));
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RedisBudgetError {
+    /// A setting (or the URL) is invalid.
+    Config(ConfigError),
+    /// Redis answered with an error or the connection failed (wrong password, refused, ...).
+    Redis(Error),
+    /// Redis did not answer in time, or is known to be down.
+    Unavailable(&'static str),
+}
+
+impl RedisBudgetError {
+    pub(crate) fn backend(e: Error) -> Self {
+        RedisBudgetError::Redis(e)
+    }
+
+    pub(crate) fn unavailable(what: &'static str) -> Self {
+        RedisBudgetError::Unavailable(what)
+    }
+}
+
+impl From<ConfigError> for RedisBudgetError {
+    fn from(e: ConfigError) -> Self {
+        RedisBudgetError::Config(e)
+    }
+}
+
+impl fmt::Display for RedisBudgetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisBudgetError::Config(e) => write!(f, "Redis retry budget: {e}"),
+            RedisBudgetError::Redis(e) => write!(f, "Redis retry budget: Redis error: {e}"),
+            RedisBudgetError::Unavailable(what) => {
+                write!(f, "Redis retry budget: Redis unavailable: {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RedisBudgetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RedisBudgetError::Config(e) => Some(e),
+            RedisBudgetError::Redis(e) => Some(e),
+            RedisBudgetError::Unavailable(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(
+            redact("redis://user:hunter2@host:6379"),
+            "redis://***@host:6379"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
+
+    #[test]
+    fn out_of_range_settings_name_their_field() {
+        let b = || RedisBudgetBuilder::new("ok".into());
+        let field = |b: RedisBudgetBuilder| match b.validate().unwrap_err() {
+            RedisBudgetError::Config(c) => c.field(),
+            other => panic!("{other}"),
+        };
+        assert_eq!(field(b().lease_size(0)), "lease_size");
+        assert_eq!(field(b().flush_interval(Duration::ZERO)), "flush_interval");
+        assert_eq!(
+            field(b().command_timeout(Duration::ZERO)),
+            "command_timeout"
+        );
+        assert_eq!(field(b().ttl(Duration::from_secs(0))), "ttl");
+        assert_eq!(field(b().ratio(f64::NAN)), "ratio");
+        assert_eq!(
+            field(b().connect_timeout(Duration::ZERO)),
+            "connect_timeout"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Whether Redis is reachable, and what a retry gets when it is not.
+
+use super::stats::{Counters, bump};
+use crate::budget::{Budget, RatioBudget};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What a [`RedisBudget`](super::RedisBudget) decides while Redis is unreachable or slower
+/// than the command timeout.
+///
+/// ```
+/// use tower_retrier::budget::redis::Unavailable;
+/// assert_eq!(Unavailable::default(), Unavailable::Fallback);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// Use a local ratio budget with the same parameters, counting this instance's traffic
+    /// only (the default): retries stay bounded per instance.
+    #[default]
+    Fallback,
+    /// Grant every retry (fail open).
+    Allow,
+    /// Deny every retry (fail closed).
+    Deny,
+}
+
+/// Up/down state, the fallback budget and the counters.
+pub(crate) struct Health {
+    name: String,
+    down: AtomicBool,
+    policy: Unavailable,
+    pub(crate) fallback: RatioBudget,
+    pub(crate) counters: Counters,
+}
+
+impl fmt::Debug for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health")
+            .field("down", &self.is_down())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Health {
+    pub(crate) fn new(name: &str, policy: Unavailable, fallback: RatioBudget, down: bool) -> Self {
+        Health {
+            name: name.to_owned(),
+            down: AtomicBool::new(down),
+            policy,
+            fallback,
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// Records a failed command; logs once on the transition to down.
+    pub(crate) fn failed(&self, what: &str, error: &dyn fmt::Display) {
+        bump(&self.counters.backend_errors, 1);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("retrier_budget_backend_errors_total", "budget" => self.name.clone())
+            .increment(1);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                budget = %self.name,
+                policy = ?self.policy,
+                error = %error,
+                "Redis retry budget unavailable ({what}); using the fallback policy until it recovers"
+            );
+        }
+    }
+
+    /// Records a successful command; logs once on recovery.
+    pub(crate) fn succeeded(&self) {
+        if self.down.load(Ordering::Acquire) && self.down.swap(false, Ordering::AcqRel) {
+            tracing::info!(budget = %self.name, "Redis retry budget reachable again");
+        }
+    }
+
+    /// A decision without Redis, by the configured policy.
+    pub(crate) fn decide(&self) -> bool {
+        bump(&self.counters.fallback_decisions, 1);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("retrier_budget_fallbacks_total", "budget" => self.name.clone())
+            .increment(1);
+        match self.policy {
+            Unavailable::Fallback => self.fallback.withdraw().into_inner(),
+            Unavailable::Allow => true,
+            Unavailable::Deny => false,
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! A retry budget shared by every instance of a service through Redis (feature `redis`).
+//!
+//! [`RedisBudget`] has the semantics of the local [`RatioBudget`](crate::budget::RatioBudget): in any `ttl` window, at
+//! most `min_per_sec × ttl + ratio × requests` retries, but counted across every instance
+//! that uses the same budget name, so a fleet of N instances cannot multiply an outage by N.
+//!
+//! - The success path never waits on Redis: [`deposit`](Budget::deposit) is one local atomic
+//!   increment, flushed in batches by a background task (one script call per flush interval).
+//! - A retry takes a token from a small local lease; only an empty lease costs a round trip,
+//!   which then fetches up to `lease_size` tokens. When Redis answers that the budget is
+//!   spent, retries are denied locally until the next flush interval.
+//! - Each operation is one Lua script reading the server's `TIME`; all keys of a budget share
+//!   one hash tag (Redis Cluster works), and expire when the budget goes idle.
+//! - Redis trouble never breaks requests: every command has a timeout; while Redis is down the
+//!   [`Unavailable`] policy decides (by default a local [`RatioBudget`](crate::budget::RatioBudget) with the same
+//!   parameters) without touching the network, and a probe returns to Redis within about a
+//!   second after it recovers.
+//!
+//! What it leaves in Redis: one hash per budget, `{rb:NAME}:w`, with a field per window slot
+//! (at most a few dozen), expiring after `2 × ttl` without traffic. What it sends: one
+//! `EVALSHA` per flush interval per instance while there is traffic, one per lease refill on
+//! the retry path, and a `PING` every 250 ms per instance only while Redis is down.
+
+mod backend;
+mod builder;
+mod flusher;
+mod health;
+mod lease;
+mod name;
+mod scripts;
+mod stats;
+
+pub use builder::{RedisBudgetBuilder, RedisBudgetError};
+pub use health::Unavailable;
+pub use stats::RedisBudgetStats;
+
+use super::Budget;
+use backend::Backend;
+use fred::prelude::{ClientLike, Options};
+use health::Health;
+use lease::Lease;
+use scripts::Scripts;
+use stats::bump;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Slots per window, as in the local ratio budget.
+const SLOTS: u64 = 10;
+/// Fixed-point unit for exact fractional ratios, as in the local ratio budget.
+const UNIT: i64 = 1_000_000;
+
+/// A fleet-wide retry budget kept in Redis.
+///
+/// Build one with [`RedisBudget::builder`]. Clones share one budget (one lease, one
+/// background task); the background task ends when the last clone is dropped. Deposits not
+/// yet flushed when the budget is dropped (at most one flush interval's worth) are not sent.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_retrier::budget::{Budget, RedisBudget};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let budget = RedisBudget::builder("checkout-api")
+///     .ttl(Duration::from_secs(10))
+///     .min_per_sec(10)
+///     .ratio(0.2)
+///     .build_from_url("redis://127.0.0.1:6379")
+///     .await?;
+/// budget.deposit();
+/// let may_retry: bool = budget.withdraw().await;
+/// # let _ = may_retry; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBudget {
+    inner: Arc<Inner>,
+}
+
+/// Validated parameters.
+#[derive(Clone, Debug)]
+pub(crate) struct Params {
+    pub(crate) ttl: Duration,
+    pub(crate) min_per_sec: u32,
+    pub(crate) ratio: f64,
+    pub(crate) flush_interval: Duration,
+    pub(crate) lease_size: u32,
+    pub(crate) command_timeout: Duration,
+}
+
+pub(crate) struct Inner {
+    name: String,
+    key: String,
+    slot: u16,
+    backend: Backend,
+    options: Options,
+    pub(crate) params: Params,
+    /// Script arguments that do not change: slot_ms, slots, reserve, ratio, unit, expire_ms.
+    slot_ms: i64,
+    reserve_units: i64,
+    ratio_units: i64,
+    expire_ms: i64,
+    scripts: Scripts,
+    /// Deposits not yet flushed: the only thing `deposit` touches.
+    pending: AtomicU64,
+    /// Deposits taken from `pending` whose flush failed once; retried at the next flush.
+    carry: AtomicU64,
+    lease: Lease,
+    /// One lease refill at a time: a burst of retries costs one round trip, not one each.
+    refill: tokio::sync::Mutex<()>,
+    pub(crate) health: Health,
+}
+
+impl fmt::Debug for RedisBudget {
+    /// Parameters and state only: never the client, its configuration or credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &*self.inner;
+        f.debug_struct("RedisBudget")
+            .field("name", &i.name)
+            .field("ttl", &i.params.ttl)
+            .field("min_per_sec", &i.params.min_per_sec)
+            .field("ratio", &i.params.ratio)
+            .field("lease_size", &i.params.lease_size)
+            .field("flush_interval", &i.params.flush_interval)
+            .field("command_timeout", &i.params.command_timeout)
+            .field("health", &i.health)
+            .finish()
+    }
+}
+
+impl RedisBudget {
+    /// Starts building a budget shared by every instance that uses the same `name`
+    /// (1 to 128 characters from `[A-Za-z0-9._:-]`; checked when the budget is built).
+    ///
+    /// ```
+    /// use tower_retrier::budget::RedisBudget;
+    /// let builder = RedisBudget::builder("payments");
+    /// # let _ = builder;
+    /// ```
+    pub fn builder(name: impl Into<String>) -> RedisBudgetBuilder {
+        RedisBudgetBuilder::new(name.into())
+    }
+
+    /// The budget's name (shared by the fleet).
+    ///
+    /// ```no_run
+    /// # async fn f(b: tower_retrier::budget::RedisBudget) { assert_eq!(b.name(), "payments"); }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Counters about this instance's work so far.
+    ///
+    /// ```no_run
+    /// # async fn f(b: tower_retrier::budget::RedisBudget) {
+    /// let stats = b.stats();
+    /// println!("{} round trips, Redis up: {}", stats.round_trips, stats.redis_up);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> RedisBudgetStats {
+        self.inner
+            .health
+            .counters
+            .snapshot(!self.inner.health.is_down())
+    }
+
+    /// Retries this instance holds in its local lease (granted by Redis, not yet used).
+    ///
+    /// ```no_run
+    /// # async fn f(b: tower_retrier::budget::RedisBudget) { assert!(b.lease_outstanding() <= 100); }
+    /// ```
+    pub fn lease_outstanding(&self) -> u64 {
+        self.inner.lease.outstanding()
+    }
+
+    /// Sends the deposits batched so far now instead of at the next flush interval (for
+    /// example before shutting down). Bounded by the command timeout.
+    ///
+    /// ```no_run
+    /// # async fn f(b: tower_retrier::budget::RedisBudget) {
+    /// if let Err(e) = b.flush().await {
+    ///     eprintln!("deposits not flushed: {e}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn flush(&self) -> Result<(), RedisBudgetError> {
+        self.inner.flush_pending().await
+    }
+}
+
+impl Inner {
+    fn args_withdraw(&self, want: u32) -> [i64; 7] {
+        [
+            i64::from(want),
+            self.slot_ms,
+            SLOTS as i64,
+            self.reserve_units,
+            self.ratio_units,
+            UNIT,
+            self.expire_ms,
+        ]
+    }
+
+    /// Moves pending deposits into the fallback budget, which always sees this instance's
+    /// traffic so that it is warm when Redis goes away. Returns them.
+    fn take_pending_for_fallback(&self) -> u64 {
+        let n = self.pending.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            self.health.fallback.deposit_n(n);
+        }
+        n
+    }
+
+    /// Drops a batch whose flush failed: once Redis is known down, sending it after the
+    /// outage would stamp old deposits into the current slot and over-credit the fleet.
+    fn forget_unsent(&self) {
+        self.carry.store(0, Ordering::Relaxed);
+    }
+
+    async fn flush_pending(&self) -> Result<(), RedisBudgetError> {
+        let n = self.take_pending_for_fallback() + self.carry.swap(0, Ordering::Relaxed);
+        if n == 0 {
+            return Ok(());
+        }
+        if self.health.is_down() {
+            self.forget_unsent();
+            return Err(RedisBudgetError::unavailable("Redis is down"));
+        }
+        let count = i64::try_from(n).unwrap_or(i64::MAX);
+        let args = [count, self.slot_ms, SLOTS as i64, self.expire_ms];
+        let call = self.scripts.deposit.call(
+            self.backend.client(),
+            &self.options,
+            self.slot,
+            &self.key,
+            &args,
+        );
+        let result = tokio::time::timeout(self.params.command_timeout, call).await;
+        match result {
+            Ok(Ok(_)) => {
+                self.health.succeeded();
+                self.lease.clear_empty();
+                bump(&self.health.counters.flushes, 1);
+                bump(&self.health.counters.deposits_flushed, n);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                // Kept for one more attempt; dropped if Redis is still down by then.
+                self.carry.fetch_add(n, Ordering::Relaxed);
+                self.health.failed("flush", &e);
+                Err(RedisBudgetError::backend(e))
+            }
+            Err(_) => {
+                self.carry.fetch_add(n, Ordering::Relaxed);
+                self.health.failed("flush", &"timed out");
+                Err(RedisBudgetError::unavailable("flush timed out"))
+            }
+        }
+    }
+
+    /// One cheap round trip while down; on success reloads the scripts (a restarted server
+    /// has none) and marks Redis up.
+    async fn probe(&self) {
+        bump(&self.health.counters.probes, 1);
+        let client = self.backend.client().with_options(&self.options);
+        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+        if let Ok(Ok(())) = ping.await {
+            for script in [&self.scripts.deposit, &self.scripts.withdraw] {
+                let load = script.load_on(&client, self.slot);
+                if !matches!(
+                    tokio::time::timeout(self.params.command_timeout, load).await,
+                    Ok(Ok(()))
+                ) {
+                    return;
+                }
+            }
+            self.health.succeeded();
+        }
+    }
+
+    /// The error to report when the first probe failed.
+    async fn first_error(&self) -> RedisBudgetError {
+        let client = self.backend.client().with_options(&self.options);
+        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+        match ping.await {
+            Ok(Err(e)) => RedisBudgetError::backend(e),
+            Ok(Ok(())) => RedisBudgetError::unavailable("the budget scripts could not be loaded"),
+            Err(_) => RedisBudgetError::unavailable("no answer within the command timeout"),
+        }
+    }
+
+    /// Takes a token from the lease, refilling it from Redis if needed (one caller at a time).
+    async fn refill_and_take(&self) -> bool {
+        let _one_at_a_time = self.refill.lock().await;
+        // Whoever held the lock before us may have refilled the lease or found Redis empty.
+        if self.lease.take() {
+            bump(&self.health.counters.lease_hits, 1);
+            return true;
+        }
+        if self.health.is_down() {
+            return self.health.decide();
+        }
+        if self.lease.known_empty() {
+            bump(&self.health.counters.denied_locally, 1);
+            return false;
+        }
+        bump(&self.health.counters.round_trips, 1);
+        let args = self.args_withdraw(self.params.lease_size);
+        let call = self.scripts.withdraw.call(
+            self.backend.client(),
+            &self.options,
+            self.slot,
+            &self.key,
+            &args,
+        );
+        let granted = match tokio::time::timeout(self.params.command_timeout, call).await {
+            Ok(Ok(granted)) => {
+                self.health.succeeded();
+                u64::try_from(granted)
+                    .unwrap_or(0)
+                    .min(u64::from(self.params.lease_size))
+            }
+            Ok(Err(e)) => {
+                self.health.failed("withdraw", &e);
+                return self.health.decide();
+            }
+            Err(_) => {
+                self.health.failed("withdraw", &"timed out");
+                return self.health.decide();
+            }
+        };
+        if granted == 0 {
+            self.lease.mark_empty(self.params.flush_interval);
+            return false;
+        }
+        self.lease.put(granted - 1);
+        true
+    }
+}
+
+/// The future returned by [`RedisBudget::withdraw`]: ready at once when the lease has a token
+/// or Redis is known down, otherwise one bounded round trip.
+pub struct RedisWithdraw(WithdrawState);
+
+enum WithdrawState {
+    Ready(Option<bool>),
+    Pending(Pin<Box<dyn Future<Output = bool> + Send>>),
+}
+
+impl fmt::Debug for RedisWithdraw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.0 {
+            WithdrawState::Ready(v) => format!("Ready({v:?})"),
+            WithdrawState::Pending(_) => "Pending".to_owned(),
+        };
+        f.debug_tuple("RedisWithdraw").field(&state).finish()
+    }
+}
+
+impl Future for RedisWithdraw {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        match &mut self.0 {
+            // Polling again after completion returns `false` rather than panicking.
+            WithdrawState::Ready(v) => Poll::Ready(v.take().unwrap_or(false)),
+            WithdrawState::Pending(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+impl Budget for RedisBudget {
+    type Withdraw = RedisWithdraw;
+
+    /// One relaxed atomic increment; the background task flushes the batch.
+    #[inline]
+    fn deposit(&self) {
+        self.inner.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn withdraw(&self) -> RedisWithdraw {
+        let inner = &self.inner;
+        if inner.lease.take() {
+            bump(&inner.health.counters.lease_hits, 1);
+            return RedisWithdraw(WithdrawState::Ready(Some(true)));
+        }
+        if inner.health.is_down() {
+            return RedisWithdraw(WithdrawState::Ready(Some(inner.health.decide())));
+        }
+        if inner.lease.known_empty() {
+            bump(&inner.health.counters.denied_locally, 1);
+            return RedisWithdraw(WithdrawState::Ready(Some(false)));
+        }
+        let inner = Arc::clone(inner);
+        RedisWithdraw(WithdrawState::Pending(Box::pin(async move {
+            // The round trip has its own timeout; this one also bounds waiting behind another
+            // caller's refill, so no retry waits longer than the command timeout.
+            match tokio::time::timeout(inner.params.command_timeout, inner.refill_and_take()).await
+            {
+                Ok(granted) => granted,
+                Err(_) => inner.health.decide(),
+            }
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_future_does_not_panic_when_polled_twice() {
+        let mut w = RedisWithdraw(WithdrawState::Ready(Some(true)));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert_eq!(Pin::new(&mut w).poll(&mut cx), Poll::Ready(true));
+        assert_eq!(Pin::new(&mut w).poll(&mut cx), Poll::Ready(false));
+    }
+}

@@ -1,0 +1,427 @@
+//! A real `redis-server` for tests: started on a free loopback port in its own temporary
+//! directory, and able to be killed, paused (`CLIENT PAUSE`) and restarted on the same port.
+//! Never a shared or fixed port. A missing binary fails the test with how to install it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const INSTALL_HINT: &str = "redis-server (and redis-cli) are needed by the Redis budget tests: \
+     install them with `sudo apt-get install -y redis-server` (scripts/test.sh does this)";
+
+/// A free loopback port (the listener is closed at once; a start that loses the race retries).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn temp_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tower-retrier-redis-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// How to start a server.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `requirepass` for the default user.
+    pub password: Option<String>,
+    /// Start as a cluster node.
+    pub cluster: bool,
+    /// Also listen for TLS on a second port, with these PEM files.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Certificate files for a TLS listener.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    /// A CA and a server certificate for 127.0.0.1 made with the `openssl` command in `dir`.
+    pub fn generate(dir: &std::path::Path) -> Self {
+        let run = |args: &[&str]| {
+            let out = match Command::new("openssl").args(args).current_dir(dir).output() {
+                Ok(o) => o,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    panic!(
+                        "the TLS test needs the `openssl` command: `sudo apt-get install -y openssl`"
+                    )
+                }
+                Err(e) => panic!("cannot run openssl: {e}"),
+            };
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ]);
+        TlsFiles {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+            ca: dir.join("ca.crt"),
+        }
+    }
+}
+
+/// One `redis-server` process, killed (and its directory removed) on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    tls_port: u16,
+    dir: PathBuf,
+    options: Options,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a plain server on a free port.
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    /// Starts a server with `options` on a free port.
+    pub fn start_with(options: Options) -> Self {
+        let dir = temp_dir();
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                port: free_port(),
+                tls_port: free_port(),
+                dir: dir.clone(),
+                options: options.clone(),
+                child: None,
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("redis-server did not start: {last}");
+    }
+
+    /// A port that nothing listens on, for "server missing" tests; `start_on` can later
+    /// start a server there.
+    pub fn unused_port() -> u16 {
+        free_port()
+    }
+
+    /// Starts a server on a given port (e.g. one a lazily connecting client already targets).
+    pub fn start_on(port: u16) -> Self {
+        let mut server = RedisServer {
+            port,
+            tls_port: 0,
+            dir: temp_dir(),
+            options: Options::default(),
+            child: None,
+        };
+        server
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
+        server
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--loglevel", "warning"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = &self.options.password {
+            cmd.args(["--requirepass", p]);
+        }
+        if let Some(tls) = &self.options.tls {
+            cmd.args([
+                "--tls-port",
+                &self.tls_port.to_string(),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&tls.cert)
+            .arg("--tls-key-file")
+            .arg(&tls.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&tls.ca);
+        }
+        if self.options.cluster {
+            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(self.dir.join(format!("nodes-{}.conf", self.port)));
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
+            Err(e) => panic!("cannot run redis-server: {e}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut out = String::new();
+                if let Some(mut s) = child.stdout.take() {
+                    let _ = s.read_to_string(&mut out);
+                }
+                return Err(format!("exited with {status}: {out}"));
+            }
+            if self.try_command(&["PING"]).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err("not ready within 10 s".into())
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The TLS port (when started with `Options::tls`).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// A temporary directory for files a test needs (removed with the server).
+    pub fn temp_dir() -> PathBuf {
+        temp_dir()
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (SIGKILL: no goodbye to clients, like a crashed host).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (empty: no data, no scripts).
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!("restart failed: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// `CLIENT PAUSE ms ALL`: every client's commands stall for `ms` (a slow server).
+    pub fn pause(&self, ms: u64) {
+        self.command(&["CLIENT", "PAUSE", &ms.to_string(), "ALL"]);
+    }
+
+    /// Runs one command on a fresh connection and returns the reply as text (errors too).
+    pub fn command(&self, args: &[&str]) -> String {
+        self.try_command(args)
+            .unwrap_or_else(|e| panic!("redis command {args:?} failed: {e}"))
+    }
+
+    fn try_command(&self, args: &[&str]) -> Result<String, String> {
+        match &self.options.password {
+            Some(p) => {
+                let replies = raw_pipelined(self.port, &[&["AUTH", p], args])?;
+                if replies[0] != "OK" {
+                    return Err(format!("AUTH: {}", replies[0]));
+                }
+                Ok(replies[1].clone())
+            }
+            None => raw(self.port, args),
+        }
+    }
+
+    /// `INFO commandstats` calls for one command (e.g. "evalsha"), 0 when never called.
+    pub fn command_calls(&self, name: &str) -> u64 {
+        let info = self.command(&["INFO", "commandstats"]);
+        let prefix = format!("cmdstat_{name}:calls=");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of `n` primaries (no replicas), each a [`RedisServer`].
+#[derive(Debug)]
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `n` cluster-enabled nodes and joins them with `redis-cli --cluster create`.
+    pub fn start(n: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..n)
+            .map(|_| {
+                RedisServer::start_with(Options {
+                    cluster: true,
+                    ..Options::default()
+                })
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect();
+        let out = match Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
+            Err(e) => panic!("cannot run redis-cli: {e}"),
+        };
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !nodes
+            .iter()
+            .all(|s| s.command(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "cluster did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RedisCluster { nodes }
+    }
+
+    /// `redis-cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port());
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.port()));
+        }
+        url
+    }
+}
+
+/// One command over a fresh connection, reply rendered as text.
+fn raw(port: u16, args: &[&str]) -> Result<String, String> {
+    raw_pipelined(port, &[args]).map(|mut r| r.remove(0))
+}
+
+fn raw_pipelined(port: u16, commands: &[&[&str]]) -> Result<Vec<String>, String> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for args in commands {
+        out.extend(format!("*{}\r\n", args.len()).into_bytes());
+        for a in *args {
+            out.extend(format!("${}\r\n{a}\r\n", a.len()).into_bytes());
+        }
+    }
+    (&stream).write_all(&out).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(&stream);
+    commands.iter().map(|_| read_reply(&mut reader)).collect()
+}
+
+fn read_reply(r: &mut impl BufRead) -> Result<String, String> {
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| e.to_string())?;
+    let line = line.trim_end().to_owned();
+    let (kind, rest) = line.split_at(1.min(line.len()));
+    match kind {
+        "+" | ":" => Ok(rest.to_owned()),
+        "-" => Ok(format!("ERR:{rest}")),
+        "$" => {
+            let len: i64 = rest.parse().map_err(|_| format!("bad reply {line}"))?;
+            if len < 0 {
+                return Ok("(nil)".into());
+            }
+            let mut buf = vec![0; len as usize + 2];
+            r.read_exact(&mut buf).map_err(|e| e.to_string())?;
+            buf.truncate(len as usize);
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        }
+        "*" => {
+            let n: i64 = rest.parse().map_err(|_| format!("bad reply {line}"))?;
+            let items: Result<Vec<String>, String> = (0..n.max(0)).map(|_| read_reply(r)).collect();
+            Ok(items?.join("\n"))
+        }
+        _ => Err(format!("unexpected reply {line:?}")),
+    }
+}
