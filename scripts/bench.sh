@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Every benchmark and the simulation behind BENCHMARKS.md, in one command.
+#
+#   scripts/bench.sh            # full run: criterion statistics, tables, callgrind counts
+#   scripts/bench.sh --quick    # tables only, short runs (under 2 minutes once compiled)
+#
+# Results (text tables, CSV, the storm chart) go to bench-results/ (override: BENCH_OUT=dir).
+# Needs redis-server (installed with apt-get when missing); valgrind is optional (full mode).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+  esac
+done
+out="${BENCH_OUT:-bench-results}"
+mkdir -p "$out"
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "scripts/bench.sh: installing redis-server with apt-get" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+# Compile everything first, so the timings below measure only the runs.
+cargo bench --features redis --bench overhead --bench redis_budget --no-run
+cargo build --release --features redis --example retry_storm
+
+machine() {
+  echo "date: $(date -u +%FT%TZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') ($(nproc) cores)"
+  echo "kernel: $(uname -sr)"
+  echo "rustc: $(rustc --version)"
+  echo "redis-server: $(redis-server --version | cut -d' ' -f3)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+machine | tee "$out/machine.txt"
+
+start=$(date +%s)
+if [ "$quick" -eq 1 ]; then
+  BENCH_SUMMARY_ONLY=1 cargo bench --features redis --bench overhead -- --quick | tee "$out/overhead.txt"
+  cargo bench --features redis --bench redis_budget -- --quick | tee "$out/redis_budget.txt"
+  cargo run --release --features redis --example retry_storm -- --quick --out "$out" | tee "$out/storm.txt"
+else
+  cargo bench --features redis --bench overhead | tee "$out/overhead.txt"
+  cargo bench --features redis --bench redis_budget | tee "$out/redis_budget.txt"
+  cargo run --release --features redis --example retry_storm -- --out "$out" | tee "$out/storm.txt"
+
+  # Instruction counts per call (noise-free cross-check of the success-path table).
+  if command -v valgrind >/dev/null 2>&1; then
+    exe=$(cargo bench --features redis --bench overhead --no-run 2>&1 |
+      sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
+    calls=200000
+    {
+      echo "| case | instructions/call (callgrind) |"
+      echo "|---|---:|"
+      i=0
+      while :; do
+        log=$(BENCH_INSTRUCTIONS="$i:$calls" valgrind --tool=callgrind \
+          --callgrind-out-file=/dev/null --toggle-collect='*counted_calls*' "$exe" 2>&1) || break
+        name=$(printf '%s\n' "$log" | grep -v '^==' | tail -1)
+        ir=$(printf '%s\n' "$log" | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
+        awk -v n="$name" -v ir="$ir" -v c="$calls" 'BEGIN { printf "| %s | %.1f |\n", n, ir / c }'
+        i=$((i + 1))
+      done
+    } | tee "$out/instructions.txt"
+  else
+    echo "valgrind not installed: instruction counts skipped" | tee "$out/instructions.txt"
+  fi
+fi
+echo "scripts/bench.sh: runs took $(($(date +%s) - start)) s; results in $out/"
