@@ -156,8 +156,7 @@ where
         });
     }
     while instances.join_next().await.is_some() {}
-    let counts = counts.lock().unwrap().clone();
-    counts
+    counts.lock().unwrap().clone()
 }
 
 fn virtual_runtime() -> tokio::runtime::Runtime {
@@ -204,6 +203,13 @@ impl Run {
             None => Duration::ZERO,
             Some(b) => t.bucket * (b + 1 - end) as u32,
         }
+    }
+
+    /// The highest amplification of any bucket.
+    fn peak(&self, t: &Timeline) -> f64 {
+        (0..t.buckets())
+            .map(|b| self.amplification(b))
+            .fold(0.0, f64::max)
     }
 
     /// Retries (attempts beyond the originals) sent after the downstream recovered.
@@ -286,8 +292,7 @@ where
         set.spawn(svc.clone().oneshot(req));
     }
     while set.join_next().await.is_some() {}
-    let calls = rec.calls.lock().unwrap().clone();
-    calls
+    rec.calls.lock().unwrap().clone()
 }
 
 /// (busiest 10 ms window, windows used) for the `nth` call of every request.
@@ -483,11 +488,12 @@ fn report(args: &Args, t: &Timeline, runs: &[Run]) -> Result<(), Box<dyn std::er
         t.healthy, t.outage, t.recovery, t.bucket
     );
     println!(
-        "| set-up | instances | clock | attempts / originals (whole run) | during the outage | retries after recovery | back to ≤{NORMAL} after recovery |"
+        "| set-up | instances | clock | attempts / originals (whole run) | during the outage | peak ({:?} bucket) | retries after recovery | back to ≤{NORMAL} after recovery |",
+        t.bucket
     );
-    println!("|---|---:|---|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
     let mut summary = String::from(
-        "setup,instances,time,amplification_total,amplification_outage,retries_after_recovery,back_to_normal_ms\n",
+        "setup,instances,time,amplification_total,amplification_outage,peak,retries_after_recovery,back_to_normal_ms\n",
     );
     for r in runs {
         let total = r.counts.attempts.iter().sum::<u64>() as f64
@@ -495,8 +501,9 @@ fn report(args: &Args, t: &Timeline, runs: &[Run]) -> Result<(), Box<dyn std::er
         let outage = r.amplification_over(t, t.healthy, t.outage_end());
         let after = r.retries_after_recovery(t);
         let normal = r.back_to_normal(t);
+        let peak = r.peak(t);
         println!(
-            "| {} | {} | {} | {total:.2} | {outage:.2} | {after} | {} ms |",
+            "| {} | {} | {} | {total:.2} | {outage:.2} | {peak:.2} | {after} | {} ms |",
             r.setup,
             r.n,
             r.time,
@@ -504,7 +511,7 @@ fn report(args: &Args, t: &Timeline, runs: &[Run]) -> Result<(), Box<dyn std::er
         );
         writeln!(
             summary,
-            "{},{},{},{total:.4},{outage:.4},{after},{}",
+            "{},{},{},{total:.4},{outage:.4},{peak:.4},{after},{}",
             r.setup,
             r.n,
             r.time,
