@@ -4,3 +4,5 @@
 // issue 5
 #[cfg(feature = "http")]
 pub mod flaky_http;
+#[cfg(feature = "grpc")]
+pub mod greeter;
