@@ -45,7 +45,8 @@ async fn main() -> Result<(), BoxError> {
     let upstream = flaky_upstream(upstream_calls.clone()).await?;
     println!("upstream on {upstream}: every odd call answers 503");
 
-    let replay = ReplayHttp::new().attempt_count_header(http::HeaderName::from_static("x-retry-attempt"));
+    let replay =
+        ReplayHttp::new().attempt_count_header(http::HeaderName::from_static("x-retry-attempt"));
     let config = RetryConfig::builder()
         .max_attempts(3)
         .initial_delay(Duration::from_millis(20))
@@ -55,7 +56,9 @@ async fn main() -> Result<(), BoxError> {
         .with_replay(replay.clone())
         .service_name("upstream")
         .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>());
-    let app = Router::new().fallback(proxy).with_state(Gateway { upstream, client });
+    let app = Router::new()
+        .fallback(proxy)
+        .with_state(Gateway { upstream, client });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let gateway = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -64,7 +67,9 @@ async fn main() -> Result<(), BoxError> {
     // Callers of the gateway.
     let caller = Client::builder(TokioExecutor::new()).build_http::<StreamBody<ChunkStream>>();
     let send = |method: &str, path: &str, key: Option<&str>, chunks: Vec<&'static str>| {
-        let mut req = http::Request::builder().method(method).uri(format!("http://{gateway}{path}"));
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{gateway}{path}"));
         if let Some(k) = key {
             req = req.header("idempotency-key", k);
         }
@@ -81,7 +86,13 @@ async fn main() -> Result<(), BoxError> {
     let (status, body) = send("GET", "/items/7", None, vec![]).await?;
     println!("GET  /items/7                  -> {status} {body:?}");
     assert_eq!(status, 200);
-    let (status, body) = send("POST", "/orders", Some("order-1"), vec!["{\"item\":", "7,", "\"qty\":2}"]).await?;
+    let (status, body) = send(
+        "POST",
+        "/orders",
+        Some("order-1"),
+        vec!["{\"item\":", "7,", "\"qty\":2}"],
+    )
+    .await?;
     println!("POST /orders (idempotency-key) -> {status} {body:?}");
     assert_eq!(status, 200);
     let (status, body) = send("POST", "/orders", None, vec!["{\"item\":", "8}"]).await?;
@@ -107,7 +118,11 @@ async fn proxy(State(gw): State<Gateway>, req: Request) -> Response {
         Ok(uri) => uri,
         Err(_) => return http::StatusCode::BAD_REQUEST.into_response(),
     };
-    match gw.client.oneshot(http::Request::from_parts(parts, body)).await {
+    match gw
+        .client
+        .oneshot(http::Request::from_parts(parts, body))
+        .await
+    {
         Ok(res) => res.map(Body::new).into_response(),
         Err(e) => (http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
@@ -140,18 +155,27 @@ async fn flaky_upstream(calls: Arc<AtomicUsize>) -> std::io::Result<SocketAddr> 
                         .unwrap_or("-")
                         .to_owned();
                     let line = format!("{} {}", req.method(), req.uri().path());
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     println!("  upstream call {n}: {line} attempt {attempt}, body {body:?}");
                     let res = if n % 2 == 1 {
-                        http::Response::builder().status(503).body(Full::new(Bytes::from("busy")))
+                        http::Response::builder()
+                            .status(503)
+                            .body(Full::new(Bytes::from("busy")))
                     } else {
-                        http::Response::builder().body(Full::new(Bytes::from(format!("got {} bytes", body.len()))))
+                        http::Response::builder()
+                            .body(Full::new(Bytes::from(format!("got {} bytes", body.len()))))
                     };
                     Ok::<_, Infallible>(res.expect("valid response"))
                 }
             });
             tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc),
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc),
             );
         }
     });

@@ -20,7 +20,9 @@ use tower_retrier::{RetryConfig, RetryLayer};
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let (addr, calls) = flaky_server().await?;
-    println!("server listening on {addr}: call 1 -> 503 (Retry-After: 1), call 2 -> hangs 2 s, then 200");
+    println!(
+        "server listening on {addr}: call 1 -> 503 (Retry-After: 1), call 2 -> hangs 2 s, then 200"
+    );
 
     let config = RetryConfig::builder()
         .max_attempts(4)
@@ -95,7 +97,8 @@ async fn flaky_server() -> std::io::Result<(std::net::SocketAddr, Arc<AtomicUsiz
                 }
             });
             tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc),
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc),
             );
         }
     });

@@ -30,14 +30,18 @@ async fn main() -> Result<(), BoxError> {
         Step::Fail(Code::ResourceExhausted, None),
     ]);
     let addr = server.clone().serve().await;
-    println!("greeter on {addr}: UNAVAILABLE, UNAVAILABLE (pushback 150 ms), RESOURCE_EXHAUSTED, then OK");
+    println!(
+        "greeter on {addr}: UNAVAILABLE, UNAVAILABLE (pushback 150 ms), RESOURCE_EXHAUSTED, then OK"
+    );
 
     let config = RetryConfig::builder()
         .max_attempts(5) // gRFC A6's ceiling
         .initial_delay(Duration::from_millis(50))
         .max_delay(Duration::from_secs(1))
         .build()?;
-    let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
     let svc = ServiceBuilder::new()
         .layer(
             RetryLayer::new(config)
@@ -61,7 +65,9 @@ async fn main() -> Result<(), BoxError> {
     let mut client = GreeterClient::new(svc);
 
     let started = Instant::now();
-    let reply = client.say_hello(HelloRequest { name: "Ada".into() }).await?;
+    let reply = client
+        .say_hello(HelloRequest { name: "Ada".into() })
+        .await?;
     println!(
         "reply: {:?} after {} calls in {:?}; grpc-previous-rpc-attempts seen by the server: {:?}",
         reply.into_inner().message,

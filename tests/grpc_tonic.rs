@@ -29,7 +29,13 @@ async fn connect(
     greeter: &FlakyGreeter,
     classifier: GrpcClassifier,
 ) -> (
-    GreeterClient<impl tonic::client::GrpcService<tonic::body::Body, ResponseBody = tonic::body::Body, Error = tonic::transport::Error> + Clone>,
+    GreeterClient<
+        impl tonic::client::GrpcService<
+            tonic::body::Body,
+            ResponseBody = tonic::body::Body,
+            Error = tonic::transport::Error,
+        > + Clone,
+    >,
     Delays,
 ) {
     let addr = greeter.clone().serve().await;
@@ -48,7 +54,9 @@ async fn connect(
                 }),
         )
         // Channel takes tonic's body type; the replayable body converts into it.
-        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| r.map(tonic::body::Body::new))
+        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| {
+            r.map(tonic::body::Body::new)
+        })
         .service(channel);
     (GreeterClient::new(svc), delays)
 }
@@ -71,7 +79,13 @@ async fn unavailable_is_retried_until_the_greeting_arrives() {
         greeter.previous_attempts(),
         [None, Some("1".to_string()), Some("2".to_string())]
     );
-    assert!(delays.lock().unwrap().iter().all(|d| d.1 == DelaySource::Backoff));
+    assert!(
+        delays
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|d| d.1 == DelaySource::Backoff)
+    );
 }
 
 #[tokio::test]
@@ -83,9 +97,15 @@ async fn pushback_replaces_the_backoff() {
     let (mut client, delays) = connect(&greeter, GrpcClassifier::new()).await;
     client.say_hello(hello()).await.unwrap();
     let delays = delays.lock().unwrap().clone();
-    assert_eq!(delays[0], (Duration::from_millis(30), DelaySource::Pushback));
+    assert_eq!(
+        delays[0],
+        (Duration::from_millis(30), DelaySource::Pushback)
+    );
     // A minute asked: capped by max_delay (50 ms).
-    assert_eq!(delays[1], (Duration::from_millis(50), DelaySource::Pushback));
+    assert_eq!(
+        delays[1],
+        (Duration::from_millis(50), DelaySource::Pushback)
+    );
 }
 
 #[tokio::test]

@@ -28,7 +28,10 @@ fn config() -> RetryConfig {
 
 type Delays = Arc<Mutex<Vec<(Duration, DelaySource)>>>;
 
-fn recorder() -> (Delays, impl Fn(&RetryEvent<'_, http::Response<hyper::body::Incoming>, BoxError>) + Clone) {
+fn recorder() -> (
+    Delays,
+    impl Fn(&RetryEvent<'_, http::Response<hyper::body::Incoming>, BoxError>) + Clone,
+) {
     let delays: Delays = Arc::default();
     let d = delays.clone();
     (delays, move |e: &RetryEvent<'_, _, _>| {
@@ -36,7 +39,8 @@ fn recorder() -> (Delays, impl Fn(&RetryEvent<'_, http::Response<hyper::body::In
     })
 }
 
-type Chunks = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+type Chunks =
+    StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
 fn streaming(parts: &[&'static str]) -> Chunks {
     let frames: Vec<Result<Frame<Bytes>, Infallible>> = parts
@@ -54,7 +58,9 @@ async fn get_is_retried_through_gateway_errors_with_per_attempt_timeout() {
         .layer(RetryLayer::new(config()).with_classifier(HttpClassifier::new()))
         .timeout(Duration::from_secs(5))
         .service(client);
-    let req = http::Request::get(server.url("/users/1")).body(Full::default()).unwrap();
+    let req = http::Request::get(server.url("/users/1"))
+        .body(Full::default())
+        .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(server.hits(), 3);
@@ -67,7 +73,9 @@ async fn attempts_run_out_and_the_last_response_is_returned() {
     let svc = RetryLayer::new(config())
         .with_classifier(HttpClassifier::new().typed_errors())
         .layer(client);
-    let req = http::Request::get(server.url("/")).body(Full::default()).unwrap();
+    let req = http::Request::get(server.url("/"))
+        .body(Full::default())
+        .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(server.hits(), 3);
@@ -76,12 +84,16 @@ async fn attempts_run_out_and_the_last_response_is_returned() {
 #[tokio::test]
 async fn streaming_post_with_idempotency_key_is_replayed_with_attempt_header() {
     let server = FlakyServer::start(vec![Reply::status(503)]).await;
-    let client = Client::builder(TokioExecutor::new()).build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
-    let replay = ReplayHttp::new().attempt_count_header(http::HeaderName::from_static("x-retry-attempt"));
+    let client = Client::builder(TokioExecutor::new())
+        .build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
+    let replay =
+        ReplayHttp::new().attempt_count_header(http::HeaderName::from_static("x-retry-attempt"));
     let svc = ServiceBuilder::new()
         .layer(
             RetryLayer::new(config())
-                .with_classifier(HttpClassifier::new().retry_non_idempotent_with_header("idempotency-key"))
+                .with_classifier(
+                    HttpClassifier::new().retry_non_idempotent_with_header("idempotency-key"),
+                )
                 .with_replay(replay.clone()),
         )
         .service(client);
@@ -106,12 +118,15 @@ async fn streaming_post_with_idempotency_key_is_replayed_with_attempt_header() {
 #[tokio::test]
 async fn post_without_opt_in_is_sent_once() {
     let server = FlakyServer::start(vec![Reply::status(503)]).await;
-    let client = Client::builder(TokioExecutor::new()).build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
+    let client = Client::builder(TokioExecutor::new())
+        .build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
     let svc = RetryLayer::new(config())
         .with_classifier(HttpClassifier::new())
         .with_replay(ReplayHttp::new())
         .layer(client);
-    let req = http::Request::post(server.url("/orders")).body(streaming(&["x"])).unwrap();
+    let req = http::Request::post(server.url("/orders"))
+        .body(streaming(&["x"]))
+        .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(server.hits(), 1);
@@ -120,13 +135,16 @@ async fn post_without_opt_in_is_sent_once() {
 #[tokio::test]
 async fn body_over_the_limit_is_sent_once_and_counted() {
     let server = FlakyServer::start(vec![Reply::status(503)]).await;
-    let client = Client::builder(TokioExecutor::new()).build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
+    let client = Client::builder(TokioExecutor::new())
+        .build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
     let replay = ReplayHttp::new().max_buffer(8);
     let svc = RetryLayer::new(config())
         .with_classifier(HttpClassifier::new())
         .with_replay(replay.clone())
         .layer(client);
-    let req = http::Request::put(server.url("/blob")).body(streaming(&["0123456", "789abcdef"])).unwrap();
+    let req = http::Request::put(server.url("/blob"))
+        .body(streaming(&["0123456", "789abcdef"]))
+        .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(server.hits(), 1);
@@ -152,11 +170,16 @@ async fn retry_after_replaces_the_backoff_capped_by_max_delay() {
         )
         .map_err(BoxError::from)
         .service(client);
-    let req = http::Request::get(server.url("/")).body(Full::default()).unwrap();
+    let req = http::Request::get(server.url("/"))
+        .body(Full::default())
+        .unwrap();
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
     let delays = delays.lock().unwrap().clone();
     // 1 s asked, capped at max_delay (20 ms); then an hour asked: ignored, backoff used.
-    assert_eq!(delays[0], (Duration::from_millis(20), DelaySource::Pushback));
+    assert_eq!(
+        delays[0],
+        (Duration::from_millis(20), DelaySource::Pushback)
+    );
     assert_eq!(delays[1].1, DelaySource::Backoff);
     assert!(delays[1].0 <= Duration::from_millis(20));
 }
@@ -174,7 +197,9 @@ async fn refused_connection_is_retried_even_for_post() {
         )
         .map_err(BoxError::from)
         .service(client);
-    let req = http::Request::post(format!("http://{addr}/")).body(Full::default()).unwrap();
+    let req = http::Request::post(format!("http://{addr}/"))
+        .body(Full::default())
+        .unwrap();
     let err = svc.oneshot(req).await.unwrap_err();
     assert!(format!("{err:?}").contains("ConnectionRefused"), "{err:?}");
     assert_eq!(delays.lock().unwrap().len(), 2, "3 attempts in all");

@@ -58,7 +58,9 @@ pub struct FlakyServer {
 impl FlakyServer {
     /// Starts a server answering the scripted replies in order, then `200 ok`.
     pub async fn start(script: Vec<Reply>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(script);
@@ -103,14 +105,24 @@ impl Drop for FlakyServer {
     }
 }
 
-async fn answer(req: Request<Incoming>, log: &Mutex<Vec<Seen>>, script: &[Reply]) -> Response<Full<Bytes>> {
+async fn answer(
+    req: Request<Incoming>,
+    log: &Mutex<Vec<Seen>>,
+    script: &[Reply],
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let index = log.lock().unwrap().len();
-    let reply = script.get(index).cloned().unwrap_or_else(|| Reply::status(200));
+    let reply = script
+        .get(index)
+        .cloned()
+        .unwrap_or_else(|| Reply::status(200));
     let body = if reply.early {
         Bytes::new()
     } else {
-        body.collect().await.map(|b| b.to_bytes()).unwrap_or_default()
+        body.collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default()
     };
     log.lock().unwrap().push(Seen {
         method: parts.method.to_string(),
@@ -122,7 +134,11 @@ async fn answer(req: Request<Incoming>, log: &Mutex<Vec<Seen>>, script: &[Reply]
     for (k, v) in &reply.headers {
         res = res.header(*k, v);
     }
-    let text = if reply.status == 200 { format!("ok {}", body.len()) } else { format!("status {}", reply.status) };
+    let text = if reply.status == 200 {
+        format!("ok {}", body.len())
+    } else {
+        format!("status {}", reply.status)
+    };
     res.body(Full::new(Bytes::from(text))).unwrap()
 }
 

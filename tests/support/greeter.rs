@@ -107,7 +107,9 @@ impl FlakyGreeter {
 
     /// Serves on 127.0.0.1:0 in a background task; returns the address.
     pub async fn serve(self) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         tokio::spawn(
@@ -138,8 +140,10 @@ impl tower::Service<http::Request<tonic::body::Body>> for FlakyGreeter {
             if req.uri().path() != SAY_HELLO {
                 return Ok(Status::unimplemented("no such method").into_http());
             }
-            let mut grpc =
-                tonic::server::Grpc::new(tonic_prost::ProstCodec::<HelloReply, HelloRequest>::default());
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<
+                HelloReply,
+                HelloRequest,
+            >::default());
             Ok(grpc.unary(handler, req).await)
         })
     }
