@@ -8,7 +8,7 @@ use support::greeter::{FlakyGreeter, GreeterClient, HelloRequest, Step};
 use tonic::Code;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_retrier::classify::{GrpcClassifier, GrpcCode};
+use tower_retrier::classify::{GrpcClassifier, GrpcCode, GrpcTrailersLayer, TrailersBody};
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::telemetry::{DelaySource, RetryEvent};
 use tower_retrier::{RetryConfig, RetryLayer};
@@ -144,4 +144,62 @@ async fn attempts_are_bounded() {
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(greeter.calls(), 4);
     assert_eq!(delays.lock().unwrap().len(), 3);
+}
+
+/// Like `connect`, with `GrpcTrailersLayer` between the retry layer and the channel.
+async fn connect_unary(
+    greeter: &FlakyGreeter,
+) -> GreeterClient<
+    impl tonic::client::GrpcService<
+        tonic::body::Body,
+        ResponseBody = TrailersBody<tonic::body::Body>,
+        Error = tonic::transport::Error,
+    > + Clone,
+> {
+    let addr = greeter.clone().serve().await;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let svc = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(config())
+                .with_classifier(GrpcClassifier::new())
+                .with_replay(ReplayHttp::grpc()),
+        )
+        .layer(GrpcTrailersLayer::new())
+        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| {
+            r.map(tonic::body::Body::new)
+        })
+        .service(channel);
+    GreeterClient::new(svc)
+}
+
+#[tokio::test]
+async fn status_in_trailers_is_not_seen_without_the_trailers_layer() {
+    let greeter = FlakyGreeter::new(vec![Step::FailInTrailers(Code::Unavailable)]);
+    let (mut client, _) = connect(&greeter, GrpcClassifier::new()).await;
+    let status = client.say_hello(hello()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "failed late");
+    assert_eq!(greeter.calls(), 1, "the head looked fine: not retried");
+}
+
+#[tokio::test]
+async fn status_in_trailers_is_retried_with_the_trailers_layer() {
+    let greeter = FlakyGreeter::new(vec![
+        Step::FailInTrailers(Code::Unavailable),
+        Step::Fail(Code::Unavailable, None),
+    ]);
+    let mut client = connect_unary(&greeter).await;
+    let reply = client.say_hello(hello()).await.unwrap();
+    assert_eq!(reply.into_inner().message, "Hello Ada!");
+    assert_eq!(greeter.calls(), 3);
+
+    // A non-retryable code in the trailers still reaches the caller as that status.
+    let greeter = FlakyGreeter::new(vec![Step::FailInTrailers(Code::InvalidArgument)]);
+    let mut client = connect_unary(&greeter).await;
+    let status = client.say_hello(hello()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "failed late");
+    assert_eq!(greeter.calls(), 1);
 }

@@ -106,8 +106,9 @@ impl GrpcCode {
 /// - The code is read from the response headers: that is where servers put it in a
 ///   *trailers-only* response, which is how UNAVAILABLE and other immediate errors are sent
 ///   (tonic does this for every `Err(Status)` from a handler). A status sent in the trailers
-///   after a response body has begun is not seen: such a call is returned as it is, not
-///   retried (reading trailers would mean buffering the response).
+///   after a `200` head is not in the head: on its own the classifier returns such a call as
+///   it is, not retried. For unary calls, add [`GrpcTrailersLayer`](super::GrpcTrailersLayer)
+///   below the retry layer: it reads the response to its trailers and surfaces the status.
 /// - `grpc-retry-pushback-ms`: a non-negative value replaces the backoff; a negative or
 ///   unparsable value means **do not retry**; a value above the bound (300 s by default) is
 ///   ignored and the backoff applies. The engine also caps it at `max_delay`.

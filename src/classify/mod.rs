@@ -20,12 +20,18 @@ mod response;
 // issue 5
 #[cfg(feature = "grpc")]
 mod grpc;
+#[cfg(feature = "grpc")]
+mod grpc_trailers;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "http")]
 mod retry_after;
 #[cfg(feature = "grpc")]
 pub use grpc::{GrpcClassifier, GrpcCode};
+#[cfg(feature = "grpc")]
+pub use grpc_trailers::{
+    DEFAULT_MAX_TRAILER_READ, GrpcTrailers, GrpcTrailersLayer, TrailersBody, TrailersFuture,
+};
 #[cfg(feature = "http")]
 pub use http::{Auto, HttpClassifier, InspectError};
 #[cfg(feature = "http")]

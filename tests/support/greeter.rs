@@ -66,8 +66,12 @@ where
 /// What the server does on one call.
 #[derive(Clone, Debug)]
 pub enum Step {
-    /// Fail with this code, optionally with `grpc-retry-pushback-ms`.
+    /// Fail with this code, optionally with `grpc-retry-pushback-ms`, in a trailers-only
+    /// response (how tonic and most servers send errors).
     Fail(Code, Option<&'static str>),
+    /// Send a `200` head without status, then fail with this code in the trailers (as a
+    /// proxy, or a server failing after its head, may do).
+    FailInTrailers(Code),
     /// Answer.
     Ok,
 }
@@ -135,37 +139,55 @@ impl tower::Service<http::Request<tonic::body::Body>> for FlakyGreeter {
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        let handler = SayHello(self.state.clone());
+        let state = self.state.clone();
         Box::pin(async move {
             if req.uri().path() != SAY_HELLO {
                 return Ok(Status::unimplemented("no such method").into_http());
+            }
+            let previous = req
+                .headers()
+                .get("grpc-previous-rpc-attempts")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            state.previous_attempts.lock().unwrap().push(previous);
+            let n = state.calls.fetch_add(1, Ordering::SeqCst);
+            let step = state.script.get(n).cloned().unwrap_or(Step::Ok);
+            if let Step::FailInTrailers(code) = step {
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", (code as i32).into());
+                trailers.insert(
+                    "grpc-message",
+                    http::HeaderValue::from_static("failed late"),
+                );
+                let frames = futures_util::stream::iter([Ok::<_, Status>(
+                    http_body::Frame::trailers(trailers),
+                )]);
+                let body = tonic::body::Body::new(http_body_util::StreamBody::new(frames));
+                let res = http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(body)
+                    .unwrap();
+                return Ok(res);
             }
             let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<
                 HelloReply,
                 HelloRequest,
             >::default());
-            Ok(grpc.unary(handler, req).await)
+            Ok(grpc.unary(SayHello(step), req).await)
         })
     }
 }
 
-struct SayHello(Arc<State>);
+struct SayHello(Step);
 
 impl tonic::server::UnaryService<HelloRequest> for SayHello {
     type Response = HelloReply;
     type Future = BoxFuture<Result<tonic::Response<HelloReply>, Status>>;
 
     fn call(&mut self, request: tonic::Request<HelloRequest>) -> Self::Future {
-        let state = self.0.clone();
+        let step = self.0.clone();
         Box::pin(async move {
-            let previous = request
-                .metadata()
-                .get("grpc-previous-rpc-attempts")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            state.previous_attempts.lock().unwrap().push(previous);
-            let n = state.calls.fetch_add(1, Ordering::SeqCst);
-            match state.script.get(n).cloned().unwrap_or(Step::Ok) {
+            match step {
                 Step::Fail(code, pushback) => {
                     let mut md = MetadataMap::new();
                     if let Some(p) = pushback {
@@ -173,6 +195,7 @@ impl tonic::server::UnaryService<HelloRequest> for SayHello {
                     }
                     Err(Status::with_metadata(code, "not now", md))
                 }
+                Step::FailInTrailers(_) => unreachable!("answered at the HTTP level"),
                 Step::Ok => Ok(tonic::Response::new(HelloReply {
                     message: format!("Hello {}!", request.into_inner().name),
                 })),
