@@ -204,3 +204,33 @@ async fn refused_connection_is_retried_even_for_post() {
     assert!(format!("{err:?}").contains("ConnectionRefused"), "{err:?}");
     assert_eq!(delays.lock().unwrap().len(), 2, "3 attempts in all");
 }
+
+type Trickle = StreamBody<
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>,
+>;
+
+#[tokio::test]
+async fn answer_before_the_body_was_sent_is_not_replayed() {
+    // The server answers 503 without reading the body, while the client is still sending it.
+    let server = FlakyServer::start(vec![Reply::status(503).early()]).await;
+    let client = Client::builder(TokioExecutor::new())
+        .build_http::<tower_retrier::replay::ReplayBody<Trickle>>();
+    let replay = ReplayHttp::new();
+    let svc = RetryLayer::new(config())
+        .with_classifier(HttpClassifier::new())
+        .with_replay(replay.clone())
+        .layer(client);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    tx.send(Bytes::from_static(b"first part")).await.unwrap();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
+    });
+    let body: Trickle = StreamBody::new(Box::pin(stream));
+    let req = http::Request::put(server.url("/slow")).body(body).unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(server.hits(), 1);
+    assert_eq!(replay.stats().incomplete, 1);
+    assert_eq!(replay.stats().replayed, 0);
+    drop(tx);
+}
