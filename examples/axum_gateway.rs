@@ -52,7 +52,7 @@ async fn main() -> Result<(), BoxError> {
         .initial_delay(Duration::from_millis(20))
         .build()?;
     let client = RetryLayer::new(config)
-        .with_classifier(HttpClassifier::new().retry_non_idempotent_with_header("idempotency-key"))
+        .with_classifier(HttpClassifier::new().retry_with_idempotency_key())
         .with_replay(replay.clone())
         .service_name("upstream")
         .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>());

@@ -63,7 +63,7 @@ async fn gateway(upstream: SocketAddr, replay: ReplayHttp) -> SocketAddr {
         .build()
         .unwrap();
     let client = RetryLayer::new(config)
-        .with_classifier(HttpClassifier::new().retry_non_idempotent_with_header("idempotency-key"))
+        .with_classifier(HttpClassifier::new().retry_with_idempotency_key())
         .with_replay(replay)
         .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>());
     let app = Router::new()

@@ -91,9 +91,7 @@ async fn streaming_post_with_idempotency_key_is_replayed_with_attempt_header() {
     let svc = ServiceBuilder::new()
         .layer(
             RetryLayer::new(config())
-                .with_classifier(
-                    HttpClassifier::new().retry_non_idempotent_with_header("idempotency-key"),
-                )
+                .with_classifier(HttpClassifier::new().retry_with_idempotency_key())
                 .with_replay(replay.clone()),
         )
         .service(client);

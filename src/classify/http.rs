@@ -126,8 +126,9 @@ enum Methods {
 ///   type (hyper-util's client, tonic's transport) so the classifier can see a refused
 ///   connection deep in its `source()` chain.
 /// - Methods: only idempotent ones (GET, HEAD, OPTIONS, PUT, DELETE, TRACE). Opt in for
-///   others with [`retry_non_idempotent_with_header`](Self::retry_non_idempotent_with_header)
-///   or [`retry_all_methods`](Self::retry_all_methods).
+///   others with [`retry_with_idempotency_key`](Self::retry_with_idempotency_key),
+///   [`retry_non_idempotent_with_header`](Self::retry_non_idempotent_with_header) or
+///   [`retry_all_methods`](Self::retry_all_methods).
 /// - `Retry-After` on a retryable response (seconds or HTTP-date) replaces the backoff; values
 ///   above 300 s, in the past or malformed are ignored. The engine also caps it at
 ///   `max_delay` and the deadline.
@@ -148,7 +149,7 @@ enum Methods {
 /// assert_eq!(c.classify(&get, &unavailable()), Decision::retry(RetryReason::ServerError));
 /// assert_eq!(c.classify(&post, &unavailable()), Decision::Fail); // POST is not idempotent
 ///
-/// let c = c.retry_non_idempotent_with_header("idempotency-key");
+/// let c = c.retry_with_idempotency_key();
 /// let keyed = Request::post("/orders").header("idempotency-key", "abc").body(()).unwrap();
 /// assert!(c.classify(&keyed, &unavailable()).is_retry());
 /// ```
@@ -283,22 +284,32 @@ impl<V> HttpClassifier<V> {
         self
     }
 
-    /// Also retries non-idempotent methods (POST, PATCH, ...) when the request carries
-    /// `header` (for example `Idempotency-Key`).
-    ///
-    /// # Panics
-    ///
-    /// If `header` is not a valid header name: this is configuration, written by the
-    /// programmer, never input from the network.
+    /// Also retries non-idempotent methods (POST, PATCH, ...) when the request carries the
+    /// header `name`.
     ///
     /// ```
-    /// let _c = tower_retrier::classify::HttpClassifier::new().retry_non_idempotent_with_header("idempotency-key");
+    /// use http::HeaderName;
+    /// let _c = tower_retrier::classify::HttpClassifier::new()
+    ///     .retry_non_idempotent_with_header(HeaderName::from_static("x-request-id"));
     /// ```
-    pub fn retry_non_idempotent_with_header(mut self, header: &str) -> Self {
-        let name = HeaderName::try_from(header)
-            .unwrap_or_else(|e| panic!("invalid header name {header:?}: {e}"));
+    pub fn retry_non_idempotent_with_header(mut self, name: HeaderName) -> Self {
         self.methods = Methods::IdempotentOrHeader(name);
         self
+    }
+
+    /// Also retries non-idempotent methods when the request carries an `Idempotency-Key`
+    /// header (the IETF draft's name, used by Stripe and others): the server then
+    /// deduplicates repeated requests.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, HttpClassifier};
+    /// let c = HttpClassifier::new().retry_with_idempotency_key();
+    /// let post = http::Request::post("/charges").header("idempotency-key", "k1").body(()).unwrap();
+    /// let res = Ok::<_, std::io::Error>(http::Response::builder().status(503).body(()).unwrap());
+    /// assert!(c.classify(&post, &res).is_retry());
+    /// ```
+    pub fn retry_with_idempotency_key(self) -> Self {
+        self.retry_non_idempotent_with_header(HeaderName::from_static("idempotency-key"))
     }
 
     /// Retries every method. Only for services where you know every request is safe to
