@@ -208,27 +208,85 @@ type Trickle = StreamBody<
 >;
 
 #[tokio::test]
-async fn answer_before_the_body_was_sent_is_not_replayed() {
-    // The server answers 503 without reading the body, while the client is still sending it.
+async fn early_answer_never_leads_to_a_truncated_or_hung_retry() {
+    // The server answers 503 without reading the body while the client is still sending it.
+    // Whether the retry can go ahead depends on whether hyper has let go of the body by then:
+    // if it has, the retry replays what was sent and carries on with the rest; if not, the
+    // request is not retried. Either way, no attempt carries a partial body, and nothing hangs.
     let server = FlakyServer::start(vec![Reply::status(503).early()]).await;
     let client = Client::builder(TokioExecutor::new())
         .build_http::<tower_retrier::replay::ReplayBody<Trickle>>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    tx.send(Bytes::from_static(b"first part, ")).unwrap();
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    let finish = tx.clone();
     let replay = ReplayHttp::new();
     let svc = RetryLayer::new(config())
         .with_classifier(HttpClassifier::new())
         .with_replay(replay.clone())
+        .on_retry(
+            move |_: &RetryEvent<'_, http::Response<hyper::body::Incoming>, _>| {
+                // The rest of the body arrives (and ends) while the client backs off.
+                if let Some(tx) = finish.lock().unwrap().take() {
+                    tx.send(Bytes::from_static(b"second part")).unwrap();
+                }
+            },
+        )
         .layer(client);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
-    tx.send(Bytes::from_static(b"first part")).await.unwrap();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
     });
     let body: Trickle = StreamBody::new(Box::pin(stream));
     let req = http::Request::put(server.url("/slow")).body(body).unwrap();
-    let res = svc.oneshot(req).await.unwrap();
-    assert_eq!(res.status(), 503);
-    assert_eq!(server.hits(), 1);
-    assert_eq!(replay.stats().incomplete, 1);
-    assert_eq!(replay.stats().replayed, 0);
+    let res = tokio::time::timeout(Duration::from_secs(10), svc.oneshot(req))
+        .await
+        .expect("no hang")
+        .unwrap();
+    let stats = replay.stats();
+    if res.status() == 200 {
+        assert_eq!(stats.replayed, 1);
+        assert_eq!(server.hits(), 2);
+        assert_eq!(server.seen()[1].body, "first part, second part");
+    } else {
+        assert_eq!(res.status(), 503);
+        assert_eq!(stats.incomplete, 1);
+        assert_eq!(server.hits(), 1);
+    }
     drop(tx);
+}
+
+#[tokio::test]
+async fn refused_streaming_post_is_replayed_whole_once_the_server_is_up() {
+    // Nothing listens on the port for the first attempt; the server comes up during the backoff.
+    let addr = dead_addr().await;
+    let server: Arc<Mutex<Option<FlakyServer>>> = Arc::default();
+    let slot = server.clone();
+    let client = Client::builder(TokioExecutor::new())
+        .build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
+    let replay = ReplayHttp::new();
+    let svc = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(config())
+                .with_classifier(HttpClassifier::new().typed_errors())
+                .with_replay(replay.clone())
+                .on_retry(
+                    move |_: &RetryEvent<'_, http::Response<hyper::body::Incoming>, _>| {
+                        let mut slot = slot.lock().unwrap();
+                        if slot.is_none() {
+                            *slot = Some(FlakyServer::start_now(addr, vec![]));
+                        }
+                    },
+                ),
+        )
+        .service(client);
+    // POST, no idempotency key: retried only because nothing was sent.
+    let req = http::Request::post(format!("http://{addr}/events"))
+        .body(streaming(&["event-", "1"]))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let server = server.lock().unwrap().take().unwrap();
+    assert_eq!(server.hits(), 1);
+    assert_eq!(server.seen()[0].body, "event-1");
+    assert_eq!(replay.stats().replayed, 1);
 }

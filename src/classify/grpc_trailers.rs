@@ -346,12 +346,14 @@ where
 
     fn size_hint(&self) -> SizeHint {
         let buffered: u64 = self.chunks.iter().map(|c| c.len() as u64).sum();
-        let mut hint = self
+        let rest = self
             .rest
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), |r| r.size_hint());
-        hint.set_lower(hint.lower().saturating_add(buffered));
-        if let Some(upper) = hint.upper() {
+        // Lower first, on a hint without an upper bound, so neither setter can panic.
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(buffered));
+        if let Some(upper) = rest.upper() {
             hint.set_upper(upper.saturating_add(buffered));
         }
         hint

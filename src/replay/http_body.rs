@@ -4,10 +4,7 @@ use super::Replay;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
-use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,11 +20,16 @@ pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 /// reference to it (`Bytes` are reference-counted: recording does not copy, so a `Full<Bytes>`
 /// body costs nothing extra). A retry gets a body replaying those frames, trailers included.
 ///
+/// An attempt that lets go of its body before the end (a refused connection drops the
+/// request unread; a connection that fails midway drops it half-read) hands the unread rest
+/// back, and the next attempt sends what was recorded, then carries on reading the original.
+///
 /// A request is **sent once and not retried** when its body is known to exceed the buffer
 /// limit (size hint), when it outgrew the limit while being sent (the recording is dropped at
-/// once), or when the retry is decided before the body was completely sent (a server that
-/// answered without reading it). Each case is counted in [`ReplayHttp::stats`] and traced at
-/// `debug` level.
+/// once), when the body itself failed, or when the retry is decided while the previous
+/// attempt still holds the body (a server that answered without reading it, on a connection
+/// still sending it). The size and "still held" cases are counted in [`ReplayHttp::stats`];
+/// all are traced at `debug` level. No attempt ever sends a partial body.
 ///
 /// Optionally every attempt carries an attempt-number header (see
 /// [`attempt_count_header`](Self::attempt_count_header) and
@@ -195,10 +197,8 @@ impl Default for ReplayHttp {
 /// assert_eq!(saved.body().buffered_bytes(), 0);
 /// ```
 pub struct Recorded<B> {
-    recording: Arc<Mutex<Recording>>,
+    recording: Arc<Mutex<Recording<B>>>,
     attempts: u32,
-    // Ties the saved request to its body type, so `replay` needs no annotations.
-    _body: PhantomData<fn() -> B>,
 }
 
 impl<B> Recorded<B> {
@@ -226,30 +226,38 @@ impl<B> fmt::Debug for Recorded<B> {
     }
 }
 
-#[derive(Debug)]
-struct Recording {
+/// The body as read so far, shared by every attempt of one request.
+struct Recording<B> {
+    /// Data frames read from the original body, in order.
     chunks: Vec<Bytes>,
     trailers: Option<HeaderMap>,
     len: usize,
     state: RecState,
+    /// The unread rest of the original body, handed back by an attempt that stopped before
+    /// the end (for example a connection that was refused before anything was sent).
+    rest: Option<B>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RecState {
-    Sending,
+    /// More may come from the original body.
+    Reading,
+    /// The original body ended: the recording is all of it.
     Complete,
+    /// The body outgrew the buffer; the recording was dropped.
     TooLarge,
+    /// The original body failed; it cannot be sent again.
     Failed,
 }
 
-fn lock(m: &Mutex<Recording>) -> MutexGuard<'_, Recording> {
+fn lock<B>(m: &Mutex<Recording<B>>) -> MutexGuard<'_, Recording<B>> {
     // No invariant can be half-updated by a panic here; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<B> Replay<Request<B>> for ReplayHttp
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
 {
     type Request = Request<ReplayBody<B>>;
     type Saved = Request<Recorded<B>>;
@@ -265,33 +273,26 @@ where
                 "request body larger than the replay buffer; it is sent once and not retried"
             );
             let body = ReplayBody {
-                kind: Kind::Passthrough { body },
+                kind: Kind::Passthrough(body),
             };
             return Err(Request::from_parts(parts, body));
         }
         let state = if body.is_end_stream() {
             RecState::Complete
         } else {
-            RecState::Sending
+            RecState::Reading
         };
         let recording = Arc::new(Mutex::new(Recording {
             chunks: Vec::new(),
             trailers: None,
             len: 0,
             state,
+            rest: None,
         }));
-        let sent = ReplayBody {
-            kind: Kind::Recording {
-                body,
-                recording: recording.clone(),
-                max: self.max_bytes,
-                counters: self.counters.clone(),
-            },
-        };
+        let sent = self.body(&recording, Some(body));
         let saved = Recorded {
             recording,
             attempts: 1,
-            _body: PhantomData,
         };
         Ok((
             Request::from_parts(parts.clone(), sent),
@@ -300,13 +301,22 @@ where
     }
 
     fn replay(&self, saved: &mut Self::Saved) -> Option<Self::Request> {
-        let (chunks, trailers) = {
-            let rec = lock(&saved.body().recording);
+        let live = {
+            let mut rec = lock(&saved.body().recording);
             match rec.state {
-                RecState::Complete => (
-                    rec.chunks.iter().cloned().collect::<VecDeque<Bytes>>(),
-                    rec.trailers.clone(),
-                ),
+                RecState::Complete => None,
+                RecState::Reading => match rec.rest.take() {
+                    // The last attempt let go of the body midway: replay what was read,
+                    // then carry on reading.
+                    Some(rest) => Some(rest),
+                    None => {
+                        self.counters.incomplete.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            "request body still being sent when the response came; not retried"
+                        );
+                        return None;
+                    }
+                },
                 RecState::TooLarge => {
                     // Already counted when it overflowed.
                     tracing::debug!(
@@ -315,25 +325,15 @@ where
                     );
                     return None;
                 }
-                RecState::Sending | RecState::Failed => {
-                    self.counters.incomplete.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(
-                        "request body was not completely sent before the response; not retried"
-                    );
+                RecState::Failed => {
+                    tracing::debug!("request body failed while being sent; not retried");
                     return None;
                 }
             }
         };
         let attempt = saved.body().attempts.saturating_add(1);
         saved.body_mut().attempts = attempt;
-        let remaining = chunks.iter().map(|c: &Bytes| c.len() as u64).sum();
-        let mut req = Request::new(ReplayBody {
-            kind: Kind::Replaying {
-                chunks,
-                trailers,
-                remaining,
-            },
-        });
+        let mut req = Request::new(self.body(&saved.body().recording, live));
         *req.method_mut() = saved.method().clone();
         *req.uri_mut() = saved.uri().clone();
         *req.version_mut() = saved.version();
@@ -345,57 +345,176 @@ where
     }
 }
 
-pin_project! {
-    /// The body of a request sent through [`ReplayHttp`]: the original body being recorded,
-    /// a replay of a recorded body, or (when too large to keep) the original body as is.
-    ///
-    /// Services that need a specific body type (tonic's `Channel` takes
-    /// `tonic::body::Body`) can convert it with a `map_request` layer, for example
-    /// `req.map(tonic::body::Body::new)`.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::{BodyExt, Full};
-    /// use tower_retrier::replay::{Replay, ReplayBody, ReplayHttp};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let req = http::Request::put("/").body(Full::new(Bytes::from_static(b"x"))).unwrap();
-    /// let (first, _saved) = ReplayHttp::new().save(req).ok().unwrap();
-    /// let body: ReplayBody<Full<Bytes>> = first.into_body();
-    /// assert_eq!(body.collect().await.unwrap().to_bytes(), "x");
-    /// # }
-    /// ```
-    pub struct ReplayBody<B> {
-        #[pin]
-        kind: Kind<B>,
+impl ReplayHttp {
+    fn body<B>(&self, recording: &Arc<Mutex<Recording<B>>>, live: Option<B>) -> ReplayBody<B> {
+        ReplayBody {
+            kind: Kind::Shared(Shared {
+                recording: recording.clone(),
+                pos: 0,
+                live,
+                trailers_sent: false,
+                max: self.max_bytes,
+                counters: self.counters.clone(),
+            }),
+        }
     }
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
-        Recording {
-            #[pin]
-            body: B,
-            recording: Arc<Mutex<Recording>>,
-            max: usize,
-            counters: Arc<Counters>,
-        },
-        Passthrough {
-            #[pin]
-            body: B,
-        },
-        Replaying {
-            chunks: VecDeque<Bytes>,
-            trailers: Option<HeaderMap>,
-            remaining: u64,
-        },
+/// The body of a request sent through [`ReplayHttp`]: the recorded frames of the body, then
+/// (while it lasts) the original body, recorded as it is read; or, when the body was known to
+/// be too large to keep, the original body as is.
+///
+/// It needs `B: Unpin` (hyper, axum and tonic bodies are; wrap others in `Box::pin`). Services
+/// that need a specific body type (tonic's `Channel` takes `tonic::body::Body`) can convert it
+/// with a `map_request` layer, for example `req.map(tonic::body::Body::new)`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use tower_retrier::replay::{Replay, ReplayBody, ReplayHttp};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let req = http::Request::put("/").body(Full::new(Bytes::from_static(b"x"))).unwrap();
+/// let (first, _saved) = ReplayHttp::new().save(req).ok().unwrap();
+/// let body: ReplayBody<Full<Bytes>> = first.into_body();
+/// assert_eq!(body.collect().await.unwrap().to_bytes(), "x");
+/// # }
+/// ```
+pub struct ReplayBody<B> {
+    kind: Kind<B>,
+}
+
+enum Kind<B> {
+    Passthrough(B),
+    Shared(Shared<B>),
+}
+
+/// One attempt's view of the shared recording.
+struct Shared<B> {
+    recording: Arc<Mutex<Recording<B>>>,
+    /// Recorded chunks this attempt has sent.
+    pos: usize,
+    /// The original body, while this attempt is the one reading it.
+    live: Option<B>,
+    trailers_sent: bool,
+    max: usize,
+    counters: Arc<Counters>,
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Shared<B> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        {
+            let rec = lock(&self.recording);
+            if let Some(c) = rec.chunks.get(self.pos) {
+                self.pos += 1;
+                return Poll::Ready(Some(Ok(Frame::data(c.clone()))));
+            }
+            if self.live.is_none() {
+                // Replaying a complete recording: the trailers, then the end.
+                if std::mem::replace(&mut self.trailers_sent, true) {
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(rec.trailers.clone().map(|t| Ok(Frame::trailers(t))));
+            }
+        }
+        let live = self.live.as_mut().expect("checked above");
+        let frame = ready!(Pin::new(&mut *live).poll_frame(cx));
+        let ended = live.is_end_stream();
+        let mut rec = lock(&self.recording);
+        match &frame {
+            None => {
+                self.live = None;
+                self.trailers_sent = true;
+                if rec.state == RecState::Reading {
+                    rec.state = RecState::Complete;
+                }
+            }
+            Some(Err(_)) => {
+                if rec.state == RecState::Reading {
+                    rec.state = RecState::Failed;
+                }
+            }
+            Some(Ok(f)) if rec.state == RecState::Reading => {
+                if let Some(data) = f.data_ref() {
+                    rec.len = rec.len.saturating_add(data.len());
+                    if rec.len > self.max {
+                        rec.state = RecState::TooLarge;
+                        rec.chunks = Vec::new();
+                        rec.len = 0;
+                        self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            max_bytes = self.max,
+                            "request body outgrew the replay buffer; it will not be retried"
+                        );
+                        return Poll::Ready(frame);
+                    }
+                    if !data.is_empty() {
+                        rec.chunks.push(data.clone());
+                        self.pos = rec.chunks.len();
+                    }
+                } else if let Some(t) = f.trailers_ref() {
+                    rec.trailers = Some(t.clone());
+                    self.trailers_sent = true;
+                }
+                // Senders stop polling once the body says it has ended.
+                if ended {
+                    rec.state = RecState::Complete;
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let rec = lock(&self.recording);
+        if self.pos < rec.chunks.len() {
+            return false;
+        }
+        match &self.live {
+            Some(live) => live.is_end_stream(),
+            None => self.trailers_sent || rec.trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let rec = lock(&self.recording);
+        let buffered: u64 = rec
+            .chunks
+            .get(self.pos..)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.len() as u64)
+            .sum();
+        let Some(live) = &self.live else {
+            return SizeHint::with_exact(buffered);
+        };
+        let live = live.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(live.lower().saturating_add(buffered));
+        if let Some(upper) = live.upper() {
+            hint.set_upper(upper.saturating_add(buffered));
+        }
+        hint
+    }
+}
+
+impl<B> Drop for Shared<B> {
+    fn drop(&mut self) {
+        // An attempt that stops before the end hands the unread rest back, so the next attempt
+        // can replay what was read and carry on.
+        if let Some(live) = self.live.take() {
+            let mut rec = lock(&self.recording);
+            if rec.state == RecState::Reading {
+                rec.rest = Some(live);
+            }
+        }
     }
 }
 
 impl<B> Body for ReplayBody<B>
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -404,77 +523,23 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Passthrough { body } => body.poll_frame(cx),
-            KindProj::Replaying {
-                chunks,
-                trailers,
-                remaining,
-            } => {
-                if let Some(c) = chunks.pop_front() {
-                    *remaining -= c.len() as u64;
-                    return Poll::Ready(Some(Ok(Frame::data(c))));
-                }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
-            }
-            KindProj::Recording {
-                mut body,
-                recording,
-                max,
-                counters,
-            } => {
-                let frame = ready!(body.as_mut().poll_frame(cx));
-                let mut rec = lock(recording);
-                if rec.state != RecState::Sending {
-                    return Poll::Ready(frame);
-                }
-                match &frame {
-                    None => rec.state = RecState::Complete,
-                    Some(Err(_)) => rec.state = RecState::Failed,
-                    Some(Ok(f)) => {
-                        if let Some(data) = f.data_ref() {
-                            rec.len = rec.len.saturating_add(data.len());
-                            if rec.len > *max {
-                                rec.state = RecState::TooLarge;
-                                rec.chunks = Vec::new();
-                                rec.len = 0;
-                                counters.too_large.fetch_add(1, Ordering::Relaxed);
-                                tracing::debug!(
-                                    max_bytes = *max,
-                                    "request body outgrew the replay buffer; it will not be retried"
-                                );
-                                return Poll::Ready(frame);
-                            }
-                            if !data.is_empty() {
-                                rec.chunks.push(data.clone());
-                            }
-                        } else if let Some(t) = f.trailers_ref() {
-                            rec.trailers = Some(t.clone());
-                        }
-                        // Senders stop polling once the body says it has ended.
-                        if body.is_end_stream() {
-                            rec.state = RecState::Complete;
-                        }
-                    }
-                }
-                Poll::Ready(frame)
-            }
+        match &mut self.get_mut().kind {
+            Kind::Passthrough(body) => Pin::new(body).poll_frame(cx),
+            Kind::Shared(shared) => shared.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Recording { body, .. } | Kind::Passthrough { body } => body.is_end_stream(),
-            Kind::Replaying {
-                chunks, trailers, ..
-            } => chunks.is_empty() && trailers.is_none(),
+            Kind::Passthrough(body) => body.is_end_stream(),
+            Kind::Shared(shared) => shared.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Recording { body, .. } | Kind::Passthrough { body } => body.size_hint(),
-            Kind::Replaying { remaining, .. } => SizeHint::with_exact(*remaining),
+            Kind::Passthrough(body) => body.size_hint(),
+            Kind::Shared(shared) => shared.size_hint(),
         }
     }
 }
@@ -482,9 +547,9 @@ where
 impl<B> fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
-            Kind::Recording { .. } => "recording",
-            Kind::Passthrough { .. } => "passthrough",
-            Kind::Replaying { .. } => "replaying",
+            Kind::Passthrough(_) => "passthrough",
+            Kind::Shared(s) if s.live.is_some() => "reading",
+            Kind::Shared(_) => "replaying",
         };
         f.debug_struct("ReplayBody").field("kind", &kind).finish()
     }
@@ -571,6 +636,52 @@ mod tests {
         let _ = body.frame().await; // only the first chunk went out
         assert!(r.replay(&mut saved).is_none());
         assert_eq!(r.stats().incomplete, 1);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_lets_go_midway_hands_the_rest_to_the_next() {
+        let r = ReplayHttp::new();
+        let req = Request::post("/")
+            .body(streamed(&["ab", "cd", "ef"], true))
+            .unwrap();
+        let (first, mut saved) = r.save(req).ok().unwrap();
+        let mut body = first.into_body();
+        let _ = body.frame().await; // "ab" sent, then the connection failed
+        drop(body);
+        let second = r.replay(&mut saved).unwrap();
+        assert_eq!(second.body().size_hint().lower(), 2);
+        let mut body = second.into_body();
+        let _ = body.frame().await; // "ab" again
+        let _ = body.frame().await; // "cd", read from the original
+        drop(body);
+        let third = r.replay(&mut saved).unwrap();
+        let got = third.into_body().collect().await.unwrap();
+        assert_eq!(got.trailers().unwrap()["x-checksum"], "abc");
+        assert_eq!(got.to_bytes(), "abcdef");
+        // Complete now: a fourth attempt replays from memory alone.
+        let fourth = r.replay(&mut saved).unwrap();
+        assert_eq!(fourth.body().size_hint().exact(), Some(6));
+        assert_eq!(
+            fourth.into_body().collect().await.unwrap().to_bytes(),
+            "abcdef"
+        );
+        assert_eq!(r.stats().replayed, 3);
+    }
+
+    #[tokio::test]
+    async fn a_body_never_polled_is_replayed_whole() {
+        // A refused connection drops the request without reading its body.
+        let r = ReplayHttp::new();
+        let req = Request::post("/")
+            .body(streamed(&["ab", "cd"], false))
+            .unwrap();
+        let (first, mut saved) = r.save(req).ok().unwrap();
+        drop(first);
+        let again = r.replay(&mut saved).unwrap();
+        assert_eq!(
+            again.into_body().collect().await.unwrap().to_bytes(),
+            "abcd"
+        );
     }
 
     #[tokio::test]

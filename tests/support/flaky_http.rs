@@ -61,6 +61,18 @@ impl FlakyServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
+        Self::serve(listener, script)
+    }
+
+    /// Starts the server on `addr` at once, from synchronous code inside a runtime (for
+    /// example a retry hook: "the server comes up while the client backs off").
+    pub fn start_now(addr: SocketAddr, script: Vec<Reply>) -> Self {
+        let std = std::net::TcpListener::bind(addr).expect("bind the loopback port again");
+        std.set_nonblocking(true).unwrap();
+        Self::serve(TcpListener::from_std(std).unwrap(), script)
+    }
+
+    fn serve(listener: TcpListener, script: Vec<Reply>) -> Self {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(script);
