@@ -424,9 +424,14 @@ impl<B: Body<Data = Bytes> + Unpin> Shared<B> {
         match &frame {
             None => {
                 self.live = None;
-                self.trailers_sent = true;
                 if rec.state == RecState::Reading {
                     rec.state = RecState::Complete;
+                }
+                // Trailers read by an earlier attempt that let go just before the end.
+                if !std::mem::replace(&mut self.trailers_sent, true)
+                    && let Some(t) = rec.trailers.clone()
+                {
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
                 }
             }
             Some(Err(_)) => {
@@ -666,6 +671,27 @@ mod tests {
             "abcdef"
         );
         assert_eq!(r.stats().replayed, 3);
+    }
+
+    #[tokio::test]
+    async fn trailers_read_by_an_attempt_that_let_go_are_replayed() {
+        // A stream whose end is only known by polling past its trailers.
+        let r = ReplayHttp::new();
+        let req = Request::post("/").body(streamed(&["ab"], true)).unwrap();
+        let (first, mut saved) = r.save(req).ok().unwrap();
+        let mut body = first.into_body();
+        assert!(body.frame().await.unwrap().unwrap().is_data());
+        assert!(body.frame().await.unwrap().unwrap().is_trailers());
+        drop(body); // let go before seeing the end
+        let got = r
+            .replay(&mut saved)
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(got.trailers().unwrap()["x-checksum"], "abc");
+        assert_eq!(got.to_bytes(), "ab");
     }
 
     #[tokio::test]
