@@ -16,24 +16,40 @@ use std::time::Duration;
 /// assert_eq!(GrpcCode::Unavailable as i32, 14);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // the names are the specification's
 pub enum GrpcCode {
+    /// Not an error.
     Ok = 0,
+    /// The operation was cancelled, typically by the caller.
     Cancelled = 1,
+    /// Unknown error (also: an unparsable status).
     Unknown = 2,
+    /// The client sent an invalid argument.
     InvalidArgument = 3,
+    /// The deadline expired before the operation completed.
     DeadlineExceeded = 4,
+    /// Some requested entity was not found.
     NotFound = 5,
+    /// The entity the client tried to create already exists.
     AlreadyExists = 6,
+    /// The caller may not run this operation.
     PermissionDenied = 7,
+    /// A resource (quota, rate) is exhausted: the server is throttling.
     ResourceExhausted = 8,
+    /// The system is not in a state required for the operation.
     FailedPrecondition = 9,
+    /// The operation was aborted (a concurrency conflict, for instance).
     Aborted = 10,
+    /// The operation was attempted past the valid range.
     OutOfRange = 11,
+    /// The operation is not implemented or not supported.
     Unimplemented = 12,
+    /// An internal invariant was broken.
     Internal = 13,
+    /// The service is currently unavailable: the retryable code by default.
     Unavailable = 14,
+    /// Unrecoverable data loss or corruption.
     DataLoss = 15,
+    /// The request lacks valid authentication credentials.
     Unauthenticated = 16,
 }
 
