@@ -1,8 +1,8 @@
 //! The gRPC classifier: `grpc-status` codes and `grpc-retry-pushback-ms` (gRFC A6).
 
-use super::http::{Auto, ErrorClass, InspectError, classify_error};
+use super::http::{ErrorClass, classify_error};
 use super::retry_after::{DEFAULT_MAX_PUSHBACK, parse_grpc_pushback};
-use super::{Classify, Decision, RetryReason, Typed};
+use super::{Auto, Classify, Decision, InspectError, RetryReason, Typed};
 use http::Response;
 use std::fmt;
 use std::marker::PhantomData;

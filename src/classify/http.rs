@@ -1,49 +1,12 @@
 //! The HTTP classifier: retryable status codes, connection errors, idempotency, `Retry-After`.
 
-use super::error_types::boxed_error;
 use super::retry_after::{DEFAULT_MAX_PUSHBACK, parse_retry_after};
-use super::{Classify, Decision, RetryReason, Typed};
+use super::{Auto, Classify, Decision, InspectError, RetryReason, Typed};
 use http::{HeaderName, Method, Request, Response, StatusCode, header};
-use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
-
-/// How a classifier looks into a service's error type `E` to walk its `source()` chain.
-///
-/// [`Auto`] (the default) sees boxed errors (`tower::BoxError`, what `Timeout`, `Buffer` and
-/// `LoadShed` return) and treats any other error type as opaque. [`Typed`] sees a concrete
-/// `std::error::Error` (for example hyper-util's client error or tonic's transport error),
-/// which lets the classifier recognise a refused connection deep in the chain.
-///
-/// ```
-/// use tower_retrier::classify::{Auto, InspectError, Typed};
-///
-/// let e = std::io::Error::other("x");
-/// assert!(<Typed as InspectError<std::io::Error>>::inspect(&e).is_some());
-/// assert!(<Auto as InspectError<std::io::Error>>::inspect(&e).is_none());
-/// ```
-pub trait InspectError<E> {
-    /// The error as a trait object, or `None` when it cannot be looked into.
-    fn inspect(err: &E) -> Option<&(dyn Error + 'static)>;
-}
-
-/// Marker: see boxed errors, treat other error types as opaque (see [`InspectError`]).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Auto;
-
-impl<E: 'static> InspectError<E> for Auto {
-    fn inspect(err: &E) -> Option<&(dyn Error + 'static)> {
-        boxed_error(err as &dyn Any)
-    }
-}
-
-impl<E: Error + 'static> InspectError<E> for Typed {
-    fn inspect(err: &E) -> Option<&(dyn Error + 'static)> {
-        Some(err)
-    }
-}
 
 /// What an `Err` from the transport means for a retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,14 +33,14 @@ pub use grpc_trailers::{
     DEFAULT_MAX_TRAILER_READ, GrpcTrailers, GrpcTrailersLayer, TrailersBody, TrailersFuture,
 };
 #[cfg(feature = "http")]
-pub use http::{Auto, HttpClassifier, InspectError};
+pub use http::HttpClassifier;
 #[cfg(feature = "http")]
 pub use retry_after::{DEFAULT_MAX_PUSHBACK, parse_grpc_pushback, parse_retry_after};
 
 use std::time::Duration;
 
 pub use any_error::RetryAnyError;
-pub use error_types::{Boxed, ErrorView, MatchErrors, Typed};
+pub use error_types::{Auto, InspectError, MatchErrors, Typed};
 pub use function::{ClassifyFn, classify_fn};
 pub use response::RetryResponseIf;
 
