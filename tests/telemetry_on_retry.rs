@@ -34,11 +34,10 @@ fn hook(log: &Log) -> impl Fn(&RetryEvent<'_, String, io::Error>) + Clone + use<
             delay: e.delay(),
             reason: e.reason(),
             source: e.delay_source(),
-            result: e
-                .result()
-                .as_ref()
-                .map(Clone::clone)
-                .map_err(|e| e.to_string()),
+            result: match e.result() {
+                Ok(response) => Ok(response.clone()),
+                Err(error) => Err(error.to_string()),
+            },
         })
     }
 }

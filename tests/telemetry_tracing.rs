@@ -202,15 +202,18 @@ fn disabled_or_tracing_off_emits_nothing() {
     }
 }
 
+/// (what happened: "call" or "poll", the name of the span current then).
+type Seen = Arc<Mutex<Vec<(&'static str, Option<&'static str>)>>>;
+
 /// An inner service whose future is pending once, and records the span current while it is
 /// created and polled.
 #[derive(Clone, Default)]
 struct Observing {
-    seen: Arc<Mutex<Vec<(&'static str, Option<&'static str>)>>>,
+    seen: Seen,
 }
 
 struct ObservingFuture {
-    seen: Arc<Mutex<Vec<(&'static str, Option<&'static str>)>>>,
+    seen: Seen,
     polled: bool,
 }
 

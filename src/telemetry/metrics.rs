@@ -123,16 +123,16 @@ fn source_index(source: DelaySource) -> usize {
 
 const SOURCES: [DelaySource; 2] = [DelaySource::Backoff, DelaySource::Pushback];
 
-fn shared(s: &Cow<'static, str>) -> SharedString {
+fn shared(s: Cow<'static, str>) -> SharedString {
     match s {
         Cow::Borrowed(b) => SharedString::const_str(b),
-        Cow::Owned(o) => SharedString::from(o.clone()),
+        Cow::Owned(o) => SharedString::from(o),
     }
 }
 
 impl MetricsHandles {
     /// Describes the metrics and registers every handle with the current recorder.
-    pub(crate) fn register(service: &Cow<'static, str>, operation: &Cow<'static, str>) -> Self {
+    pub(crate) fn register(service: Cow<'static, str>, operation: Cow<'static, str>) -> Self {
         describe_metrics();
         let svc = shared(service);
         let op = shared(operation);

@@ -260,8 +260,8 @@ pub(crate) struct CallTelemetry {
 impl CallTelemetry {
     /// Enter while sending or polling the current attempt (never across an `.await`).
     #[inline]
-    pub(crate) fn enter_attempt(&self) -> tracing::span::Entered<'_> {
-        self.spans.attempt().enter()
+    pub(crate) fn enter_attempt(&self) -> Option<tracing::span::Entered<'_>> {
+        self.spans.enter_attempt()
     }
 }
 
@@ -438,7 +438,8 @@ impl Telemetry {
     #[inline]
     fn metrics(&self, f: impl FnOnce(&metrics::MetricsHandles)) {
         if let Some(lazy) = &self.metrics {
-            let init = || metrics::MetricsHandles::register(&self.service, &self.operation);
+            let init =
+                || metrics::MetricsHandles::register(self.service.clone(), self.operation.clone());
             lazy.with("metrics", init, f);
         }
     }
@@ -447,7 +448,8 @@ impl Telemetry {
     #[inline]
     fn otel(&self, f: impl FnOnce(&otel::OtelInstruments)) {
         if let Some((source, lazy)) = &self.otel {
-            let init = || otel::OtelInstruments::new(source, &self.service, &self.operation);
+            let init =
+                || otel::OtelInstruments::new(source, self.service.clone(), self.operation.clone());
             lazy.with("opentelemetry", init, f);
         }
     }

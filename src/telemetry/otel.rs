@@ -85,13 +85,13 @@ pub(crate) struct OtelInstruments {
 impl OtelInstruments {
     pub(crate) fn new(
         source: &MeterSource,
-        service: &Cow<'static, str>,
-        operation: &Cow<'static, str>,
+        service: Cow<'static, str>,
+        operation: Cow<'static, str>,
     ) -> Self {
         let meter = source.meter();
         let base = [
-            KeyValue::new(OTEL_ATTR_SERVICE, service.clone()),
-            KeyValue::new(OTEL_ATTR_OPERATION, operation.clone()),
+            KeyValue::new(OTEL_ATTR_SERVICE, service),
+            KeyValue::new(OTEL_ATTR_OPERATION, operation),
         ];
         let with = |key: &'static str, value: &'static str| {
             let [a, b] = base.clone();
