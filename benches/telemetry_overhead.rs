@@ -6,7 +6,9 @@
 //! subscriber or recorder costs at most 10 % over telemetry off.
 //!
 //! Run: `cargo bench --features metrics --bench telemetry_overhead`
-//! (criterion's report, then a summary with ns/call and the ratio to "telemetry off").
+//! (criterion's report, then a summary with ns/call and the ratio to "telemetry off"); with
+//! `--features metrics,opentelemetry` it also measures OpenTelemetry with the no-op global
+//! meter provider.
 
 use criterion::{Criterion, criterion_group};
 use std::future::{Future, Ready, ready};
@@ -58,19 +60,25 @@ fn layer(telemetry: Telemetry) -> RetryLayer {
 }
 
 /// The variants, by name; `None` is the bare service.
-fn variants() -> [(&'static str, Option<Telemetry>); 4] {
-    [
+fn variants() -> Vec<(&'static str, Option<Telemetry>)> {
+    // Only the back-ends a variant names are on, whatever features are compiled in.
+    let only_tracing = Telemetry::new("bench", "echo").with_metrics(false);
+    #[cfg(feature = "opentelemetry")]
+    let only_tracing = only_tracing.with_opentelemetry(false);
+    let with_metrics = only_tracing.clone().with_metrics(true);
+    #[allow(unused_mut)]
+    let mut v = vec![
         ("bare service", None),
         ("telemetry off", Some(Telemetry::disabled())),
-        (
-            "tracing, no subscriber",
-            Some(Telemetry::new("bench", "echo").with_metrics(false)),
-        ),
-        (
-            "tracing + metrics, no-op recorder",
-            Some(Telemetry::new("bench", "echo").with_metrics(true)),
-        ),
-    ]
+        ("tracing, no subscriber", Some(only_tracing.clone())),
+        ("tracing + metrics, no-op recorder", Some(with_metrics)),
+    ];
+    #[cfg(feature = "opentelemetry")]
+    v.push((
+        "tracing + OpenTelemetry, no-op provider",
+        Some(only_tracing.with_opentelemetry(true)),
+    ));
+    v
 }
 
 fn bench(c: &mut Criterion) {
@@ -104,28 +112,30 @@ fn round<S: Service<u64, Response = u64>>(svc: &mut S) -> f64 {
 /// (shared) machine hits every variant alike.
 fn summary() {
     const ROUNDS: usize = 31;
-    let [bare, off, tracing, metrics] = variants().map(|(_, t)| t);
-    let (mut off, mut tracing, mut metrics) = (
-        layer(off.unwrap()).layer(Echo),
-        layer(tracing.unwrap()).layer(Echo),
-        layer(metrics.unwrap()).layer(Echo),
-    );
-    let mut bare_svc = Echo;
-    assert!(bare.is_none());
-    let mut best = [f64::INFINITY; 4];
+    let variants = variants();
+    let mut bare = Echo;
+    let mut services: Vec<_> = variants
+        .iter()
+        .map(|(_, t)| t.clone().map(|t| layer(t).layer(Echo)))
+        .collect();
+    let mut best = vec![f64::INFINITY; variants.len()];
     for _ in 0..ROUNDS {
-        best[0] = best[0].min(round(&mut bare_svc));
-        best[1] = best[1].min(round(&mut off));
-        best[2] = best[2].min(round(&mut tracing));
-        best[3] = best[3].min(round(&mut metrics));
+        for (best, svc) in best.iter_mut().zip(&mut services) {
+            let ns = match svc {
+                None => round(&mut bare),
+                Some(svc) => round(svc),
+            };
+            *best = best.min(ns);
+        }
     }
     println!("\nsummary (best of {ROUNDS} interleaved rounds of 1M calls, ns per call):");
-    for ((name, _), ns) in variants().iter().zip(best) {
+    let off = best[1];
+    for ((name, _), ns) in variants.iter().zip(best) {
         if *name == "bare service" || *name == "telemetry off" {
-            println!("  {name:<36} {ns:6.2} ns");
+            println!("  {name:<40} {ns:6.2} ns");
         } else {
-            let pct = (ns / best[1] - 1.0) * 100.0;
-            println!("  {name:<36} {ns:6.2} ns  ({pct:+.1} % vs telemetry off)");
+            let pct = (ns / off - 1.0) * 100.0;
+            println!("  {name:<40} {ns:6.2} ns  ({pct:+.1} % vs telemetry off)");
         }
     }
 }
