@@ -285,3 +285,30 @@ fn the_attempt_span_is_entered_only_while_the_attempt_is_sent_or_polled() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn calls_with_telemetry_run_on_a_multi_threaded_runtime() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let telemetry = Telemetry::new("billing", "charge");
+    send_sync(&telemetry);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let (results, events) = capture(|| {
+        rt.block_on(async {
+            let svc = layer().with_telemetry(telemetry).layer(Scripted::default());
+            let tasks: Vec<_> = (0..8)
+                .map(|i| tokio::spawn(svc.clone().oneshot(i)))
+                .collect();
+            let mut results = Vec::new();
+            for t in tasks {
+                results.push(t.await.unwrap().unwrap());
+            }
+            results
+        })
+    });
+    assert_eq!(results, vec!["ok"; 8]);
+    assert!(ours(&events).is_empty());
+}
