@@ -116,7 +116,10 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let result = ready!(future.poll(cx));
+                    let result = {
+                        let _span = this.telemetry.enter_attempt();
+                        ready!(future.poll(cx))
+                    };
                     let attempt = *this.attempt;
                     let decision = match this.saved.as_ref() {
                         Some(saved) => shared.classifier.classify(saved, &result),
@@ -124,6 +127,9 @@ where
                         None if result.is_ok() => Decision::Success,
                         None => Decision::Fail,
                     };
+                    shared
+                        .telemetry
+                        .attempt_finished(this.telemetry, &decision, result.is_err());
                     let (after, reason) = match decision {
                         Decision::Success => {
                             shared.budget.record_success();
@@ -290,7 +296,10 @@ where
                     shared
                         .telemetry
                         .attempt_started(this.telemetry, *this.attempt);
-                    let future = this.service.call(request);
+                    let future = {
+                        let _span = this.telemetry.enter_attempt();
+                        this.service.call(request)
+                    };
                     this.state.set(State::Calling { future });
                 }
             }
