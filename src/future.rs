@@ -44,6 +44,28 @@ pin_project! {
         state: State<S::Future, B::Withdraw>,
         _req: PhantomData<fn(Req)>,
     }
+
+    // A call dropped before it finished (an outer timeout, a hedge that lost) is still
+    // reported, so dashboards count every call.
+    impl<Req, S, K, C, B, R, H> PinnedDrop for ResponseFuture<Req, S, K, C, B, R, H>
+    where
+        R: Replay<Req>,
+        S: Service<R::Request>,
+        B: Budget,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !this.telemetry.is_finished() {
+                let attempts = *this.attempt;
+                this.shared.telemetry.finished(
+                    this.telemetry,
+                    Outcome::new(false, attempts),
+                    StopReason::Cancelled,
+                    attempts,
+                );
+            }
+        }
+    }
 }
 
 pin_project! {

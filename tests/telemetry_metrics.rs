@@ -410,3 +410,27 @@ fn a_panicking_recorder_never_fails_a_request() {
 fn a_recorder_that_panics_on_registration_never_fails_a_request() {
     calls_succeed_with(&PanicsOnRegister);
 }
+
+#[test]
+fn a_call_dropped_mid_backoff_is_counted_as_failed() {
+    // Timeout(Retry(S)): the overall deadline (150 ms) fires while the layer backs off
+    // before its second retry; the dropped call must still be counted once.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let inner = Scripted::new(vec![fail(1), fail(2), Step::Ok]);
+    metrics::with_local_recorder(&recorder, || {
+        paused_runtime().block_on(async {
+            let svc = tower::ServiceBuilder::new()
+                .timeout(std::time::Duration::from_millis(150))
+                .layer(layer())
+                .service(inner.clone());
+            let err = svc.oneshot(1).await.unwrap_err();
+            assert!(err.is::<tower::timeout::error::Elapsed>(), "{err}");
+        })
+    });
+    let m = Captured::take(&snapshotter);
+    assert_eq!(inner.calls(), 2);
+    assert_eq!(m.calls("failed_after_retry"), 1);
+    assert_eq!(m.calls("success_after_retry"), 0);
+    assert_eq!(m.histogram(names::ATTEMPTS_PER_CALL, &[]), vec![2.0]);
+}

@@ -112,6 +112,8 @@ pub enum StopReason {
     NotReplayable,
     /// The inner service failed to become ready for a retry.
     NotReady,
+    /// The caller dropped the call before it finished (e.g. an outer timeout fired).
+    Cancelled,
 }
 
 impl StopReason {
@@ -129,6 +131,7 @@ impl StopReason {
             StopReason::DeadlineExceeded => "deadline_exceeded",
             StopReason::NotReplayable => "not_replayable",
             StopReason::NotReady => "not_ready",
+            StopReason::Cancelled => "cancelled",
         }
     }
 }
@@ -255,9 +258,17 @@ impl Default for Telemetry {
 pub(crate) struct CallTelemetry {
     spans: CallSpans,
     total_delay: Duration,
+    finished: bool,
 }
 
 impl CallTelemetry {
+    /// Whether the end of the call was reported (a dropped, unfinished call is reported as
+    /// cancelled).
+    #[inline]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     /// Enter while sending or polling the current attempt (never across an `.await`).
     #[inline]
     pub(crate) fn enter_attempt(&self) -> Option<tracing::span::Entered<'_>> {
@@ -463,6 +474,7 @@ impl Telemetry {
                 CallSpans::default()
             },
             total_delay: Duration::ZERO,
+            finished: false,
         }
     }
 
@@ -533,6 +545,7 @@ impl Telemetry {
         stop: StopReason,
         attempts: u32,
     ) {
+        call.finished = true;
         if self.tracing {
             call.spans
                 .finished(&self.service, &self.operation, outcome, stop, attempts);

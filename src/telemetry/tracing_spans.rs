@@ -226,7 +226,15 @@ fn finished_slow(
         }
         None => &none,
     };
-    if outcome == Outcome::FailedAfterRetry {
+    if stop == StopReason::Cancelled {
+        tracing::debug!(
+            parent: call,
+            retry.service = service,
+            retry.operation = operation,
+            retry.attempts = attempts,
+            "request cancelled by the caller"
+        );
+    } else if outcome == Outcome::FailedAfterRetry {
         tracing::warn!(
             parent: call,
             retry.service = service,
