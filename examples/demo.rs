@@ -6,7 +6,8 @@
 //! cargo run --example demo -- --failure-rate 0.5 --requests 2000
 //! ```
 //!
-//! No external server is needed.
+//! No external server is needed. With `--features metrics`, the demo also records the layer's
+//! metrics in an in-process recorder and prints the summary a dashboard would show.
 
 use std::collections::HashMap;
 use std::future::{Ready, ready};
@@ -117,8 +118,19 @@ struct Report {
     delays_ms: Vec<f64>,
 }
 
+#[cfg(feature = "metrics")]
+#[path = "common/metrics_summary.rs"]
+mod metrics_summary;
+
 #[tokio::main]
 async fn main() {
+    #[cfg(feature = "metrics")]
+    let snapshotter = {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder.install().expect("no other recorder installed");
+        snapshotter
+    };
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -209,6 +221,8 @@ async fn main() {
             denied,
         );
     }
+    #[cfg(feature = "metrics")]
+    print!("{}", metrics_summary::summary(snapshotter.snapshot()));
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -454,4 +454,26 @@ mod tests {
             .unwrap();
         assert_eq!(c.max_attempts(), MAX_ATTEMPTS_LIMIT);
     }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_human_durations_and_validates() {
+        let cfg: RetryConfig = serde_json::from_str(
+            r#"{"max_attempts": 4, "initial_delay": "50ms", "max_delay": "2s", "deadline": "5s"}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.max_attempts(), 4);
+        assert_eq!(cfg.initial_delay(), Duration::from_millis(50));
+        assert_eq!(cfg.max_delay(), Duration::from_secs(2));
+        assert_eq!(cfg.deadline(), Some(Duration::from_secs(5)));
+        assert!(cfg.jitter(), "unspecified fields keep the defaults");
+
+        let err = serde_json::from_str::<RetryConfig>(r#"{"jitter_factor": 2.0}"#).unwrap_err();
+        assert!(err.to_string().contains("jitter_factor"), "{err}");
+        let err = serde_json::from_str::<RetryConfig>(r#"{"max_attemps": 2}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("max_attemps"),
+            "typos are rejected: {err}"
+        );
+    }
 }

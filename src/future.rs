@@ -44,6 +44,28 @@ pin_project! {
         state: State<S::Future, B::Withdraw>,
         _req: PhantomData<fn(Req)>,
     }
+
+    // A call dropped before it finished (an outer timeout, a hedge that lost) is still
+    // reported, so dashboards count every call.
+    impl<Req, S, K, C, B, R, H> PinnedDrop for ResponseFuture<Req, S, K, C, B, R, H>
+    where
+        R: Replay<Req>,
+        S: Service<R::Request>,
+        B: Budget,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !this.telemetry.is_finished() {
+                let attempts = *this.attempt;
+                this.shared.telemetry.finished(
+                    this.telemetry,
+                    Outcome::new(false, attempts),
+                    StopReason::Cancelled,
+                    attempts,
+                );
+            }
+        }
+    }
 }
 
 pin_project! {
@@ -116,7 +138,10 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let result = ready!(future.poll(cx));
+                    let result = {
+                        let _span = this.telemetry.enter_attempt();
+                        ready!(future.poll(cx))
+                    };
                     let attempt = *this.attempt;
                     let decision = match this.saved.as_ref() {
                         Some(saved) => shared.classifier.classify(saved, &result),
@@ -124,6 +149,9 @@ where
                         None if result.is_ok() => Decision::Success,
                         None => Decision::Fail,
                     };
+                    shared
+                        .telemetry
+                        .attempt_finished(this.telemetry, &decision, result.is_err());
                     let (after, reason) = match decision {
                         Decision::Success => {
                             shared.budget.record_success();
@@ -290,7 +318,10 @@ where
                     shared
                         .telemetry
                         .attempt_started(this.telemetry, *this.attempt);
-                    let future = this.service.call(request);
+                    let future = {
+                        let _span = this.telemetry.enter_attempt();
+                        this.service.call(request)
+                    };
                     this.state.set(State::Calling { future });
                 }
             }

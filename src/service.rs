@@ -156,7 +156,10 @@ where
             .deadline()
             .map(|_| tokio::time::Instant::now());
         shared.telemetry.attempt_started(&mut telemetry, 1);
-        let future = service.call(request);
+        let future = {
+            let _span = telemetry.enter_attempt();
+            service.call(request)
+        };
         ResponseFuture::new(shared.clone(), service, saved, future, started, telemetry)
     }
 }

@@ -66,7 +66,7 @@ async fn retries_ok_responses_matching_a_predicate() {
 async fn classifier_sees_the_request() {
     let inner = Flaky::always_failing();
     let only_even = classify_fn(|req: &u32, res: &Result<u32, std::io::Error>| match res {
-        Err(_) if req % 2 == 0 => Decision::retry(RetryReason::Error),
+        Err(_) if req.is_multiple_of(2) => Decision::retry(RetryReason::Error),
         Err(_) => Decision::Fail,
         Ok(_) => Decision::Success,
     });

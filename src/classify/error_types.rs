@@ -12,13 +12,15 @@ type Matcher = fn(&(dyn Error + 'static)) -> bool;
 /// Retries only errors of given types, or never retries given types, matching any error in
 /// the `source()` chain.
 ///
-/// Two flavours, because Rust cannot treat boxed and concrete errors alike through one impl:
-/// [`MatchErrors::boxed`] for services whose error is `Box<dyn Error + Send + Sync>` (tower's
-/// `BoxError`, what `Timeout`, `Buffer` and `LoadShed` return), and [`MatchErrors::typed`] for
-/// services whose error is a concrete `std::error::Error` type.
+/// Two flavours (see [`InspectError`]): [`MatchErrors::boxed`] for services whose error is
+/// `Box<dyn Error + Send + Sync>` (tower's `BoxError`, what `Timeout`, `Buffer` and `LoadShed`
+/// return), and [`MatchErrors::typed`] for services whose error is a concrete
+/// `std::error::Error` type.
 ///
 /// Rules, in order: an error matching a `never` type fails at once; with no `retry` types every
-/// other error is retried; otherwise only errors matching a `retry` type are. `Ok` is success.
+/// other error is retried; otherwise only errors matching a `retry` type are. An error that
+/// cannot be looked into (a non-boxed error seen through `boxed()`) is retried only when no
+/// `retry` types are given. `Ok` is success.
 ///
 /// ```
 /// use tower::BoxError;
@@ -33,54 +35,50 @@ type Matcher = fn(&(dyn Error + 'static)) -> bool;
 /// let other: Result<(), BoxError> = Err("bad request".into());
 /// assert_eq!(c.classify(&(), &other), Decision::Fail);
 /// ```
-pub struct MatchErrors<V = Boxed> {
+pub struct MatchErrors<V = Auto> {
     retry: Arc<[Matcher]>,
     never: Arc<[Matcher]>,
     _view: PhantomData<fn() -> V>,
 }
 
-/// Marker: the service's error is a boxed `dyn Error` (see [`MatchErrors::boxed`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Boxed;
-
-/// Marker: the service's error is a concrete error type (see [`MatchErrors::typed`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Typed;
-
-/// How a [`MatchErrors`] flavour sees an error of type `E` as a `dyn Error`.
+/// How a classifier looks into a service's error type `E` to walk its `source()` chain.
+///
+/// [`Auto`] (the default) sees boxed errors (`tower::BoxError`, what `Timeout`, `Buffer` and
+/// `LoadShed` return) and treats any other error type as opaque. [`Typed`] sees a concrete
+/// `std::error::Error` (for example hyper-util's client error or tonic's transport error).
+/// Two markers, because Rust cannot treat boxed and concrete errors alike through one impl.
 ///
 /// ```
-/// use tower_retrier::classify::{ErrorView, Typed};
+/// use tower_retrier::classify::{Auto, InspectError, Typed};
 ///
 /// let e = std::io::Error::other("x");
-/// assert!(<Typed as ErrorView<std::io::Error>>::view(&e).is::<std::io::Error>());
+/// assert!(<Typed as InspectError<std::io::Error>>::inspect(&e).is_some());
+/// assert!(<Auto as InspectError<std::io::Error>>::inspect(&e).is_none());
+/// let boxed: tower::BoxError = Box::new(std::io::Error::other("x"));
+/// assert!(<Auto as InspectError<tower::BoxError>>::inspect(&boxed).is_some());
 /// ```
-pub trait ErrorView<E> {
-    /// The error as a trait object whose chain can be walked.
-    fn view(err: &E) -> &(dyn Error + 'static);
+pub trait InspectError<E> {
+    /// The error as a trait object, or `None` when it cannot be looked into.
+    fn inspect(err: &E) -> Option<&(dyn Error + 'static)>;
 }
 
-impl ErrorView<Box<dyn Error + Send + Sync>> for Boxed {
-    fn view(err: &Box<dyn Error + Send + Sync>) -> &(dyn Error + 'static) {
-        &**err
+/// Marker: see boxed errors, treat other error types as opaque (see [`InspectError`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Auto;
+
+/// Marker: the service's error is a concrete `std::error::Error` type (see [`InspectError`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Typed;
+
+impl<E: 'static> InspectError<E> for Auto {
+    fn inspect(err: &E) -> Option<&(dyn Error + 'static)> {
+        boxed_error(err as &dyn Any)
     }
 }
 
-impl ErrorView<Box<dyn Error + Send>> for Boxed {
-    fn view(err: &Box<dyn Error + Send>) -> &(dyn Error + 'static) {
-        &**err
-    }
-}
-
-impl ErrorView<Box<dyn Error>> for Boxed {
-    fn view(err: &Box<dyn Error>) -> &(dyn Error + 'static) {
-        &**err
-    }
-}
-
-impl<E: Error + 'static> ErrorView<E> for Typed {
-    fn view(err: &E) -> &(dyn Error + 'static) {
-        err
+impl<E: Error + 'static> InspectError<E> for Typed {
+    fn inspect(err: &E) -> Option<&(dyn Error + 'static)> {
+        Some(err)
     }
 }
 
@@ -99,8 +97,9 @@ fn is<T: Error + 'static>(e: &(dyn Error + 'static)) -> bool {
     e.is::<T>()
 }
 
-impl MatchErrors<Boxed> {
-    /// For services whose error is `tower::BoxError` (or another `Box<dyn Error>`).
+impl MatchErrors<Auto> {
+    /// For services whose error is `tower::BoxError` (or another `Box<dyn Error>`); other
+    /// error types are treated as opaque.
     ///
     /// ```
     /// let _ = tower_retrier::classify::MatchErrors::boxed().never::<tower::load_shed::error::Overloaded>();
@@ -181,11 +180,15 @@ fn push(list: &[Matcher], m: Matcher) -> Arc<[Matcher]> {
     list.iter().copied().chain(std::iter::once(m)).collect()
 }
 
-impl<Req, Res, E, V: ErrorView<E>> Classify<Req, Res, E> for MatchErrors<V> {
+impl<Req, Res, E, V: InspectError<E>> Classify<Req, Res, E> for MatchErrors<V> {
     fn classify(&self, _req: &Req, result: &Result<Res, E>) -> Decision {
         match result {
             Ok(_) => Decision::Success,
-            Err(e) => self.decide(V::view(e)),
+            Err(e) => match V::inspect(e) {
+                Some(err) => self.decide(err),
+                None if self.retry.is_empty() => Decision::retry(RetryReason::Error),
+                None => Decision::Fail,
+            },
         }
     }
 }

@@ -9,16 +9,38 @@
 //!   error's `source()` chain.
 //! - [`ClassifyExt::retry_response_if`]: also retries `Ok` responses matching a predicate.
 //! - [`classify_fn`]: any closure.
+//! - `HttpClassifier` (feature `http`) and `GrpcClassifier` (feature `grpc`): status codes,
+//!   idempotency and server pushback for HTTP and gRPC clients.
 
 mod any_error;
 mod error_types;
 mod function;
 mod response;
 
+// issue 5
+#[cfg(feature = "grpc")]
+mod grpc;
+#[cfg(feature = "grpc")]
+mod grpc_trailers;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "http")]
+mod retry_after;
+#[cfg(feature = "grpc")]
+pub use grpc::{GrpcClassifier, GrpcCode};
+#[cfg(feature = "grpc")]
+pub use grpc_trailers::{
+    DEFAULT_MAX_TRAILER_READ, GrpcTrailers, GrpcTrailersLayer, TrailersBody, TrailersFuture,
+};
+#[cfg(feature = "http")]
+pub use http::HttpClassifier;
+#[cfg(feature = "http")]
+pub use retry_after::{DEFAULT_MAX_PUSHBACK, parse_grpc_pushback, parse_retry_after};
+
 use std::time::Duration;
 
 pub use any_error::RetryAnyError;
-pub use error_types::{Boxed, ErrorView, MatchErrors, Typed};
+pub use error_types::{Auto, InspectError, MatchErrors, Typed};
 pub use function::{ClassifyFn, classify_fn};
 pub use response::RetryResponseIf;
 

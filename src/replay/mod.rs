@@ -11,6 +11,12 @@ mod function;
 pub use clone::CloneRequest;
 pub use function::{ReplayFn, replay_fn};
 
+// issue 5
+#[cfg(feature = "http")]
+mod http_body;
+#[cfg(feature = "http")]
+pub use http_body::{DEFAULT_MAX_REPLAY_BYTES, Recorded, ReplayBody, ReplayHttp, ReplayStats};
+
 /// Keeps a request available for retries.
 ///
 /// `Request` is what the inner service receives; `Saved` is what is kept between attempts and

@@ -2,17 +2,39 @@
 //!
 //! The response future talks to one sink, [`Telemetry`], at each step of a call: attempt
 //! started and finished, retry scheduled (with the delay and why), budget denied, request not
-//! replayable, call finished. The sink fans out to `tracing` (always on) and, behind features,
-//! to `metrics` and OpenTelemetry. Labels come only from configuration (service and operation
-//! names) and from closed enums ([`Outcome`], [`StopReason`], [`RetryReason`]).
+//! replayable, call finished. The sink fans out to `tracing` (always available) and, behind
+//! features, to `metrics` and OpenTelemetry. Labels come only from configuration (service and
+//! operation names) and from closed enums ([`Outcome`], [`StopReason`], [`RetryReason`]); the
+//! names are in [`names`].
+//!
+//! A back-end that panics (a broken recorder) never fails a request: the panic is caught, the
+//! back-end is switched off for that layer and one error is logged.
 
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+mod lazy;
+#[cfg(feature = "metrics")]
+mod metrics;
+pub mod names;
 mod on_retry;
+#[cfg(feature = "opentelemetry")]
+mod otel;
+mod tracing_spans;
 
-use crate::classify::RetryReason;
+use crate::classify::{Decision, RetryReason};
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+use lazy::Lazy;
 use std::borrow::Cow;
+use std::fmt;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+use std::sync::Arc;
 use std::time::Duration;
+use tracing_spans::CallSpans;
 
+#[cfg(feature = "metrics")]
+pub use self::metrics::describe_metrics;
 pub use on_retry::{NoHook, OnRetry, RetryEvent};
+#[cfg(feature = "opentelemetry")]
+pub use otel::instrumentation_scope;
 
 /// How a call ended, in resilience4j's four kinds.
 ///
@@ -90,6 +112,8 @@ pub enum StopReason {
     NotReplayable,
     /// The inner service failed to become ready for a retry.
     NotReady,
+    /// The caller dropped the call before it finished (e.g. an outer timeout fired).
+    Cancelled,
 }
 
 impl StopReason {
@@ -107,6 +131,7 @@ impl StopReason {
             StopReason::DeadlineExceeded => "deadline_exceeded",
             StopReason::NotReplayable => "not_replayable",
             StopReason::NotReady => "not_ready",
+            StopReason::Cancelled => "cancelled",
         }
     }
 }
@@ -138,16 +163,88 @@ impl DelaySource {
     }
 }
 
-/// The telemetry sink of one layer: names plus the enabled back-ends. Cheap to clone.
+/// How one attempt went, as telemetry reports it (`retry.attempt_outcome`, `error.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AttemptResult {
+    Success,
+    Retryable(RetryReason),
+    /// A failure the classifier will not retry; `error` tells an `Err` from a rejected response.
+    Failed {
+        error: bool,
+    },
+}
+
+impl AttemptResult {
+    pub(crate) fn new(decision: &Decision, is_err: bool) -> Self {
+        match decision {
+            Decision::Success => AttemptResult::Success,
+            Decision::Retry { reason, .. } => AttemptResult::Retryable(*reason),
+            Decision::Fail => AttemptResult::Failed { error: is_err },
+        }
+    }
+
+    pub(crate) fn outcome_str(&self) -> &'static str {
+        match self {
+            AttemptResult::Success => "success",
+            AttemptResult::Retryable(_) => "retryable_failure",
+            AttemptResult::Failed { .. } => "failure",
+        }
+    }
+
+    /// A low-cardinality `error.type`: the retry reason, or `error` / `response` for failures
+    /// that are not retried. Never derived from an error's message.
+    pub(crate) fn error_type(&self) -> Option<&'static str> {
+        match self {
+            AttemptResult::Success => None,
+            AttemptResult::Retryable(reason) => Some(reason.as_str()),
+            AttemptResult::Failed { error: true } => Some("error"),
+            AttemptResult::Failed { error: false } => Some("response"),
+        }
+    }
+}
+
+/// The telemetry sink of one layer: names plus the enabled back-ends. Cheap to clone; clones
+/// share metric handles and instruments.
+///
+/// By default `tracing` is on, and so are the `metrics` and OpenTelemetry back-ends when
+/// their features are compiled in (they report to the installed recorder / global meter
+/// provider, or nowhere when none is installed). [`Telemetry::disabled`] turns everything off.
 ///
 /// ```
-/// let t = tower_retrier::telemetry::Telemetry::new("billing", "charge");
+/// use tower_retrier::{RetryConfig, RetryLayer};
+/// use tower_retrier::telemetry::Telemetry;
+///
+/// let t = Telemetry::new("billing", "charge");
 /// assert_eq!(t.service_name(), "billing");
+/// let layer = RetryLayer::new(RetryConfig::default()).with_telemetry(t);
+/// # let _ = layer;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Telemetry {
     service: Cow<'static, str>,
     operation: Cow<'static, str>,
+    tracing: bool,
+    #[cfg(feature = "metrics")]
+    metrics: Option<Arc<Lazy<metrics::MetricsHandles>>>,
+    #[cfg(feature = "opentelemetry")]
+    otel: Option<(otel::MeterSource, Arc<Lazy<otel::OtelInstruments>>)>,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Telemetry");
+        d.field("service", &self.service)
+            .field("operation", &self.operation)
+            .field("tracing", &self.tracing);
+        #[cfg(feature = "metrics")]
+        d.field("metrics", &self.metrics.is_some());
+        #[cfg(feature = "opentelemetry")]
+        d.field(
+            "opentelemetry",
+            &self.otel.as_ref().map(|(source, _)| source),
+        );
+        d.finish()
+    }
 }
 
 impl Default for Telemetry {
@@ -159,11 +256,31 @@ impl Default for Telemetry {
 /// Per-call telemetry state, owned by the response future.
 #[derive(Debug, Default)]
 pub(crate) struct CallTelemetry {
-    _priv: (),
+    spans: CallSpans,
+    total_delay: Duration,
+    finished: bool,
+}
+
+impl CallTelemetry {
+    /// Whether the end of the call was reported (a dropped, unfinished call is reported as
+    /// cancelled).
+    #[inline]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Enter while sending or polling the current attempt (never across an `.await`).
+    #[inline]
+    pub(crate) fn enter_attempt(&self) -> Option<tracing::span::Entered<'_>> {
+        self.spans.enter_attempt()
+    }
 }
 
 impl Telemetry {
-    /// A sink labelled with a service and an operation name.
+    /// A sink labelled with a service and an operation name, with every compiled-in back-end
+    /// on.
+    ///
+    /// The names become metric labels: keep them constants, never request data.
     ///
     /// ```
     /// let _ = tower_retrier::telemetry::Telemetry::new("users", "get");
@@ -175,7 +292,117 @@ impl Telemetry {
         Telemetry {
             service: service.into(),
             operation: operation.into(),
+            tracing: true,
+            #[cfg(feature = "metrics")]
+            metrics: Some(Lazy::new()),
+            #[cfg(feature = "opentelemetry")]
+            otel: Some((otel::MeterSource::Global, Lazy::new())),
         }
+    }
+
+    /// A sink that reports nothing: no spans, no events, no metrics.
+    ///
+    /// ```
+    /// use tower_retrier::telemetry::Telemetry;
+    /// let layer = tower_retrier::RetryLayer::new(Default::default())
+    ///     .with_telemetry(Telemetry::disabled());
+    /// assert!(!layer.telemetry().is_enabled());
+    /// ```
+    pub fn disabled() -> Self {
+        Telemetry::default()
+            .with_tracing(false)
+            .without_metrics()
+            .without_opentelemetry()
+    }
+
+    /// Turns the `tracing` spans and events on or off.
+    ///
+    /// ```
+    /// let t = tower_retrier::telemetry::Telemetry::new("a", "b").with_tracing(false);
+    /// # let _ = t;
+    /// ```
+    pub fn with_tracing(mut self, enabled: bool) -> Self {
+        self.tracing = enabled;
+        self
+    }
+
+    /// Turns the `metrics` back-end on or off (feature `metrics`; on by default).
+    ///
+    /// Handles are registered with the recorder current at the layer's first call.
+    ///
+    /// ```
+    /// let t = tower_retrier::telemetry::Telemetry::new("a", "b").with_metrics(true);
+    /// # let _ = t;
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn with_metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled.then(Lazy::new);
+        self
+    }
+
+    /// Turns the OpenTelemetry back-end on or off (feature `opentelemetry`; on by default,
+    /// with the global meter provider).
+    ///
+    /// ```
+    /// let t = tower_retrier::telemetry::Telemetry::new("a", "b").with_opentelemetry(false);
+    /// # let _ = t;
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn with_opentelemetry(mut self, enabled: bool) -> Self {
+        self.otel = enabled.then(|| (otel::MeterSource::Global, Lazy::new()));
+        self
+    }
+
+    /// Creates the OpenTelemetry instruments from `meter` instead of the global provider
+    /// (feature `opentelemetry`).
+    ///
+    /// ```
+    /// use opentelemetry::metrics::MeterProvider;
+    /// let provider = opentelemetry::global::meter_provider();
+    /// let meter = provider.meter_with_scope(tower_retrier::telemetry::instrumentation_scope());
+    /// let t = tower_retrier::telemetry::Telemetry::new("a", "b").with_meter(meter);
+    /// # let _ = t;
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn with_meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.otel = Some((otel::MeterSource::Injected(meter), Lazy::new()));
+        self
+    }
+
+    fn without_metrics(self) -> Self {
+        #[cfg(feature = "metrics")]
+        let self_ = self.with_metrics(false);
+        #[cfg(not(feature = "metrics"))]
+        let self_ = self;
+        self_
+    }
+
+    fn without_opentelemetry(self) -> Self {
+        #[cfg(feature = "opentelemetry")]
+        let self_ = self.with_opentelemetry(false);
+        #[cfg(not(feature = "opentelemetry"))]
+        let self_ = self;
+        self_
+    }
+
+    /// Whether any back-end is on.
+    ///
+    /// ```
+    /// assert!(tower_retrier::telemetry::Telemetry::default().is_enabled());
+    /// assert!(!tower_retrier::telemetry::Telemetry::disabled().is_enabled());
+    /// ```
+    pub fn is_enabled(&self) -> bool {
+        #[allow(unused_mut)]
+        let mut on = self.tracing;
+        #[cfg(feature = "metrics")]
+        {
+            on |= self.metrics.is_some();
+        }
+        #[cfg(feature = "opentelemetry")]
+        {
+            on |= self.otel.is_some();
+        }
+        on
     }
 
     /// The service name label.
@@ -198,71 +425,134 @@ impl Telemetry {
 
     pub(crate) fn set_service_name(&mut self, name: Cow<'static, str>) {
         self.service = name;
+        self.relabel();
     }
 
     pub(crate) fn set_operation_name(&mut self, name: Cow<'static, str>) {
         self.operation = name;
+        self.relabel();
+    }
+
+    /// Names changed: handles registered under the old labels must not be reused.
+    fn relabel(&mut self) {
+        #[cfg(feature = "metrics")]
+        if self.metrics.is_some() {
+            self.metrics = Some(Lazy::new());
+        }
+        #[cfg(feature = "opentelemetry")]
+        if let Some((source, _)) = self.otel.take() {
+            self.otel = Some((source, Lazy::new()));
+        }
+    }
+
+    #[cfg(feature = "metrics")]
+    #[inline]
+    fn metrics(&self, f: impl FnOnce(&metrics::MetricsHandles)) {
+        if let Some(lazy) = &self.metrics {
+            let init =
+                || metrics::MetricsHandles::register(self.service.clone(), self.operation.clone());
+            lazy.with("metrics", init, f);
+        }
+    }
+
+    #[cfg(feature = "opentelemetry")]
+    #[inline]
+    fn otel(&self, f: impl FnOnce(&otel::OtelInstruments)) {
+        if let Some((source, lazy)) = &self.otel {
+            let init =
+                || otel::OtelInstruments::new(source, self.service.clone(), self.operation.clone());
+            lazy.with("opentelemetry", init, f);
+        }
     }
 
     #[inline]
     pub(crate) fn start_call(&self) -> CallTelemetry {
-        CallTelemetry::default()
+        CallTelemetry {
+            spans: if self.tracing {
+                CallSpans::start(&self.service, &self.operation)
+            } else {
+                CallSpans::default()
+            },
+            total_delay: Duration::ZERO,
+            finished: false,
+        }
     }
 
     #[inline]
-    pub(crate) fn attempt_started(&self, _call: &mut CallTelemetry, _attempt: u32) {}
+    pub(crate) fn attempt_started(&self, call: &mut CallTelemetry, attempt: u32) {
+        if self.tracing {
+            call.spans.attempt_started(attempt);
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.attempt_started());
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.attempt_started());
+    }
 
-    pub(crate) fn not_replayable(&self, _call: &mut CallTelemetry) {
-        tracing::debug!(
-            service = %self.service,
-            operation = %self.operation,
-            "request cannot be replayed; it is sent once and will not be retried"
-        );
+    #[inline]
+    pub(crate) fn attempt_finished(
+        &self,
+        call: &mut CallTelemetry,
+        decision: &Decision,
+        is_err: bool,
+    ) {
+        if self.tracing {
+            call.spans
+                .attempt_finished(AttemptResult::new(decision, is_err));
+        }
+    }
+
+    pub(crate) fn not_replayable(&self, call: &mut CallTelemetry) {
+        if self.tracing {
+            call.spans.not_replayable(&self.service, &self.operation);
+        }
     }
 
     pub(crate) fn retry_scheduled(
         &self,
-        _call: &mut CallTelemetry,
+        call: &mut CallTelemetry,
         attempt: u32,
         delay: Duration,
         reason: RetryReason,
         source: DelaySource,
     ) {
-        tracing::debug!(
-            service = %self.service,
-            operation = %self.operation,
-            attempt,
-            delay_ms = delay.as_secs_f64() * 1e3,
-            reason = reason.as_str(),
-            delay_source = source.as_str(),
-            "retrying"
-        );
+        call.total_delay = call.total_delay.saturating_add(delay);
+        if self.tracing {
+            call.spans.retry_scheduled(attempt, delay, reason, source);
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.retry_scheduled(delay, reason, source));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.retry_scheduled(reason));
     }
 
-    pub(crate) fn budget_denied(&self, _call: &mut CallTelemetry, attempt: u32) {
-        tracing::debug!(
-            service = %self.service,
-            operation = %self.operation,
-            attempt,
-            "retry budget exhausted; returning the last result"
-        );
+    pub(crate) fn budget_denied(&self, call: &mut CallTelemetry, attempt: u32) {
+        if self.tracing {
+            call.spans
+                .budget_denied(&self.service, &self.operation, attempt);
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.budget_denied());
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.budget_denied());
     }
 
+    #[inline]
     pub(crate) fn finished(
         &self,
-        _call: &mut CallTelemetry,
+        call: &mut CallTelemetry,
         outcome: Outcome,
         stop: StopReason,
         attempts: u32,
     ) {
-        if outcome == Outcome::FailedAfterRetry {
-            tracing::warn!(
-                service = %self.service,
-                operation = %self.operation,
-                attempts,
-                stop = stop.as_str(),
-                "request failed after retries"
-            );
+        call.finished = true;
+        if self.tracing {
+            call.spans
+                .finished(&self.service, &self.operation, outcome, stop, attempts);
         }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.finished(outcome, attempts));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.finished(outcome, attempts, call.total_delay));
     }
 }

@@ -4,3 +4,9 @@
 pub mod flaky;
 #[cfg(feature = "redis")]
 pub mod redis;
+
+// issue 5
+#[cfg(feature = "http")]
+pub mod flaky_http;
+#[cfg(feature = "grpc")]
+pub mod greeter;

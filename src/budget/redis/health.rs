@@ -2,6 +2,8 @@
 
 use super::stats::{Counters, bump};
 use crate::budget::{Budget, RatioBudget};
+#[cfg(feature = "metrics")]
+use crate::telemetry::names;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -62,7 +64,7 @@ impl Health {
     pub(crate) fn failed(&self, what: &str, error: &dyn fmt::Display) {
         bump(&self.counters.backend_errors, 1);
         #[cfg(feature = "metrics")]
-        metrics::counter!("retrier_budget_backend_errors_total", "budget" => self.name.clone())
+        metrics::counter!(names::BUDGET_BACKEND_ERRORS_TOTAL, names::LABEL_BUDGET => self.name.clone())
             .increment(1);
         if !self.down.swap(true, Ordering::AcqRel) {
             tracing::warn!(
@@ -85,7 +87,7 @@ impl Health {
     pub(crate) fn decide(&self) -> bool {
         bump(&self.counters.fallback_decisions, 1);
         #[cfg(feature = "metrics")]
-        metrics::counter!("retrier_budget_fallbacks_total", "budget" => self.name.clone())
+        metrics::counter!(names::BUDGET_FALLBACKS_TOTAL, names::LABEL_BUDGET => self.name.clone())
             .increment(1);
         match self.policy {
             Unavailable::Fallback => self.fallback.withdraw().into_inner(),

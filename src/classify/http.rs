@@ -1,0 +1,594 @@
+//! The HTTP classifier: retryable status codes, connection errors, idempotency, `Retry-After`.
+
+use super::retry_after::{DEFAULT_MAX_PUSHBACK, parse_retry_after};
+use super::{Auto, Classify, Decision, InspectError, RetryReason, Typed};
+use http::{HeaderName, Method, Request, Response, StatusCode, header};
+use std::error::Error;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime};
+
+/// What an `Err` from the transport means for a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// Never retry (load shed, a rejection we know is deliberate).
+    Never,
+    /// Nothing reached the server (connection refused): safe even for non-idempotent calls.
+    NothingSent,
+    /// The attempt timed out.
+    Timeout,
+    /// Anything else (reset mid-request, opaque errors): retry idempotent calls only.
+    Other,
+}
+
+/// Walks the chain of a transport error.
+pub(crate) fn classify_error(err: Option<&(dyn Error + 'static)>) -> ErrorClass {
+    let mut class = ErrorClass::Other;
+    let mut cur = err;
+    while let Some(e) = cur {
+        if e.is::<tower::load_shed::error::Overloaded>() {
+            return ErrorClass::Never;
+        }
+        if e.is::<tower::timeout::error::Elapsed>() {
+            class = ErrorClass::Timeout;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            class = ErrorClass::NothingSent;
+        }
+        cur = e.source();
+    }
+    class
+}
+
+/// A set of HTTP status codes (100–999), as a bitset: `Copy`, no allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct StatusSet([u64; 16]);
+
+impl StatusSet {
+    fn insert(&mut self, code: u16) {
+        if code < 1000 {
+            self.0[usize::from(code / 64)] |= 1 << (code % 64);
+        }
+    }
+    fn remove(&mut self, code: u16) {
+        if code < 1000 {
+            self.0[usize::from(code / 64)] &= !(1 << (code % 64));
+        }
+    }
+    fn contains(&self, code: u16) -> bool {
+        code < 1000 && self.0[usize::from(code / 64)] & (1 << (code % 64)) != 0
+    }
+    fn codes(&self) -> impl Iterator<Item = u16> + '_ {
+        (100..1000).filter(|c| self.contains(*c))
+    }
+}
+
+/// Which methods may be retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Methods {
+    /// GET, HEAD, OPTIONS, PUT, DELETE, TRACE (RFC 9110 §9.2.2).
+    Idempotent,
+    /// Idempotent methods, and any request carrying this header (e.g. `Idempotency-Key`).
+    IdempotentOrHeader(HeaderName),
+    /// Every method.
+    All,
+}
+
+/// Classifies HTTP exchanges, in the spirit of Envoy's `retry_on` and reqwest-retry.
+///
+/// Defaults (`HttpClassifier::new()`):
+///
+/// - Retryable statuses: **502, 503, 504** (gateway errors), **429** (throttled) and **408**
+///   (request timeout). Every other status, 5xx included, is returned as it is:
+///   [`Decision::Success`] below 400, [`Decision::Fail`] from 400.
+/// - Transport errors (`Err`): retried, except load-shed rejections. A refused connection
+///   (nothing was sent) is retried for every method; other errors (reset, timeout) only for
+///   retryable methods. Use [`HttpClassifier::typed_errors`] when the error is a concrete
+///   type (hyper-util's client, tonic's transport) so the classifier can see a refused
+///   connection deep in its `source()` chain.
+/// - Methods: only idempotent ones (GET, HEAD, OPTIONS, PUT, DELETE, TRACE). Opt in for
+///   others with [`retry_with_idempotency_key`](Self::retry_with_idempotency_key),
+///   [`retry_non_idempotent_with_header`](Self::retry_non_idempotent_with_header) or
+///   [`retry_all_methods`](Self::retry_all_methods).
+/// - `Retry-After` on a retryable response (seconds or HTTP-date) replaces the backoff; values
+///   above 300 s, in the past or malformed are ignored. The engine also caps it at
+///   `max_delay` and the deadline.
+///
+/// It classifies `http::Request<B>` for any body `B`, so it works with
+/// [`CloneRequest`](crate::replay::CloneRequest) and with
+/// [`ReplayHttp`](crate::replay::ReplayHttp) alike.
+///
+/// ```
+/// use http::{Method, Request, Response, StatusCode};
+/// use tower_retrier::classify::{Classify, Decision, HttpClassifier, RetryReason};
+///
+/// let c = HttpClassifier::new();
+/// let get = Request::get("/users/1").body(()).unwrap();
+/// let post = Request::post("/orders").body(()).unwrap();
+/// let unavailable = || Ok::<_, std::io::Error>(Response::builder().status(503).body(()).unwrap());
+///
+/// assert_eq!(c.classify(&get, &unavailable()), Decision::retry(RetryReason::ServerError));
+/// assert_eq!(c.classify(&post, &unavailable()), Decision::Fail); // POST is not idempotent
+///
+/// let c = c.retry_with_idempotency_key();
+/// let keyed = Request::post("/orders").header("idempotency-key", "abc").body(()).unwrap();
+/// assert!(c.classify(&keyed, &unavailable()).is_retry());
+/// ```
+pub struct HttpClassifier<V = Auto> {
+    statuses: StatusSet,
+    methods: Methods,
+    retry_errors: bool,
+    honor_retry_after: bool,
+    max_retry_after: Duration,
+    _view: PhantomData<fn() -> V>,
+}
+
+impl HttpClassifier<Auto> {
+    /// The defaults described on [`HttpClassifier`].
+    ///
+    /// ```
+    /// let c = tower_retrier::classify::HttpClassifier::new();
+    /// assert!(c.is_retryable_status(http::StatusCode::BAD_GATEWAY));
+    /// assert!(!c.is_retryable_status(http::StatusCode::INTERNAL_SERVER_ERROR));
+    /// ```
+    pub fn new() -> Self {
+        let mut statuses = StatusSet::default();
+        for code in [408, 429, 502, 503, 504] {
+            statuses.insert(code);
+        }
+        HttpClassifier {
+            statuses,
+            methods: Methods::Idempotent,
+            retry_errors: true,
+            honor_retry_after: true,
+            max_retry_after: DEFAULT_MAX_PUSHBACK,
+            _view: PhantomData,
+        }
+    }
+
+    /// Only the gateway errors (502, 503, 504) and connection errors, like Envoy's
+    /// `gateway-error,connect-failure,reset`.
+    ///
+    /// ```
+    /// let c = tower_retrier::classify::HttpClassifier::gateway_errors();
+    /// assert!(!c.is_retryable_status(http::StatusCode::TOO_MANY_REQUESTS));
+    /// ```
+    pub fn gateway_errors() -> Self {
+        Self::new().without_status(408).without_status(429)
+    }
+}
+
+impl Default for HttpClassifier<Auto> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> HttpClassifier<V> {
+    /// Looks into concrete error types (see [`InspectError`]); needed to tell a refused
+    /// connection from a reset when the service's error is not boxed.
+    ///
+    /// ```
+    /// let _c = tower_retrier::classify::HttpClassifier::new().typed_errors();
+    /// ```
+    pub fn typed_errors(self) -> HttpClassifier<Typed> {
+        self.with_view()
+    }
+
+    /// Looks into boxed errors only (the default).
+    ///
+    /// ```
+    /// let _c = tower_retrier::classify::HttpClassifier::new().typed_errors().auto_errors();
+    /// ```
+    pub fn auto_errors(self) -> HttpClassifier<Auto> {
+        self.with_view()
+    }
+
+    fn with_view<V2>(self) -> HttpClassifier<V2> {
+        HttpClassifier {
+            statuses: self.statuses,
+            methods: self.methods,
+            retry_errors: self.retry_errors,
+            honor_retry_after: self.honor_retry_after,
+            max_retry_after: self.max_retry_after,
+            _view: PhantomData,
+        }
+    }
+
+    /// Also retries responses with this status code (codes outside 100–999 are ignored).
+    ///
+    /// ```
+    /// let c = tower_retrier::classify::HttpClassifier::new().with_status(500);
+    /// assert!(c.is_retryable_status(http::StatusCode::INTERNAL_SERVER_ERROR));
+    /// ```
+    pub fn with_status(mut self, code: u16) -> Self {
+        self.statuses.insert(code);
+        self
+    }
+
+    /// Stops retrying responses with this status code.
+    ///
+    /// ```
+    /// let c = tower_retrier::classify::HttpClassifier::new().without_status(429);
+    /// assert!(!c.is_retryable_status(http::StatusCode::TOO_MANY_REQUESTS));
+    /// ```
+    pub fn without_status(mut self, code: u16) -> Self {
+        self.statuses.remove(code);
+        self
+    }
+
+    /// Replaces the retryable status codes with `codes` (Envoy's `retriable-status-codes`).
+    ///
+    /// ```
+    /// let c = tower_retrier::classify::HttpClassifier::new().with_statuses([503, 409]);
+    /// assert!(c.is_retryable_status(http::StatusCode::CONFLICT));
+    /// assert!(!c.is_retryable_status(http::StatusCode::BAD_GATEWAY));
+    /// ```
+    pub fn with_statuses(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
+        self.statuses = StatusSet::default();
+        for code in codes {
+            self.statuses.insert(code);
+        }
+        self
+    }
+
+    /// Retries every 5xx status (Envoy's `5xx`), in addition to the current set.
+    ///
+    /// ```
+    /// let c = tower_retrier::classify::HttpClassifier::new().with_all_5xx();
+    /// assert!(c.is_retryable_status(http::StatusCode::INTERNAL_SERVER_ERROR));
+    /// ```
+    pub fn with_all_5xx(mut self) -> Self {
+        for code in 500..600 {
+            self.statuses.insert(code);
+        }
+        self
+    }
+
+    /// Also retries non-idempotent methods (POST, PATCH, ...) when the request carries the
+    /// header `name`.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// let _c = tower_retrier::classify::HttpClassifier::new()
+    ///     .retry_non_idempotent_with_header(HeaderName::from_static("x-request-id"));
+    /// ```
+    pub fn retry_non_idempotent_with_header(mut self, name: HeaderName) -> Self {
+        self.methods = Methods::IdempotentOrHeader(name);
+        self
+    }
+
+    /// Also retries non-idempotent methods when the request carries an `Idempotency-Key`
+    /// header (the IETF draft's name, used by Stripe and others): the server then
+    /// deduplicates repeated requests.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, HttpClassifier};
+    /// let c = HttpClassifier::new().retry_with_idempotency_key();
+    /// let post = http::Request::post("/charges").header("idempotency-key", "k1").body(()).unwrap();
+    /// let res = Ok::<_, std::io::Error>(http::Response::builder().status(503).body(()).unwrap());
+    /// assert!(c.classify(&post, &res).is_retry());
+    /// ```
+    pub fn retry_with_idempotency_key(self) -> Self {
+        self.retry_non_idempotent_with_header(HeaderName::from_static("idempotency-key"))
+    }
+
+    /// Retries every method. Only for services where you know every request is safe to
+    /// repeat.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, HttpClassifier};
+    /// let c = HttpClassifier::new().retry_all_methods();
+    /// let post = http::Request::post("/").body(()).unwrap();
+    /// let res = Ok::<_, std::io::Error>(http::Response::builder().status(503).body(()).unwrap());
+    /// assert!(c.classify(&post, &res).is_retry());
+    /// ```
+    pub fn retry_all_methods(mut self) -> Self {
+        self.methods = Methods::All;
+        self
+    }
+
+    /// Whether transport errors (`Err`) are retried at all (default true).
+    ///
+    /// ```
+    /// let _c = tower_retrier::classify::HttpClassifier::new().retry_errors(false);
+    /// ```
+    pub fn retry_errors(mut self, on: bool) -> Self {
+        self.retry_errors = on;
+        self
+    }
+
+    /// Whether `Retry-After` replaces the backoff (default true).
+    ///
+    /// ```
+    /// let _c = tower_retrier::classify::HttpClassifier::new().honor_retry_after(false);
+    /// ```
+    pub fn honor_retry_after(mut self, on: bool) -> Self {
+        self.honor_retry_after = on;
+        self
+    }
+
+    /// The largest `Retry-After` that is believed (default 300 s, as Envoy); a larger value
+    /// is ignored and the backoff applies. The engine caps the delay at `max_delay` anyway.
+    ///
+    /// ```
+    /// let _c = tower_retrier::classify::HttpClassifier::new().max_retry_after(std::time::Duration::from_secs(30));
+    /// ```
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
+        self
+    }
+
+    /// Whether a response with `status` is retried (method rules aside).
+    ///
+    /// See [`HttpClassifier::new`] for an example.
+    pub fn is_retryable_status(&self, status: StatusCode) -> bool {
+        self.statuses.contains(status.as_u16())
+    }
+
+    /// Whether a request with this method and these headers may be retried after it may have
+    /// reached the server.
+    ///
+    /// ```
+    /// let c = tower_retrier::classify::HttpClassifier::new();
+    /// assert!(c.is_retryable_request(&http::Request::put("/").body(()).unwrap()));
+    /// assert!(!c.is_retryable_request(&http::Request::patch("/").body(()).unwrap()));
+    /// ```
+    pub fn is_retryable_request<B>(&self, req: &Request<B>) -> bool {
+        match &self.methods {
+            Methods::All => true,
+            Methods::Idempotent => is_idempotent(req.method()),
+            Methods::IdempotentOrHeader(h) => {
+                is_idempotent(req.method()) || req.headers().contains_key(h)
+            }
+        }
+    }
+
+    fn classify_response<B>(&self, res: &Response<B>, now: SystemTime) -> Decision {
+        let status = res.status();
+        if !self.is_retryable_status(status) {
+            return if status.is_client_error() || status.is_server_error() {
+                Decision::Fail
+            } else {
+                Decision::Success
+            };
+        }
+        let reason = match status.as_u16() {
+            429 => RetryReason::Throttled,
+            408 => RetryReason::Timeout,
+            500..=599 => RetryReason::ServerError,
+            _ => RetryReason::Response,
+        };
+        let after = self
+            .honor_retry_after
+            .then(|| res.headers().get(header::RETRY_AFTER))
+            .flatten()
+            .and_then(|v| parse_retry_after(v.as_bytes(), now, self.max_retry_after));
+        match after {
+            Some(d) => Decision::retry_after(reason, d),
+            None => Decision::retry(reason),
+        }
+    }
+
+    pub(crate) fn classify_at<B, ResB, E>(
+        &self,
+        req: &Request<B>,
+        result: &Result<Response<ResB>, E>,
+        now: SystemTime,
+    ) -> Decision
+    where
+        V: InspectError<E>,
+    {
+        match result {
+            Ok(res) => match self.classify_response(res, now) {
+                Decision::Retry { .. } if !self.is_retryable_request(req) => Decision::Fail,
+                d => d,
+            },
+            Err(_) if !self.retry_errors => Decision::Fail,
+            Err(e) => match classify_error(V::inspect(e)) {
+                ErrorClass::Never => Decision::Fail,
+                ErrorClass::NothingSent => Decision::retry(RetryReason::Error),
+                _ if !self.is_retryable_request(req) => Decision::Fail,
+                ErrorClass::Timeout => Decision::retry(RetryReason::Timeout),
+                ErrorClass::Other => Decision::retry(RetryReason::Error),
+            },
+        }
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+impl<B, ResB, E, V: InspectError<E>> Classify<Request<B>, Response<ResB>, E> for HttpClassifier<V> {
+    fn classify(&self, req: &Request<B>, result: &Result<Response<ResB>, E>) -> Decision {
+        self.classify_at(req, result, SystemTime::now())
+    }
+}
+
+impl<V> Clone for HttpClassifier<V> {
+    fn clone(&self) -> Self {
+        HttpClassifier {
+            statuses: self.statuses,
+            methods: self.methods.clone(),
+            retry_errors: self.retry_errors,
+            honor_retry_after: self.honor_retry_after,
+            max_retry_after: self.max_retry_after,
+            _view: PhantomData,
+        }
+    }
+}
+
+impl<V> fmt::Debug for HttpClassifier<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Codes<'a>(&'a StatusSet);
+        impl fmt::Debug for Codes<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.0.codes()).finish()
+            }
+        }
+        f.debug_struct("HttpClassifier")
+            .field("statuses", &Codes(&self.statuses))
+            .field("methods", &self.methods)
+            .field("retry_errors", &self.retry_errors)
+            .field("honor_retry_after", &self.honor_retry_after)
+            .field("max_retry_after", &self.max_retry_after)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::BoxError;
+
+    fn res(status: u16) -> Result<Response<()>, BoxError> {
+        Ok(Response::builder().status(status).body(()).unwrap())
+    }
+
+    fn get() -> Request<()> {
+        Request::get("/").body(()).unwrap()
+    }
+
+    #[test]
+    fn default_statuses() {
+        let c = HttpClassifier::new();
+        for (code, want) in [
+            (200, Decision::Success),
+            (304, Decision::Success),
+            (400, Decision::Fail),
+            (404, Decision::Fail),
+            (500, Decision::Fail),
+            (408, Decision::retry(RetryReason::Timeout)),
+            (429, Decision::retry(RetryReason::Throttled)),
+            (502, Decision::retry(RetryReason::ServerError)),
+            (503, Decision::retry(RetryReason::ServerError)),
+            (504, Decision::retry(RetryReason::ServerError)),
+        ] {
+            assert_eq!(c.classify(&get(), &res(code)), want, "{code}");
+        }
+    }
+
+    #[test]
+    fn methods() {
+        let c = HttpClassifier::new();
+        for m in ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"] {
+            let req = Request::builder().method(m).body(()).unwrap();
+            assert!(c.classify(&req, &res(503)).is_retry(), "{m}");
+        }
+        for m in ["POST", "PATCH", "CONNECT"] {
+            let req = Request::builder().method(m).body(()).unwrap();
+            assert_eq!(c.classify(&req, &res(503)), Decision::Fail, "{m}");
+            // A refused connection sent nothing: safe for every method.
+            let refused: Result<Response<()>, BoxError> = Err(Box::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )));
+            assert!(c.classify(&req, &refused).is_retry(), "{m}");
+            let reset: Result<Response<()>, BoxError> = Err(Box::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            )));
+            assert_eq!(c.classify(&req, &reset), Decision::Fail, "{m}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let c = HttpClassifier::new();
+        let shed: Result<Response<()>, BoxError> =
+            Err(Box::new(tower::load_shed::error::Overloaded::new()));
+        assert_eq!(c.classify(&get(), &shed), Decision::Fail);
+        let elapsed: Result<Response<()>, BoxError> =
+            Err(Box::new(tower::timeout::error::Elapsed::new()));
+        assert_eq!(
+            c.classify(&get(), &elapsed),
+            Decision::retry(RetryReason::Timeout)
+        );
+        // Typed view sees a refused connection inside a concrete error.
+        #[derive(Debug)]
+        struct Client(std::io::Error);
+        impl fmt::Display for Client {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("client error")
+            }
+        }
+        impl Error for Client {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let post = Request::post("/").body(()).unwrap();
+        let refused: Result<Response<()>, Client> = Err(Client(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(
+            c.clone()
+                .typed_errors()
+                .classify(&post, &refused)
+                .is_retry()
+        );
+        // Opaque with the auto view: only idempotent methods.
+        assert_eq!(c.classify(&post, &refused), Decision::Fail);
+        assert!(c.classify(&get(), &refused).is_retry());
+        assert_eq!(
+            c.clone().retry_errors(false).classify(&get(), &refused),
+            Decision::Fail
+        );
+    }
+
+    #[test]
+    fn retry_after_overrides_within_bounds() {
+        let c = HttpClassifier::new();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_000);
+        let with = |v: &[u8]| -> Result<Response<()>, BoxError> {
+            Ok(Response::builder()
+                .status(429)
+                .header("retry-after", v)
+                .body(())
+                .unwrap())
+        };
+        assert_eq!(
+            c.classify_at(&get(), &with(b"3"), now),
+            Decision::retry_after(RetryReason::Throttled, Duration::from_secs(3))
+        );
+        assert_eq!(
+            c.classify_at(&get(), &with(b"Wed, 21 Oct 2015 07:20:10 GMT"), now),
+            Decision::retry_after(RetryReason::Throttled, Duration::from_secs(10))
+        );
+        for bad in [&b"3600"[..], b"-3", b"soon", b"\xff"] {
+            assert_eq!(
+                c.classify_at(&get(), &with(bad), now),
+                Decision::retry(RetryReason::Throttled)
+            );
+        }
+        let off = c.clone().honor_retry_after(false);
+        assert_eq!(
+            off.classify_at(&get(), &with(b"3"), now),
+            Decision::retry(RetryReason::Throttled)
+        );
+        // Retry-After on a non-retryable status changes nothing.
+        let teapot: Result<Response<()>, BoxError> = Ok(Response::builder()
+            .status(418)
+            .header("retry-after", "1")
+            .body(())
+            .unwrap());
+        assert_eq!(c.classify_at(&get(), &teapot, now), Decision::Fail);
+    }
+
+    #[test]
+    fn status_sets() {
+        let c = HttpClassifier::gateway_errors();
+        assert_eq!(c.classify(&get(), &res(429)), Decision::Fail);
+        let c = HttpClassifier::new().with_statuses([409]).with_status(2000);
+        assert_eq!(
+            c.classify(&get(), &res(409)),
+            Decision::retry(RetryReason::Response)
+        );
+        assert_eq!(c.classify(&get(), &res(503)), Decision::Fail);
+        assert!(format!("{c:?}").contains("[409]"));
+    }
+}

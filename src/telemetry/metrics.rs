@@ -1,0 +1,182 @@
+//! The `metrics` back-end (feature `metrics`): counters and histograms through the `metrics`
+//! facade, to whatever recorder the application installs.
+//!
+//! Handles are registered once per layer, at its first call, so a call costs a few handle
+//! updates and never builds a metric key. Registering at the first call (rather than when
+//! the layer is built) means a recorder installed after the layer was built still receives
+//! the metrics.
+
+use super::names::{
+    ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL, BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL,
+    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, CALLS_TOTAL, LABEL_OPERATION, LABEL_OUTCOME,
+    LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, RETRIES_TOTAL,
+};
+use super::{DelaySource, Outcome};
+use crate::classify::RetryReason;
+use metrics::{Counter, Histogram, SharedString, Unit};
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// Describes every metric of this crate (name, unit, help text) to the current recorder.
+///
+/// Layers do this themselves at their first call; call it yourself to have the descriptions
+/// before any traffic, e.g. right after installing a Prometheus exporter.
+///
+/// ```
+/// tower_retrier::telemetry::describe_metrics();
+/// ```
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        CALLS_TOTAL,
+        Unit::Count,
+        "Calls through the retry layer, by final outcome (success_without_retry, \
+         success_after_retry, failed_without_retry, failed_after_retry)."
+    );
+    metrics::describe_counter!(
+        ATTEMPTS_TOTAL,
+        Unit::Count,
+        "Attempts sent to the inner service, first attempts and retries."
+    );
+    metrics::describe_counter!(
+        RETRIES_TOTAL,
+        Unit::Count,
+        "Retries granted, by reason (error, timeout, server_error, throttled, response)."
+    );
+    metrics::describe_counter!(
+        BUDGET_DENIED_TOTAL,
+        Unit::Count,
+        "Retries refused by the retry budget; the last result was returned instead."
+    );
+    metrics::describe_counter!(
+        BUDGET_BACKEND_ERRORS_TOTAL,
+        Unit::Count,
+        "Errors talking to a shared retry budget's back-end (Redis)."
+    );
+    metrics::describe_counter!(
+        BUDGET_FALLBACKS_TOTAL,
+        Unit::Count,
+        "Budget decisions taken locally because the shared back-end was unavailable."
+    );
+    metrics::describe_histogram!(
+        BACKOFF_DELAY_SECONDS,
+        Unit::Seconds,
+        "Delay before each retry, by source (backoff or server pushback)."
+    );
+    metrics::describe_histogram!(
+        ATTEMPTS_PER_CALL,
+        Unit::Count,
+        "Attempts made per call (1 means no retry)."
+    );
+}
+
+/// The pre-registered handles of one layer.
+#[derive(Debug)]
+pub(crate) struct MetricsHandles {
+    calls: [Counter; 4],
+    attempts: Counter,
+    retries: [Counter; 5],
+    budget_denied: Counter,
+    backoff_delay: [Histogram; 2],
+    attempts_per_call: Histogram,
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::SuccessWithoutRetry => 0,
+        Outcome::SuccessAfterRetry => 1,
+        Outcome::FailedWithoutRetry => 2,
+        Outcome::FailedAfterRetry => 3,
+    }
+}
+
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::SuccessWithoutRetry,
+    Outcome::SuccessAfterRetry,
+    Outcome::FailedWithoutRetry,
+    Outcome::FailedAfterRetry,
+];
+
+fn reason_index(reason: RetryReason) -> usize {
+    match reason {
+        RetryReason::Error => 0,
+        RetryReason::Timeout => 1,
+        RetryReason::ServerError => 2,
+        RetryReason::Throttled => 3,
+        RetryReason::Response => 4,
+    }
+}
+
+const REASONS: [RetryReason; 5] = [
+    RetryReason::Error,
+    RetryReason::Timeout,
+    RetryReason::ServerError,
+    RetryReason::Throttled,
+    RetryReason::Response,
+];
+
+fn source_index(source: DelaySource) -> usize {
+    match source {
+        DelaySource::Backoff => 0,
+        DelaySource::Pushback => 1,
+    }
+}
+
+const SOURCES: [DelaySource; 2] = [DelaySource::Backoff, DelaySource::Pushback];
+
+fn shared(s: Cow<'static, str>) -> SharedString {
+    match s {
+        Cow::Borrowed(b) => SharedString::const_str(b),
+        Cow::Owned(o) => SharedString::from(o),
+    }
+}
+
+impl MetricsHandles {
+    /// Describes the metrics and registers every handle with the current recorder.
+    pub(crate) fn register(service: Cow<'static, str>, operation: Cow<'static, str>) -> Self {
+        describe_metrics();
+        let svc = shared(service);
+        let op = shared(operation);
+        let base = || [(LABEL_SERVICE, svc.clone()), (LABEL_OPERATION, op.clone())];
+        let with = |key: &'static str, value: &'static str| {
+            let [a, b] = base();
+            [a, b, (key, SharedString::const_str(value))]
+        };
+        MetricsHandles {
+            calls: OUTCOMES
+                .map(|o| metrics::counter!(CALLS_TOTAL, &with(LABEL_OUTCOME, o.as_str()))),
+            attempts: metrics::counter!(ATTEMPTS_TOTAL, &base()),
+            retries: REASONS
+                .map(|r| metrics::counter!(RETRIES_TOTAL, &with(LABEL_REASON, r.as_str()))),
+            budget_denied: metrics::counter!(BUDGET_DENIED_TOTAL, &base()),
+            backoff_delay: SOURCES.map(|s| {
+                metrics::histogram!(BACKOFF_DELAY_SECONDS, &with(LABEL_SOURCE, s.as_str()))
+            }),
+            attempts_per_call: metrics::histogram!(ATTEMPTS_PER_CALL, &base()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn attempt_started(&self) {
+        self.attempts.increment(1);
+    }
+
+    pub(crate) fn retry_scheduled(
+        &self,
+        delay: Duration,
+        reason: RetryReason,
+        source: DelaySource,
+    ) {
+        self.retries[reason_index(reason)].increment(1);
+        self.backoff_delay[source_index(source)].record(delay.as_secs_f64());
+    }
+
+    pub(crate) fn budget_denied(&self) {
+        self.budget_denied.increment(1);
+    }
+
+    #[inline]
+    pub(crate) fn finished(&self, outcome: Outcome, attempts: u32) {
+        self.calls[outcome_index(outcome)].increment(1);
+        self.attempts_per_call.record(f64::from(attempts));
+    }
+}

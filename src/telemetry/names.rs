@@ -1,0 +1,76 @@
+//! The names telemetry uses: metric names, label keys and span names, fixed so that dashboards
+//! and alerts keep working across releases.
+//!
+//! Label values come only from configuration (service and operation names) and from closed
+//! enums ([`Outcome`](super::Outcome), [`RetryReason`](crate::classify::RetryReason),
+//! [`DelaySource`](super::DelaySource)), never from errors, URLs or requests, so the number of
+//! series is bounded whatever the traffic.
+//!
+//! ```
+//! use tower_retrier::telemetry::names;
+//! assert_eq!(names::CALLS_TOTAL, "retrier_calls_total");
+//! ```
+
+/// Counter of calls by final outcome; labels `service`, `operation`, `outcome`.
+pub const CALLS_TOTAL: &str = "retrier_calls_total";
+/// Counter of attempts sent (first attempts and retries); labels `service`, `operation`.
+pub const ATTEMPTS_TOTAL: &str = "retrier_attempts_total";
+/// Counter of retries granted, by reason; labels `service`, `operation`, `reason`.
+pub const RETRIES_TOTAL: &str = "retrier_retries_total";
+/// Counter of retries the budget refused; labels `service`, `operation`.
+pub const BUDGET_DENIED_TOTAL: &str = "retrier_budget_denied_total";
+/// Counter of errors talking to a shared budget's back-end (Redis); label `budget`.
+pub const BUDGET_BACKEND_ERRORS_TOTAL: &str = "retrier_budget_backend_errors_total";
+/// Counter of decisions a shared budget took locally because its back-end was unavailable;
+/// label `budget`.
+pub const BUDGET_FALLBACKS_TOTAL: &str = "retrier_budget_fallbacks_total";
+/// Histogram of the delay before each retry, in seconds; labels `service`, `operation`,
+/// `source`.
+pub const BACKOFF_DELAY_SECONDS: &str = "retrier_backoff_delay_seconds";
+/// Histogram of attempts per call (1 = no retry); labels `service`, `operation`.
+pub const ATTEMPTS_PER_CALL: &str = "retrier_attempts_per_call";
+
+/// Label key: the configured service name.
+pub const LABEL_SERVICE: &str = "service";
+/// Label key: the configured operation name.
+pub const LABEL_OPERATION: &str = "operation";
+/// Label key: the call's [`Outcome`](super::Outcome).
+pub const LABEL_OUTCOME: &str = "outcome";
+/// Label key: the [`RetryReason`](crate::classify::RetryReason) of a retry.
+pub const LABEL_REASON: &str = "reason";
+/// Label key: the [`DelaySource`](super::DelaySource) of a retry's delay.
+pub const LABEL_SOURCE: &str = "source";
+/// Label key: the name of a shared budget.
+pub const LABEL_BUDGET: &str = "budget";
+
+/// OpenTelemetry counter of calls by outcome (unit `{call}`).
+pub const OTEL_CALLS: &str = "retrier.client.calls";
+/// OpenTelemetry counter of attempts sent (unit `{attempt}`).
+pub const OTEL_ATTEMPTS: &str = "retrier.client.attempts";
+/// OpenTelemetry counter of retries granted, by reason (unit `{retry}`).
+pub const OTEL_RETRIES: &str = "retrier.client.retries";
+/// OpenTelemetry counter of retries the budget refused (unit `{retry}`).
+pub const OTEL_BUDGET_DENIED: &str = "retrier.client.budget.denied";
+/// OpenTelemetry histogram of retries per call, like gRPC's `grpc.client.call.retries`
+/// (unit `{retry}`; as in gRFC A96, calls without retries record nothing).
+pub const OTEL_CALL_RETRIES: &str = "retrier.client.call.retries";
+/// OpenTelemetry histogram of the total backoff of a call, like gRPC's
+/// `grpc.client.call.retry_delay` (unit `s`; calls without retries record nothing).
+pub const OTEL_CALL_RETRY_DELAY: &str = "retrier.client.call.retry_delay";
+
+/// OpenTelemetry attribute key: the configured service name.
+pub const OTEL_ATTR_SERVICE: &str = "retrier.service";
+/// OpenTelemetry attribute key: the configured operation name.
+pub const OTEL_ATTR_OPERATION: &str = "retrier.operation";
+/// OpenTelemetry attribute key: the call's [`Outcome`](super::Outcome).
+pub const OTEL_ATTR_OUTCOME: &str = "retrier.outcome";
+/// OpenTelemetry attribute key: the [`RetryReason`](crate::classify::RetryReason) of a retry.
+pub const OTEL_ATTR_REASON: &str = "retrier.reason";
+
+/// The `tracing` span covering one call, retries included.
+pub const SPAN_CALL: &str = "retry";
+/// The `tracing` span covering one attempt, a child of [`SPAN_CALL`].
+pub const SPAN_ATTEMPT: &str = "retry_attempt";
+
+/// The instrumentation scope name given to OpenTelemetry.
+pub const SCOPE_NAME: &str = "tower-retrier";

@@ -1,0 +1,172 @@
+//! The OpenTelemetry back-end (feature `opentelemetry`): instruments created from a
+//! [`Meter`] the application injects, or from the global meter provider under this crate's
+//! instrumentation scope.
+//!
+//! A library never installs a provider. Instruments bind to the provider they were created
+//! from, so with the global provider they are created at the layer's first call: a provider
+//! installed after the layer was built (but before traffic) still receives the metrics.
+//! Attribute sets are built once, so recording never allocates on our side.
+
+use super::Outcome;
+use super::names::{
+    OTEL_ATTEMPTS, OTEL_ATTR_OPERATION, OTEL_ATTR_OUTCOME, OTEL_ATTR_REASON, OTEL_ATTR_SERVICE,
+    OTEL_BUDGET_DENIED, OTEL_CALL_RETRIES, OTEL_CALL_RETRY_DELAY, OTEL_CALLS, OTEL_RETRIES,
+    SCOPE_NAME,
+};
+use crate::classify::RetryReason;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// Where instruments come from.
+#[derive(Clone, Debug)]
+pub(crate) enum MeterSource {
+    /// `opentelemetry::global`, resolved at the layer's first call.
+    Global,
+    /// A meter the application gave us.
+    Injected(Meter),
+}
+
+impl MeterSource {
+    fn meter(&self) -> Meter {
+        match self {
+            MeterSource::Global => opentelemetry::global::meter_with_scope(scope()),
+            MeterSource::Injected(meter) => meter.clone(),
+        }
+    }
+}
+
+/// This crate's instrumentation scope: its name and version.
+///
+/// ```
+/// let scope = tower_retrier::telemetry::instrumentation_scope();
+/// assert_eq!(scope.name(), "tower-retrier");
+/// ```
+pub fn instrumentation_scope() -> InstrumentationScope {
+    scope()
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::SuccessWithoutRetry,
+    Outcome::SuccessAfterRetry,
+    Outcome::FailedWithoutRetry,
+    Outcome::FailedAfterRetry,
+];
+
+const REASONS: [RetryReason; 5] = [
+    RetryReason::Error,
+    RetryReason::Timeout,
+    RetryReason::ServerError,
+    RetryReason::Throttled,
+    RetryReason::Response,
+];
+
+/// The instruments of one layer, with their attribute sets.
+#[derive(Debug)]
+pub(crate) struct OtelInstruments {
+    calls: Counter<u64>,
+    attempts: Counter<u64>,
+    retries: Counter<u64>,
+    budget_denied: Counter<u64>,
+    call_retries: Histogram<u64>,
+    call_retry_delay: Histogram<f64>,
+    base: [KeyValue; 2],
+    by_outcome: [[KeyValue; 3]; 4],
+    by_reason: [[KeyValue; 3]; 5],
+}
+
+impl OtelInstruments {
+    pub(crate) fn new(
+        source: &MeterSource,
+        service: Cow<'static, str>,
+        operation: Cow<'static, str>,
+    ) -> Self {
+        let meter = source.meter();
+        let base = [
+            KeyValue::new(OTEL_ATTR_SERVICE, service),
+            KeyValue::new(OTEL_ATTR_OPERATION, operation),
+        ];
+        let with = |key: &'static str, value: &'static str| {
+            let [a, b] = base.clone();
+            [a, b, KeyValue::new(key, value)]
+        };
+        OtelInstruments {
+            calls: meter
+                .u64_counter(OTEL_CALLS)
+                .with_unit("{call}")
+                .with_description("Calls through the retry layer, by final outcome.")
+                .build(),
+            attempts: meter
+                .u64_counter(OTEL_ATTEMPTS)
+                .with_unit("{attempt}")
+                .with_description("Attempts sent to the inner service, first attempts and retries.")
+                .build(),
+            retries: meter
+                .u64_counter(OTEL_RETRIES)
+                .with_unit("{retry}")
+                .with_description("Retries granted, by reason.")
+                .build(),
+            budget_denied: meter
+                .u64_counter(OTEL_BUDGET_DENIED)
+                .with_unit("{retry}")
+                .with_description("Retries refused by the retry budget.")
+                .build(),
+            call_retries: meter
+                .u64_histogram(OTEL_CALL_RETRIES)
+                .with_unit("{retry}")
+                .with_description(
+                    "Retries made during a call, the first attempt not counted \
+                     (calls without retries record nothing).",
+                )
+                .with_boundaries(vec![1.0, 2.0, 3.0, 4.0, 5.0, 10.0])
+                .build(),
+            call_retry_delay: meter
+                .f64_histogram(OTEL_CALL_RETRY_DELAY)
+                .with_unit("s")
+                .with_description(
+                    "Total time a call spent backing off between attempts \
+                     (calls without retries record nothing).",
+                )
+                .with_boundaries(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ])
+                .build(),
+            by_outcome: OUTCOMES.map(|o| with(OTEL_ATTR_OUTCOME, o.as_str())),
+            by_reason: REASONS.map(|r| with(OTEL_ATTR_REASON, r.as_str())),
+            base,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn attempt_started(&self) {
+        self.attempts.add(1, &self.base);
+    }
+
+    pub(crate) fn retry_scheduled(&self, reason: RetryReason) {
+        let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.retries.add(1, &self.by_reason[i]);
+    }
+
+    pub(crate) fn budget_denied(&self) {
+        self.budget_denied.add(1, &self.base);
+    }
+
+    #[inline]
+    pub(crate) fn finished(&self, outcome: Outcome, attempts: u32, total_delay: Duration) {
+        let i = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.calls.add(1, &self.by_outcome[i]);
+        if attempts > 1 {
+            self.call_retries
+                .record(u64::from(attempts - 1), &self.base);
+            self.call_retry_delay
+                .record(total_delay.as_secs_f64(), &self.base);
+        }
+    }
+}
