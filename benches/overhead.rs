@@ -2,8 +2,8 @@
 //! service, `tower::retry` and `tower-resilience-retry`, in one run.
 //!
 //! ```text
-//! cargo bench --features redis --bench overhead             # criterion, then the summary tables
-//! BENCH_SUMMARY_ONLY=1 cargo bench --features redis --bench overhead -- --quick   # tables only, fast
+//! cargo bench --features redis,metrics --bench overhead       # criterion, then the summary tables
+//! BENCH_SUMMARY_ONLY=1 cargo bench --features redis,metrics --bench overhead -- --quick  # fast
 //! ```
 //!
 //! Every case wraps the same inner service (a `Ready` future: the floor) and is polled by hand
@@ -14,8 +14,8 @@
 //! `BENCH_INSTRUCTIONS=<case number>:<calls>` runs only that many calls of one case and
 //! nothing else, for `valgrind --tool=callgrind` instruction counts (see scripts/bench.sh).
 //!
-//! Adding a case (for instance metrics to a no-op recorder once telemetry lands): push one
-//! more entry in [`success_cases`]; the tables pick it up.
+//! Adding a case: push one more entry in [`success_cases`]; the tables pick it up. The
+//! Redis-budget case needs feature `redis`, the metrics case feature `metrics`.
 
 use criterion::Criterion;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -35,6 +35,7 @@ use tower::{Layer, Service};
 use tower_resilience_retry::{ExponentialRandomBackoff, RetryBudgetBuilder};
 use tower_retrier::backoff::Constant;
 use tower_retrier::budget::{RatioBudget, Unlimited};
+use tower_retrier::telemetry::Telemetry;
 use tower_retrier::{RetryConfig, RetryLayer};
 
 #[cfg(feature = "redis")]
@@ -166,7 +167,7 @@ where
 
 const BARE: &str = "bare service (floor)";
 const TOWER_BUDGET: &str = "tower::retry + TpsBudget";
-const OURS_LOCAL: &str = "tower-retrier defaults (local RatioBudget)";
+const OURS_LOCAL: &str = "tower-retrier defaults (local RatioBudget, tracing)";
 const OURS_REDIS: &str = "tower-retrier + RedisBudget";
 
 /// State some cases need to stay alive while they run (the Redis server and the runtime of
@@ -219,31 +220,49 @@ fn success_cases(keep: &mut Keep) -> Vec<Case> {
             "tower-resilience-retry + token bucket",
             resilience_budget.layer(Echo),
         ),
-        // The core emits `tracing` events (debug on retries, warn on give-up); with no
-        // subscriber installed this is what every default user runs: "tracing, no subscriber".
         case(
-            OURS_LOCAL,
-            RetryLayer::new(RetryConfig::default()).layer(Echo),
-        ),
-        case(
-            "tower-retrier, named service/operation",
+            "tower-retrier, telemetry off",
             RetryLayer::new(RetryConfig::default())
-                .service_name("users")
-                .operation_name("get")
+                .with_telemetry(Telemetry::disabled())
                 .layer(Echo),
         ),
+        // What a default user runs: the local RatioBudget and `tracing` on, with no
+        // subscriber installed ("tracing, no subscriber").
+        case(OURS_LOCAL, ours().layer(Echo)),
         case(
             "tower-retrier, no budget (Unlimited)",
-            RetryLayer::new(RetryConfig::default())
-                .with_budget(Unlimited::new())
-                .layer(Echo),
+            ours().with_budget(Unlimited::new()).layer(Echo),
         ),
     ];
+    // Metrics to a no-op recorder (installed in `main`), on top of tracing.
+    #[cfg(feature = "metrics")]
+    cases.push(case(
+        "tower-retrier + metrics (no-op recorder)",
+        ours()
+            .with_telemetry(tracing_only().with_metrics(true))
+            .layer(Echo),
+    ));
     #[cfg(feature = "redis")]
     cases.push(redis_case(keep));
     #[cfg(not(feature = "redis"))]
     let _ = keep;
     cases
+}
+
+/// Telemetry as a default user has it with no back-end feature compiled in: `tracing` only,
+/// whatever features this bench is built with.
+fn tracing_only() -> Telemetry {
+    let t = Telemetry::new("users", "get");
+    #[cfg(feature = "metrics")]
+    let t = t.with_metrics(false);
+    #[cfg(feature = "opentelemetry")]
+    let t = t.with_opentelemetry(false);
+    t
+}
+
+/// Our layer with its defaults (local `RatioBudget`), named, `tracing` only.
+fn ours() -> RetryLayer {
+    RetryLayer::new(RetryConfig::default()).with_telemetry(tracing_only())
 }
 
 /// Ours with the fleet-wide budget against a real `redis-server` started here. The success
@@ -262,9 +281,7 @@ fn redis_case(keep: &mut Keep) -> Case {
                 .build_from_url(&server.url()),
         )
         .expect("connect to the local redis-server");
-    let svc = RetryLayer::new(RetryConfig::default())
-        .with_budget(budget)
-        .layer(Echo);
+    let svc = ours().with_budget(budget).layer(Echo);
     keep.redis = Some((server, rt));
     case(OURS_REDIS, svc)
 }
@@ -348,14 +365,14 @@ fn retry_cases() -> Vec<Case> {
         ),
         case(
             "tower-retrier RatioBudget, zero delay",
-            RetryLayer::new(RetryConfig::default())
+            ours()
                 .with_backoff(Constant::new(Duration::ZERO))
                 .with_budget(generous_ratio_budget())
                 .layer(Alternating::default()),
         ),
         case(
             "tower-retrier no budget, zero delay",
-            RetryLayer::new(RetryConfig::default())
+            ours()
                 .with_backoff(Constant::new(Duration::ZERO))
                 .with_budget(Unlimited::new())
                 .layer(Alternating::default()),
@@ -392,44 +409,55 @@ fn criterion_benches(c: &mut Criterion, success: &mut [Case], retry: &mut [Case]
     }
 }
 
-/// Median ns/call over `batches` batches of `n` calls, and allocations per call.
-fn measure(f: &mut dyn FnMut(u64) -> u64, n: u64, batches: usize) -> (f64, f64) {
-    for i in 0..n / 10 {
-        black_box(f(i));
+/// ns/call of one batch of `n` calls.
+fn batch(f: &mut dyn FnMut(u64) -> u64, n: u64) -> f64 {
+    let start = Instant::now();
+    for i in 0..n {
+        black_box(f(black_box(i)));
     }
-    let mut samples: Vec<f64> = (0..batches)
-        .map(|_| {
-            let start = Instant::now();
-            for i in 0..n {
-                black_box(f(black_box(i)));
-            }
-            start.elapsed().as_nanos() as f64 / n as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// Allocations per call over `n` calls.
+fn allocations(f: &mut dyn FnMut(u64) -> u64, n: u64) -> f64 {
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for i in 0..n {
         black_box(f(i));
     }
-    let allocs = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / n as f64;
-    (samples[batches / 2], allocs)
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / n as f64
 }
 
 struct Row {
     name: &'static str,
+    /// Median over the rounds.
     ns: f64,
+    /// Fastest round.
+    min: f64,
     allocs: f64,
 }
 
-fn table(cases: &mut [Case], n: u64, batches: usize) -> Vec<Row> {
+/// `rounds` rounds of one `n`-call batch per case, interleaved so that a burst of load on a
+/// shared machine hits every case alike; per case the median and the fastest round.
+fn table(cases: &mut [Case], n: u64, rounds: usize) -> Vec<Row> {
+    for c in cases.iter_mut() {
+        batch(&mut *c.call, n / 10); // warm-up
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); cases.len()];
+    for _ in 0..rounds {
+        for (c, s) in cases.iter_mut().zip(&mut samples) {
+            s.push(batch(&mut *c.call, n));
+        }
+    }
     cases
         .iter_mut()
-        .map(|c| {
-            let (ns, allocs) = measure(&mut *c.call, n, batches);
+        .zip(samples)
+        .map(|(c, mut s)| {
+            s.sort_by(f64::total_cmp);
             Row {
                 name: c.name,
-                ns,
-                allocs,
+                ns: s[rounds / 2],
+                min: s[0],
+                allocs: allocations(&mut *c.call, n),
             }
         })
         .collect()
@@ -451,13 +479,15 @@ enum Mode {
 fn summary(mode: Mode, success: &mut [Case], retry: &mut [Case]) {
     let (n, batches) = match mode {
         Mode::Smoke => (2_000, 3),
-        Mode::Quick => (200_000, 5),
-        Mode::Full => (2_000_000, 9),
+        Mode::Quick => (200_000, 7),
+        Mode::Full => (1_000_000, 21),
     };
     let rows = table(success, n, batches);
     let bare = rows[0].ns;
     let tower_ovh = ns_of(&rows, TOWER_BUDGET).expect("tower case") - bare;
-    println!("\n## Success path (median of {batches} batches × {n} calls)\n");
+    println!(
+        "\n## Success path (median of {batches} interleaved rounds × {n} calls; fastest round in brackets)\n"
+    );
     println!(
         "| case | ns/call | overhead over bare | overhead / tower+TpsBudget overhead | allocations/call |"
     );
@@ -465,9 +495,10 @@ fn summary(mode: Mode, success: &mut [Case], retry: &mut [Case]) {
     for r in &rows {
         let ovh = r.ns - bare;
         println!(
-            "| {} | {:.1} | {:.1} ns | {:.2}× | {:.2} |",
+            "| {} | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {:.2} |",
             r.name,
             r.ns,
+            r.min,
             ovh,
             ovh / tower_ovh,
             r.allocs
@@ -500,7 +531,7 @@ fn summary(mode: Mode, success: &mut [Case], retry: &mut [Case]) {
     let rrows = table(retry, n / 2, batches);
     let floor = rrows[0].ns;
     println!(
-        "\n## Retry path: one failed attempt + one retry, zero delay (median of {batches} batches × {} calls)\n",
+        "\n## Retry path: one failed attempt + one retry, zero delay (median of {batches} interleaved rounds × {} calls; fastest in brackets)\n",
         n / 2
     );
     println!(
@@ -509,9 +540,10 @@ fn summary(mode: Mode, success: &mut [Case], retry: &mut [Case]) {
     println!("|---|---:|---:|---:|");
     for r in &rrows {
         println!(
-            "| {} | {:.1} | {:.1} ns | {:.2} |",
+            "| {} | {:.1} ({:.1}) | {:.1} ns | {:.2} |",
             r.name,
             r.ns,
+            r.min,
             r.ns - floor,
             r.allocs
         );
@@ -560,6 +592,9 @@ fn main() {
     } else {
         Mode::Full
     };
+    // The "metrics to a no-op recorder" case; no tracing subscriber is installed anywhere.
+    #[cfg(feature = "metrics")]
+    metrics::set_global_recorder(metrics::NoopRecorder).expect("first recorder");
     let mut keep = Keep::default();
     let mut success = success_cases(&mut keep);
     let mut retry = retry_cases();
