@@ -18,14 +18,12 @@
 //! Redis-budget case needs feature `redis`, the metrics case feature `metrics`.
 
 use criterion::Criterion;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::future::{Future, Ready, ready};
+use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::retry::budget::{Budget as _, TpsBudget};
@@ -42,49 +40,12 @@ use tower_retrier::{RetryConfig, RetryLayer};
 #[path = "../tests/support/redis.rs"]
 mod redis_server;
 
-struct Counting;
+#[path = "../tests/support/hand_driven.rs"]
+mod hand_driven;
+use hand_driven::{
+    Echo, allocations as allocated_so_far, drive as call_once, drive_result as call_once_result,
+};
 
-thread_local! {
-    /// Allocations made by this thread: background threads (the Redis budget's flusher, which
-    /// sends one batch per 100 ms, not per call) do not count against the calls measured here.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // `try_with`: a thread being torn down may allocate after its locals are gone.
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// The inner service: answers at once, allocates nothing.
-#[derive(Clone, Copy)]
-struct Echo;
-
-impl Service<u64> for Echo {
-    type Response = u64;
-    type Error = std::io::Error;
-    type Future = Ready<Result<u64, std::io::Error>>;
-    #[inline]
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-    #[inline]
-    fn call(&mut self, req: u64) -> Self::Future {
-        ready(Ok(req))
-    }
-}
-
-/// A `tower::retry` policy equivalent to our defaults: 3 attempts in total, exponential
-/// backoff with jitter, and optionally `TpsBudget` (deposit per successful call, as tower's
-/// docs suggest; withdraw per retry).
 #[derive(Clone)]
 struct TowerPolicy {
     retries_left: usize,
@@ -132,24 +93,6 @@ impl<E> tower::retry::Policy<u64, u64, E> for TowerPolicy {
 
     fn clone_request(&mut self, req: &u64) -> Option<u64> {
         Some(*req)
-    }
-}
-
-/// One call through `svc`, polled to completion by hand.
-#[inline]
-fn call_once<S>(svc: &mut S, req: u64) -> u64
-where
-    S: Service<u64, Response = u64>,
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    let Poll::Ready(Ok(())) = svc.poll_ready(&mut cx) else {
-        unreachable!("always ready")
-    };
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(v)) => v,
-        _ => unreachable!("ready inner service"),
     }
 }
 
@@ -386,19 +329,6 @@ fn retry_cases() -> Vec<Case> {
     ]
 }
 
-/// Like [`call_once`] but tolerates an error (the floor's failing call).
-fn call_once_result<S: Service<u64, Response = u64>>(svc: &mut S, req: u64) -> Option<u64> {
-    let mut cx = Context::from_waker(Waker::noop());
-    let Poll::Ready(Ok(())) = svc.poll_ready(&mut cx) else {
-        unreachable!("always ready")
-    };
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(r) => r.ok(),
-        Poll::Pending => unreachable!("ready inner service"),
-    }
-}
-
 fn criterion_benches(c: &mut Criterion, success: &mut [Case], retry: &mut [Case]) {
     for (group_name, cases) in [("success_path", success), ("retry_path", retry)] {
         let mut group = c.benchmark_group(group_name);
@@ -426,11 +356,11 @@ fn batch(f: &mut dyn FnMut(u64) -> u64, n: u64) -> f64 {
 
 /// Allocations per call over `n` calls.
 fn allocations(f: &mut dyn FnMut(u64) -> u64, n: u64) -> f64 {
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocated_so_far();
     for i in 0..n {
         black_box(f(i));
     }
-    (ALLOCATIONS.with(Cell::get) - before) as f64 / n as f64
+    (allocated_so_far() - before) as f64 / n as f64
 }
 
 struct Row {

@@ -11,46 +11,15 @@
 //! meter provider.
 
 use criterion::{Criterion, criterion_group};
-use std::future::{Future, Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tower::{Layer, Service};
 use tower_retrier::telemetry::Telemetry;
 use tower_retrier::{RetryConfig, RetryLayer};
 
-/// The floor: a service whose future is ready at once.
-#[derive(Clone, Copy, Debug)]
-struct Echo;
-
-impl Service<u64> for Echo {
-    type Response = u64;
-    type Error = std::io::Error;
-    type Future = Ready<Result<u64, std::io::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: u64) -> Self::Future {
-        ready(Ok(req))
-    }
-}
-
-/// One call, polled by hand: ready, call, one poll (every future here completes at once).
-#[inline]
-fn drive<S: Service<u64, Response = u64>>(svc: &mut S, req: u64) -> u64 {
-    let mut cx = Context::from_waker(Waker::noop());
-    let Poll::Ready(Ok(())) = svc.poll_ready(&mut cx) else {
-        unreachable!("Echo is always ready")
-    };
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(r)) => r,
-        _ => unreachable!("Echo answers at once"),
-    }
-}
+#[path = "../tests/support/hand_driven.rs"]
+mod hand_driven;
+use hand_driven::{Echo, drive};
 
 fn layer(telemetry: Telemetry) -> RetryLayer {
     RetryLayer::new(RetryConfig::default())
