@@ -11,7 +11,10 @@ use metrics::{
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use std::sync::Arc;
-use telemetry_support::{DenyAll, Scripted, Step, classifier, paused_runtime};
+use telemetry_support::{
+    DenyAll, Scripted, Step, billing_layer, classifier, fail, paused_runtime, three_calls,
+    three_calls_expected, three_calls_script,
+};
 use tower::{Layer, ServiceExt};
 use tower_retrier::budget::Unlimited;
 use tower_retrier::telemetry::{Telemetry, names};
@@ -87,19 +90,6 @@ impl Captured {
     }
 }
 
-fn layer() -> RetryLayer<
-    tower_retrier::backoff::Exponential,
-    impl tower_retrier::classify::Classify<u32, String, std::io::Error> + Clone,
-    Unlimited,
-> {
-    RetryLayer::new(RetryConfig::default())
-        .with_classifier(classifier())
-        .with_budget(Unlimited::new())
-        .service_name("billing")
-        .operation_name("charge")
-        .seed(7)
-}
-
 /// Runs `calls` calls through `layer` over `script`, with a fresh debugging recorder.
 fn run<K, C, B>(layer: RetryLayer<K, C, B>, script: Vec<Step>, calls: u32) -> Captured
 where
@@ -121,13 +111,9 @@ where
     Captured::take(&snapshotter)
 }
 
-fn fail(n: u32) -> Step {
-    Step::Fail(format!("connection reset #{n}"))
-}
-
 #[test]
 fn fail_fail_succeed_counts_one_success_after_retry() {
-    let m = run(layer(), vec![fail(1), fail(2), Step::Ok], 1);
+    let m = run(billing_layer().seed(7), vec![fail(1), fail(2), Step::Ok], 1);
     assert_eq!(m.calls("success_after_retry"), 1);
     assert_eq!(m.calls("success_without_retry"), 0);
     assert_eq!(m.calls("failed_after_retry"), 0);
@@ -150,7 +136,7 @@ fn fail_fail_succeed_counts_one_success_after_retry() {
 
 #[test]
 fn exhausted_counts_one_failure_after_retry() {
-    let m = run(layer(), vec![fail(1), fail(2), fail(3)], 1);
+    let m = run(billing_layer().seed(7), vec![fail(1), fail(2), fail(3)], 1);
     assert_eq!(m.calls("failed_after_retry"), 1);
     assert_eq!(m.calls("success_after_retry"), 0);
     assert_eq!(m.counter(names::ATTEMPTS_TOTAL, &[]), 3);
@@ -160,7 +146,11 @@ fn exhausted_counts_one_failure_after_retry() {
 
 #[test]
 fn budget_denied_counts_a_denial_and_no_retry() {
-    let m = run(layer().with_budget(DenyAll), vec![fail(1)], 1);
+    let m = run(
+        billing_layer().seed(7).with_budget(DenyAll),
+        vec![fail(1)],
+        1,
+    );
     assert_eq!(m.calls("failed_without_retry"), 1);
     assert_eq!(m.counter(names::BUDGET_DENIED_TOTAL, &[]), 1);
     assert_eq!(m.counter(names::ATTEMPTS_TOTAL, &[]), 1);
@@ -174,7 +164,7 @@ fn budget_denied_counts_a_denial_and_no_retry() {
 
 #[test]
 fn non_retryable_counts_one_failure_without_retry() {
-    let m = run(layer(), vec![Step::Fatal], 1);
+    let m = run(billing_layer().seed(7), vec![Step::Fatal], 1);
     assert_eq!(m.calls("failed_without_retry"), 1);
     assert_eq!(m.counter(names::ATTEMPTS_TOTAL, &[]), 1);
     assert_eq!(m.counter(names::BUDGET_DENIED_TOTAL, &[]), 0);
@@ -195,7 +185,7 @@ fn mixed_sequence_counts_every_outcome_exactly() {
         Step::Throttled(2000),
         Step::Ok,
     ];
-    let m = run(layer(), script, 5);
+    let m = run(billing_layer().seed(7), script, 5);
     assert_eq!(m.calls("success_without_retry"), 1);
     assert_eq!(m.calls("success_after_retry"), 2);
     assert_eq!(m.calls("failed_after_retry"), 1);
@@ -222,7 +212,7 @@ fn mixed_sequence_counts_every_outcome_exactly() {
 
 #[test]
 fn every_metric_is_described_with_its_unit() {
-    let m = run(layer(), vec![fail(1), Step::Ok], 1);
+    let m = run(billing_layer().seed(7), vec![fail(1), Step::Ok], 1);
     for (name, unit) in [
         (names::CALLS_TOTAL, Unit::Count),
         (names::ATTEMPTS_TOTAL, Unit::Count),
@@ -301,7 +291,7 @@ fn renaming_after_with_telemetry_relabels_the_metrics() {
 fn a_recorder_installed_after_the_layer_is_built_still_receives_metrics() {
     // `run` builds the service from this layer inside the recorder scope; the layer itself
     // (and its telemetry) is built here, before any recorder exists.
-    let layer = layer();
+    let layer = billing_layer().seed(7);
     let m = run(layer, vec![fail(1), Step::Ok], 1);
     assert_eq!(m.calls("success_after_retry"), 1);
 }
@@ -309,7 +299,9 @@ fn a_recorder_installed_after_the_layer_is_built_still_receives_metrics() {
 #[test]
 fn disabled_telemetry_records_nothing() {
     let m = run(
-        layer().with_telemetry(Telemetry::disabled()),
+        billing_layer()
+            .seed(7)
+            .with_telemetry(Telemetry::disabled()),
         vec![fail(1), Step::Ok],
         1,
     );
@@ -318,7 +310,9 @@ fn disabled_telemetry_records_nothing() {
 
 #[test]
 fn metrics_can_be_switched_off_alone() {
-    let layer = layer().with_telemetry(Telemetry::new("billing", "charge").with_metrics(false));
+    let layer = billing_layer()
+        .seed(7)
+        .with_telemetry(Telemetry::new("billing", "charge").with_metrics(false));
     let m = run(layer, vec![fail(1), Step::Ok], 1);
     assert!(m.0.is_empty(), "{:?}", m.0);
 }
@@ -379,25 +373,11 @@ impl Recorder for PanicsOnRegister {
 }
 
 fn calls_succeed_with(recorder: &dyn Recorder) {
-    let inner = Scripted::new(vec![fail(1), Step::Ok, fail(2), fail(3), fail(4)]);
+    let inner = Scripted::new(three_calls_script());
     let results = metrics::with_local_recorder(recorder, || {
-        paused_runtime().block_on(async {
-            let svc = layer().layer(inner.clone());
-            let mut results = Vec::new();
-            for i in 0..3 {
-                results.push(svc.clone().oneshot(i).await.map_err(|e| e.to_string()));
-            }
-            results
-        })
+        paused_runtime().block_on(three_calls(billing_layer().seed(7).layer(inner.clone())))
     });
-    assert_eq!(
-        results,
-        vec![
-            Ok("ok".to_owned()),
-            Err("connection reset #4".to_owned()),
-            Ok("ok".to_owned())
-        ]
-    );
+    assert_eq!(results, three_calls_expected());
     assert_eq!(inner.calls(), 6);
 }
 
@@ -422,7 +402,7 @@ fn a_call_dropped_mid_backoff_is_counted_as_failed() {
         paused_runtime().block_on(async {
             let svc = tower::ServiceBuilder::new()
                 .timeout(std::time::Duration::from_millis(150))
-                .layer(layer())
+                .layer(billing_layer().seed(7))
                 .service(inner.clone());
             let err = svc.oneshot(1).await.unwrap_err();
             assert!(err.is::<tower::timeout::error::Elapsed>(), "{err}");

@@ -17,17 +17,16 @@ use opentelemetry_sdk::metrics::{
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use telemetry_support::{DenyAll, Scripted, Step, classifier, paused_runtime};
+use telemetry_support::{
+    DenyAll, Scripted, Step, classifier, fail, paused_runtime, three_calls, three_calls_expected,
+    three_calls_script,
+};
 use tower::{Layer, Service, ServiceExt};
 use tower_retrier::budget::Unlimited;
 use tower_retrier::telemetry::{RetryEvent, Telemetry, instrumentation_scope, names};
 use tower_retrier::{RetryConfig, RetryLayer};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
-
-fn fail(n: u32) -> Step {
-    Step::Fail(format!("connection reset #{n}"))
-}
 
 // ---------------------------------------------------------------- metrics
 
@@ -365,25 +364,11 @@ fn failing_exporters_never_fail_a_request() {
             Telemetry::new("billing", "charge")
                 .with_meter(meter_provider.meter_with_scope(instrumentation_scope())),
         );
-    let inner = Scripted::new(vec![fail(1), Step::Ok, fail(2), fail(3), fail(4)]);
+    let inner = Scripted::new(three_calls_script());
     let results = tracing::subscriber::with_default(subscriber, || {
-        paused_runtime().block_on(async {
-            let svc = layer.layer(inner.clone());
-            let mut results = Vec::new();
-            for i in 0..3 {
-                results.push(svc.clone().oneshot(i).await.map_err(|e| e.to_string()));
-            }
-            results
-        })
+        paused_runtime().block_on(three_calls(layer.layer(inner.clone())))
     });
-    assert_eq!(
-        results,
-        vec![
-            Ok("ok".to_owned()),
-            Err("connection reset #4".to_owned()),
-            Ok("ok".to_owned())
-        ]
-    );
+    assert_eq!(results, three_calls_expected());
     // The exporters really were in the path, and failed.
     assert!(meter_provider.force_flush().is_err());
 }

@@ -9,9 +9,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use telemetry_support::{DenyAll, Scripted, Step, classifier, paused_runtime};
+use telemetry_support::{DenyAll, Scripted, Step, billing_layer, fail, paused_runtime};
 use tower::{Layer, Service, ServiceExt};
-use tower_retrier::budget::Unlimited;
 use tower_retrier::replay::replay_fn;
 use tower_retrier::telemetry::{Telemetry, names};
 use tower_retrier::{RetryConfig, RetryLayer};
@@ -76,27 +75,11 @@ fn ours(events: &[Event]) -> Vec<&Event> {
         .collect()
 }
 
-fn fail(n: u32) -> Step {
-    Step::Fail(format!("connection reset #{n}"))
-}
-
-fn layer() -> RetryLayer<
-    tower_retrier::backoff::Exponential,
-    impl tower_retrier::classify::Classify<u32, String, std::io::Error> + Clone,
-    Unlimited,
-> {
-    RetryLayer::new(RetryConfig::default())
-        .with_classifier(classifier())
-        .with_budget(Unlimited::new())
-        .service_name("billing")
-        .operation_name("charge")
-}
-
 #[test]
 fn retries_are_debug_events_and_exhaustion_is_a_warning() {
     let (result, events) = capture(|| {
         paused_runtime().block_on(async {
-            layer()
+            billing_layer()
                 .layer(Scripted::new(vec![fail(1), Step::Throttled(300), fail(3)]))
                 .oneshot(1)
                 .await
@@ -140,7 +123,7 @@ fn retries_are_debug_events_and_exhaustion_is_a_warning() {
 fn a_budget_denial_is_a_debug_event_and_not_a_warning() {
     let (result, events) = capture(|| {
         paused_runtime().block_on(async {
-            layer()
+            billing_layer()
                 .with_budget(DenyAll)
                 .layer(Scripted::new(vec![fail(1)]))
                 .oneshot(1)
@@ -159,7 +142,7 @@ fn a_budget_denial_is_a_debug_event_and_not_a_warning() {
 fn a_request_that_cannot_be_replayed_is_a_debug_event() {
     let (result, events) = capture(|| {
         paused_runtime().block_on(async {
-            layer()
+            billing_layer()
                 .with_replay(replay_fn(|_: &u32| None))
                 .layer(Scripted::new(vec![fail(1)]))
                 .oneshot(1)
@@ -176,7 +159,8 @@ fn a_request_that_cannot_be_replayed_is_a_debug_event() {
 #[test]
 fn a_first_attempt_success_emits_no_event() {
     let (result, events) = capture(|| {
-        paused_runtime().block_on(async { layer().layer(Scripted::default()).oneshot(1).await })
+        paused_runtime()
+            .block_on(async { billing_layer().layer(Scripted::default()).oneshot(1).await })
     });
     assert_eq!(result.unwrap(), "ok");
     assert!(ours(&events).is_empty(), "{events:#?}");
@@ -190,7 +174,7 @@ fn disabled_or_tracing_off_emits_nothing() {
     ] {
         let (result, events) = capture(|| {
             paused_runtime().block_on(async {
-                layer()
+                billing_layer()
                     .with_telemetry(telemetry)
                     .layer(Scripted::new(vec![fail(1), fail(2), fail(3)]))
                     .oneshot(1)
@@ -298,7 +282,9 @@ fn calls_with_telemetry_run_on_a_multi_threaded_runtime() {
         .unwrap();
     let (results, events) = capture(|| {
         rt.block_on(async {
-            let svc = layer().with_telemetry(telemetry).layer(Scripted::default());
+            let svc = billing_layer()
+                .with_telemetry(telemetry)
+                .layer(Scripted::default());
             let tasks: Vec<_> = (0..8)
                 .map(|i| tokio::spawn(svc.clone().oneshot(i)))
                 .collect();

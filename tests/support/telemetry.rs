@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::Service;
+use tower::{Service, ServiceExt};
+use tower_retrier::backoff::Exponential;
 use tower_retrier::budget::Budget;
+use tower_retrier::budget::Unlimited;
 use tower_retrier::classify::{Classify, Decision, RetryReason, classify_fn};
+use tower_retrier::{RetryConfig, RetryLayer};
 
 /// What the scripted service answers to one attempt.
 #[derive(Clone, Debug)]
@@ -112,4 +115,46 @@ pub fn paused_runtime() -> tokio::runtime::Runtime {
         .start_paused(true)
         .build()
         .unwrap()
+}
+
+/// A retryable failure with a distinct message.
+pub fn fail(n: u32) -> Step {
+    Step::Fail(format!("connection reset #{n}"))
+}
+
+/// The layer most telemetry tests use: default config, the script-aware classifier, no
+/// budget, labelled `billing` / `charge`.
+pub fn billing_layer()
+-> RetryLayer<Exponential, impl Classify<u32, String, io::Error> + Clone, Unlimited> {
+    RetryLayer::new(RetryConfig::default())
+        .with_classifier(classifier())
+        .with_budget(Unlimited::new())
+        .service_name("billing")
+        .operation_name("charge")
+}
+
+/// A script for three calls: fail then succeed; exhausted after three failures; succeed.
+pub fn three_calls_script() -> Vec<Step> {
+    vec![fail(1), Step::Ok, fail(2), fail(3), fail(4)]
+}
+
+/// Sends three calls through `svc` and returns their results, errors as text.
+pub async fn three_calls<S>(svc: S) -> Vec<Result<String, String>>
+where
+    S: Service<u32, Response = String, Error = io::Error> + Clone,
+{
+    let mut results = Vec::new();
+    for i in 0..3 {
+        results.push(svc.clone().oneshot(i).await.map_err(|e| e.to_string()));
+    }
+    results
+}
+
+/// What [`three_calls`] returns over [`three_calls_script`] when telemetry stays out of the way.
+pub fn three_calls_expected() -> Vec<Result<String, String>> {
+    vec![
+        Ok("ok".to_owned()),
+        Err("connection reset #4".to_owned()),
+        Ok("ok".to_owned()),
+    ]
 }
