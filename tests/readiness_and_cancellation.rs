@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,17 +21,26 @@ fn no_jitter(attempts: u32) -> RetryConfig {
         .unwrap()
 }
 
-#[tokio::test(start_paused = true)]
-async fn each_retry_polls_the_inner_clone_ready() {
+type Call = task::Spawn<Pin<Box<dyn Future<Output = Result<u32, BoxError>>>>>;
+
+/// Request `1` through a 3-attempt, no-budget retry layer over a mock that allows `allowed`
+/// calls, polled by hand; the handle scripts the mock's answers and readiness.
+fn call_through_mock(allowed: u64) -> (Call, tower_test::mock::Handle<u32, u32>) {
     let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
-    handle.allow(1);
+    handle.allow(allowed);
     let mut svc = RetryLayer::new(no_jitter(3))
         .with_budget(Unlimited::new())
         .layer(mock);
-    let mut fut = task::spawn(async move {
+    let fut = task::spawn(Box::pin(async move {
         svc.ready().await?;
         svc.call(1).await
-    });
+    }) as Pin<Box<dyn Future<Output = _>>>);
+    (fut, handle)
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_polls_the_inner_clone_ready() {
+    let (mut fut, mut handle) = call_through_mock(1);
     assert_pending!(fut.poll());
     let (_, send) = handle.next_request().await.unwrap();
     send.send_error("reset");
@@ -51,15 +62,7 @@ async fn each_retry_polls_the_inner_clone_ready() {
 
 #[tokio::test(start_paused = true)]
 async fn a_readiness_error_ends_the_request_with_that_error() {
-    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
-    handle.allow(1);
-    let mut svc = RetryLayer::new(no_jitter(3))
-        .with_budget(Unlimited::new())
-        .layer(mock);
-    let mut fut = task::spawn(async move {
-        svc.ready().await?;
-        svc.call(1).await
-    });
+    let (mut fut, mut handle) = call_through_mock(1);
     assert_pending!(fut.poll());
     let (_, send) = handle.next_request().await.unwrap();
     send.send_error("first attempt failed");
@@ -88,15 +91,7 @@ async fn concurrency_limit_inside_the_retry_layer_works_across_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_mid_call_stops_everything() {
-    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
-    handle.allow(10);
-    let mut svc = RetryLayer::new(no_jitter(3))
-        .with_budget(Unlimited::new())
-        .layer(mock);
-    let mut fut = task::spawn(async move {
-        svc.ready().await?;
-        svc.call(1).await
-    });
+    let (mut fut, mut handle) = call_through_mock(10);
     assert_pending!(fut.poll());
     let (_, _send) = handle.next_request().await.unwrap();
     drop(fut);
