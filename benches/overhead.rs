@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::rng::HasherRng;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 use tower_resilience_retry::{ExponentialRandomBackoff, RetryBudgetBuilder};
 use tower_retrier::backoff::Constant;
 use tower_retrier::budget::{RatioBudget, Unlimited};
@@ -96,20 +96,79 @@ impl<E> tower::retry::Policy<u64, u64, E> for TowerPolicy {
     }
 }
 
-/// One named case: a closure making one call.
+/// One named case: a closure making `calls` calls (request ids from `first`) and returning a
+/// value that depends on every response (so nothing is optimised away).
 struct Case {
     name: &'static str,
-    call: Box<dyn FnMut(u64) -> u64>,
+    run: Box<dyn FnMut(u64, u64) -> u64>,
 }
 
-fn case<S>(name: &'static str, mut svc: S) -> Case
-where
-    S: Service<u64, Response = u64> + 'static,
-    S::Error: std::fmt::Debug,
-{
-    Case {
-        name,
-        call: Box::new(move |i| call_once(&mut svc, i)),
+/// How a case's service is driven.
+trait Harness {
+    fn case<S>(&self, name: &'static str, svc: S) -> Case
+    where
+        S: Service<u64, Response = u64> + 'static,
+        S::Error: std::fmt::Debug;
+}
+
+/// Polled by hand with a no-op waker: no runtime cost mixed in.
+struct HandPolled;
+
+impl Harness for HandPolled {
+    fn case<S>(&self, name: &'static str, mut svc: S) -> Case
+    where
+        S: Service<u64, Response = u64> + 'static,
+        S::Error: std::fmt::Debug,
+    {
+        Case {
+            name,
+            run: Box::new(move |first, calls| {
+                let mut acc = 0u64;
+                for i in first..first + calls {
+                    acc = acc.wrapping_add(call_once(&mut svc, black_box(i)));
+                }
+                acc
+            }),
+        }
+    }
+}
+
+/// The way most users drive a service: `svc.ready().await?.call(req).await` inside a
+/// current-thread tokio runtime, all calls of a batch in one `block_on`.
+struct RuntimeDriven(Rc<tokio::runtime::Runtime>);
+
+impl RuntimeDriven {
+    fn new() -> Self {
+        RuntimeDriven(Rc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+        ))
+    }
+}
+
+impl Harness for RuntimeDriven {
+    fn case<S>(&self, name: &'static str, mut svc: S) -> Case
+    where
+        S: Service<u64, Response = u64> + 'static,
+        S::Error: std::fmt::Debug,
+    {
+        let rt = self.0.clone();
+        Case {
+            name,
+            run: Box::new(move |first, calls| {
+                rt.block_on(async {
+                    let mut acc = 0u64;
+                    for i in first..first + calls {
+                        let ready = svc.ready().await.expect("always ready");
+                        let res = ready.call(black_box(i)).await.expect("success");
+                        acc = acc.wrapping_add(res);
+                    }
+                    acc
+                })
+            }),
+        }
     }
 }
 
@@ -117,17 +176,21 @@ const BARE: &str = "bare service (floor)";
 const TOWER_BUDGET: &str = "tower::retry + TpsBudget";
 const OURS_LOCAL: &str = "tower-retrier defaults (local RatioBudget, tracing)";
 const OURS_REDIS: &str = "tower-retrier + RedisBudget";
+const TOWER_PLAIN: &str = "tower::retry, no budget";
+const OURS_UNLIMITED: &str = "tower-retrier, no budget (Unlimited)";
+const TOWER_RETRY: &str = "tower::retry + TpsBudget, zero delay";
+const OURS_RETRY: &str = "tower-retrier RatioBudget, zero delay";
 
 /// State some cases need to stay alive while they run (the Redis server and the runtime of
-/// the budget's background flusher).
+/// the budget's background flusher), shared by both harnesses.
 #[derive(Default)]
 struct Keep {
     #[cfg(feature = "redis")]
     redis: Option<(redis_server::RedisServer, tokio::runtime::Runtime)>,
 }
 
-/// The success-path cases, in table order.
-fn success_cases(keep: &mut Keep) -> Vec<Case> {
+/// The success-path cases, in table order, driven by `h`.
+fn success_cases(h: &impl Harness, keep: &mut Keep) -> Vec<Case> {
     let resilience = tower_resilience_retry::RetryLayer::<u64, u64, std::io::Error>::builder()
         .max_attempts(3)
         .backoff(
@@ -155,21 +218,21 @@ fn success_cases(keep: &mut Keep) -> Vec<Case> {
             .build();
     #[allow(unused_mut)] // more cases are pushed with features `metrics` and `redis`
     let mut cases = vec![
-        case(BARE, Echo),
-        case(
+        h.case(BARE, Echo),
+        h.case(
             TOWER_BUDGET,
             tower::retry::RetryLayer::new(TowerPolicy::new(true)).layer(Echo),
         ),
-        case(
-            "tower::retry, no budget",
+        h.case(
+            TOWER_PLAIN,
             tower::retry::RetryLayer::new(TowerPolicy::new(false)).layer(Echo),
         ),
-        case("tower-resilience-retry", resilience.layer(Echo)),
-        case(
+        h.case("tower-resilience-retry", resilience.layer(Echo)),
+        h.case(
             "tower-resilience-retry + token bucket",
             resilience_budget.layer(Echo),
         ),
-        case(
+        h.case(
             "tower-retrier, telemetry off",
             RetryLayer::new(RetryConfig::default())
                 .with_telemetry(Telemetry::disabled())
@@ -177,22 +240,22 @@ fn success_cases(keep: &mut Keep) -> Vec<Case> {
         ),
         // What a default user runs: the local RatioBudget and `tracing` on, with no
         // subscriber installed ("tracing, no subscriber").
-        case(OURS_LOCAL, ours().layer(Echo)),
-        case(
-            "tower-retrier, no budget (Unlimited)",
+        h.case(OURS_LOCAL, ours().layer(Echo)),
+        h.case(
+            OURS_UNLIMITED,
             ours().with_budget(Unlimited::new()).layer(Echo),
         ),
     ];
     // Metrics to a no-op recorder (installed in `main`), on top of tracing.
     #[cfg(feature = "metrics")]
-    cases.push(case(
+    cases.push(h.case(
         "tower-retrier + metrics (no-op recorder)",
         ours()
             .with_telemetry(tracing_only().with_metrics(true))
             .layer(Echo),
     ));
     #[cfg(feature = "redis")]
-    cases.push(redis_case(keep));
+    cases.push(redis_case(h, keep));
     #[cfg(not(feature = "redis"))]
     let _ = keep;
     cases
@@ -217,22 +280,23 @@ fn ours() -> RetryLayer {
 /// Ours with the fleet-wide budget against a real `redis-server` started here. The success
 /// path only deposits (batched, flushed by a background task on `rt`).
 #[cfg(feature = "redis")]
-fn redis_case(keep: &mut Keep) -> Case {
-    let server = redis_server::RedisServer::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+fn redis_case(h: &impl Harness, keep: &mut Keep) -> Case {
+    let (server, rt) = keep.redis.get_or_insert_with(|| {
+        let server = redis_server::RedisServer::start();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        (server, rt)
+    });
     let budget = rt
         .block_on(
             tower_retrier::budget::RedisBudget::builder("bench-overhead")
                 .build_from_url(&server.url()),
         )
         .expect("connect to the local redis-server");
-    let svc = ours().with_budget(budget).layer(Echo);
-    keep.redis = Some((server, rt));
-    case(OURS_REDIS, svc)
+    h.case(OURS_REDIS, ours().with_budget(budget).layer(Echo))
 }
 
 /// The inner service of the retry path: every other call fails (shared by clones), so each
@@ -293,18 +357,22 @@ fn generous_ratio_budget() -> RatioBudget {
 /// sleep is excluded; everything else — classification, budget withdraw, backoff context,
 /// re-polling the service clone ready, the second dispatch — is included).
 fn retry_cases() -> Vec<Case> {
-    let floor = Alternating::default();
-    let mut floor_svc = floor.clone();
+    let h = HandPolled;
+    let mut floor_svc = Alternating::default();
     vec![
         Case {
             name: "bare: two inner calls (floor)",
-            call: Box::new(move |i| {
-                let _ = call_once_result(&mut floor_svc, i);
-                call_once(&mut floor_svc, i)
+            run: Box::new(move |first, calls| {
+                let mut acc = 0u64;
+                for i in first..first + calls {
+                    let _ = call_once_result(&mut floor_svc, black_box(i));
+                    acc = acc.wrapping_add(call_once(&mut floor_svc, i));
+                }
+                acc
             }),
         },
-        case(
-            "tower::retry + TpsBudget, zero delay",
+        h.case(
+            TOWER_RETRY,
             tower::retry::RetryLayer::new(TowerRetryOnce(Arc::new(TpsBudget::new(
                 Duration::from_secs(10),
                 1_000_000,
@@ -312,14 +380,14 @@ fn retry_cases() -> Vec<Case> {
             ))))
             .layer(Alternating::default()),
         ),
-        case(
-            "tower-retrier RatioBudget, zero delay",
+        h.case(
+            OURS_RETRY,
             ours()
                 .with_backoff(Constant::new(Duration::ZERO))
                 .with_budget(generous_ratio_budget())
                 .layer(Alternating::default()),
         ),
-        case(
+        h.case(
             "tower-retrier no budget, zero delay",
             ours()
                 .with_backoff(Constant::new(Duration::ZERO))
@@ -329,15 +397,44 @@ fn retry_cases() -> Vec<Case> {
     ]
 }
 
-fn criterion_benches(c: &mut Criterion, success: &mut [Case], retry: &mut [Case]) {
-    for (group_name, cases) in [("success_path", success), ("retry_path", retry)] {
+/// Every case of one run: the success path under both harnesses and the retry path.
+struct Cases {
+    hand: Vec<Case>,
+    runtime: Vec<Case>,
+    retry: Vec<Case>,
+}
+
+impl Cases {
+    /// In `BENCH_INSTRUCTIONS` order, with the harness in the name.
+    fn all(&mut self) -> Vec<(String, &mut Case)> {
+        let hand = self.hand.iter_mut().map(|c| (c.name.to_string(), c));
+        let retry = self.retry.iter_mut().map(|c| (format!("retry path: {}", c.name), c));
+        let runtime = self
+            .runtime
+            .iter_mut()
+            .map(|c| (format!("runtime-driven: {}", c.name), c));
+        hand.chain(retry).chain(runtime).collect()
+    }
+}
+
+fn criterion_benches(c: &mut Criterion, cases: &mut Cases) {
+    let groups = [
+        ("success_path", &mut cases.hand),
+        ("success_path_runtime", &mut cases.runtime),
+        ("retry_path", &mut cases.retry),
+    ];
+    for (group_name, cases) in groups {
         let mut group = c.benchmark_group(group_name);
-        for Case { name, call } in cases.iter_mut() {
-            let mut i = 0u64;
+        for Case { name, run } in cases.iter_mut() {
+            let mut first = 0u64;
+            // One timed batch of `iters` calls: the runtime harness enters its runtime once
+            // per batch, as a server loop would.
             group.bench_function(*name, |b| {
-                b.iter(|| {
-                    i = i.wrapping_add(1);
-                    black_box(call(black_box(i)))
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    black_box(run(first, iters));
+                    first = first.wrapping_add(iters);
+                    start.elapsed()
                 })
             });
         }
@@ -346,20 +443,16 @@ fn criterion_benches(c: &mut Criterion, success: &mut [Case], retry: &mut [Case]
 }
 
 /// ns/call of one batch of `n` calls.
-fn batch(f: &mut dyn FnMut(u64) -> u64, n: u64) -> f64 {
+fn batch(run: &mut dyn FnMut(u64, u64) -> u64, n: u64) -> f64 {
     let start = Instant::now();
-    for i in 0..n {
-        black_box(f(black_box(i)));
-    }
+    black_box(run(0, n));
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
 /// Allocations per call over `n` calls.
-fn allocations(f: &mut dyn FnMut(u64) -> u64, n: u64) -> f64 {
+fn allocations(run: &mut dyn FnMut(u64, u64) -> u64, n: u64) -> f64 {
     let before = allocated_so_far();
-    for i in 0..n {
-        black_box(f(i));
-    }
+    black_box(run(0, n));
     (allocated_so_far() - before) as f64 / n as f64
 }
 
@@ -372,29 +465,43 @@ struct Row {
     allocs: f64,
 }
 
-/// `rounds` rounds of one `n`-call batch per case, interleaved so that a burst of load on a
-/// shared machine hits every case alike; per case the median and the fastest round.
-fn table(cases: &mut [Case], n: u64, rounds: usize) -> Vec<Row> {
-    for c in cases.iter_mut() {
-        batch(&mut *c.call, n / 10); // warm-up
-    }
-    let mut samples = vec![Vec::with_capacity(rounds); cases.len()];
-    for _ in 0..rounds {
-        for (c, s) in cases.iter_mut().zip(&mut samples) {
-            s.push(batch(&mut *c.call, n));
+/// `rounds` rounds of one `n`-call batch per case, every table's cases interleaved so that a
+/// burst of load on a shared machine hits every case alike; per case the median and the
+/// fastest round.
+fn tables(tables: &mut [&mut Vec<Case>], n: u64, rounds: usize) -> Vec<Vec<Row>> {
+    for cases in tables.iter_mut() {
+        for c in cases.iter_mut() {
+            batch(&mut *c.run, n / 10); // warm-up
         }
     }
-    cases
+    let mut samples: Vec<Vec<Vec<f64>>> = tables
+        .iter()
+        .map(|cases| vec![Vec::with_capacity(rounds); cases.len()])
+        .collect();
+    for _ in 0..rounds {
+        for (cases, samples) in tables.iter_mut().zip(&mut samples) {
+            for (c, s) in cases.iter_mut().zip(samples) {
+                s.push(batch(&mut *c.run, n));
+            }
+        }
+    }
+    tables
         .iter_mut()
         .zip(samples)
-        .map(|(c, mut s)| {
-            s.sort_by(f64::total_cmp);
-            Row {
-                name: c.name,
-                ns: s[rounds / 2],
-                min: s[0],
-                allocs: allocations(&mut *c.call, n),
-            }
+        .map(|(cases, samples)| {
+            cases
+                .iter_mut()
+                .zip(samples)
+                .map(|(c, mut s)| {
+                    s.sort_by(f64::total_cmp);
+                    Row {
+                        name: c.name,
+                        ns: s[rounds / 2],
+                        min: s[0],
+                        allocs: allocations(&mut *c.run, n),
+                    }
+                })
+                .collect()
         })
         .collect()
 }
@@ -412,63 +519,106 @@ enum Mode {
     Full,
 }
 
-fn summary(mode: Mode, success: &mut [Case], retry: &mut [Case]) {
+/// Overheads over the bare service and their ratios to the two `tower::retry` cases.
+struct Overheads<'a> {
+    rows: &'a [Row],
+    bare: f64,
+    tower_budget: f64,
+    tower_plain: f64,
+}
+
+impl<'a> Overheads<'a> {
+    fn new(rows: &'a [Row]) -> Self {
+        let bare = rows[0].ns;
+        Overheads {
+            rows,
+            bare,
+            tower_budget: ns_of(rows, TOWER_BUDGET).expect("tower case") - bare,
+            tower_plain: ns_of(rows, TOWER_PLAIN).expect("tower case") - bare,
+        }
+    }
+
+    fn of(&self, name: &str) -> Option<f64> {
+        ns_of(self.rows, name).map(|ns| ns - self.bare)
+    }
+}
+
+fn summary(mode: Mode, cases: &mut Cases) {
     let (n, batches) = match mode {
         Mode::Smoke => (2_000, 3),
         Mode::Quick => (200_000, 7),
         Mode::Full => (1_000_000, 21),
     };
-    let rows = table(success, n, batches);
-    let bare = rows[0].ns;
-    let tower_ovh = ns_of(&rows, TOWER_BUDGET).expect("tower case") - bare;
+    let mut all = tables(
+        &mut [&mut cases.hand, &mut cases.runtime, &mut cases.retry],
+        n,
+        batches,
+    );
+    let rrows = all.pop().expect("retry table");
+    let runtime = all.pop().expect("runtime table");
+    let hand = all.pop().expect("hand table");
+    let (h, r) = (Overheads::new(&hand), Overheads::new(&runtime));
     println!(
-        "\n## Success path (median of {batches} interleaved rounds × {n} calls; fastest round in brackets)\n"
+        "\n## Success path, both harnesses (median of {batches} interleaved rounds × {n} calls; fastest round in brackets)\n"
     );
     println!(
-        "| case | ns/call | overhead over bare | overhead / tower+TpsBudget overhead | allocations/call |"
+        "| case | hand-polled ns/call | over bare | ÷ tower+TpsBudget | runtime-driven ns/call | over bare | ÷ tower+TpsBudget | allocations/call (hand, runtime) |"
     );
-    println!("|---|---:|---:|---:|---:|");
-    for r in &rows {
-        let ovh = r.ns - bare;
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (a, b) in hand.iter().zip(&runtime) {
+        let (oa, ob) = (a.ns - h.bare, b.ns - r.bare);
         println!(
-            "| {} | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {} |",
-            r.name,
-            r.ns,
-            r.min,
-            ovh,
-            ovh / tower_ovh,
-            r.allocs
+            "| {} | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {}, {} |",
+            a.name,
+            a.ns,
+            a.min,
+            oa,
+            oa / h.tower_budget,
+            b.ns,
+            b.min,
+            ob,
+            ob / r.tower_budget,
+            a.allocs,
+            b.allocs
         );
     }
-    let local = ns_of(&rows, OURS_LOCAL).expect("local case") - bare;
-    println!(
-        "\ntarget 1: overhead with the local budget ≤ 1/4 of tower+TpsBudget's: {local:.1} ns vs limit {:.1} ns → {}",
-        tower_ovh / 4.0,
-        verdict(local <= tower_ovh / 4.0)
-    );
-    if let Some(redis) = ns_of(&rows, OURS_REDIS) {
-        let redis = redis - bare;
+    for (harness, o) in [("hand-polled", &h), ("runtime-driven", &r)] {
+        let local = o.of(OURS_LOCAL).expect("local case");
+        let unlimited = o.of(OURS_UNLIMITED).expect("unlimited case");
         println!(
-            "target 2: overhead with the Redis budget within 10% of the local budget's: {redis:.1} ns vs {local:.1} ns ({:+.0}%) → {}",
-            (redis / local - 1.0) * 100.0,
-            verdict(redis <= local * 1.1)
+            "\n{harness}: defaults ≤ 0.4× tower+TpsBudget's overhead: {local:.1} vs {:.1} ns = {:.2}× → {}",
+            o.tower_budget,
+            local / o.tower_budget,
+            verdict(local <= 0.4 * o.tower_budget)
         );
+        println!(
+            "{harness}: Unlimited ≤ 3× tower's unbudgeted overhead: {unlimited:.1} vs {:.1} ns = {:.2}× → {}",
+            o.tower_plain,
+            unlimited / o.tower_plain,
+            verdict(unlimited <= 3.0 * o.tower_plain)
+        );
+        if let Some(redis) = o.of(OURS_REDIS) {
+            println!(
+                "{harness}: RedisBudget within 10% of the local budget: {redis:.1} vs {local:.1} ns ({:+.0}%) → {}",
+                (redis / local - 1.0) * 100.0,
+                verdict(redis <= local * 1.1)
+            );
+        }
     }
-    let ours_allocs: f64 = rows
+    let ours_allocs: f64 = hand
         .iter()
+        .chain(&runtime)
         .filter(|r| r.name.starts_with("tower-retrier"))
         .map(|r| r.allocs)
         .sum();
     println!(
-        "target 3: 0 allocations per call on our success path → {}",
+        "0 allocations per call on our success path (both harnesses) → {}",
         verdict(ours_allocs == 0.0)
     );
 
-    let rrows = table(retry, n / 2, batches);
     let floor = rrows[0].ns;
     println!(
-        "\n## Retry path: one failed attempt + one retry, zero delay (median of {batches} interleaved rounds × {} calls; fastest in brackets)\n",
-        n / 2
+        "\n## Retry path: one failed attempt + one retry, zero delay, hand-polled (median of {batches} interleaved rounds × {n} calls; fastest in brackets)\n"
     );
     println!(
         "| case | ns/request | over the floor (retry decision + re-dispatch) | allocations/request |"
@@ -484,39 +634,42 @@ fn summary(mode: Mode, success: &mut [Case], retry: &mut [Case]) {
             r.allocs
         );
     }
+    let tower = ns_of(&rrows, TOWER_RETRY).expect("tower retry case") - floor;
+    let ours = ns_of(&rrows, OURS_RETRY).expect("our retry case") - floor;
+    println!(
+        "\nretry decision with RatioBudget ≤ tower+TpsBudget's: {ours:.1} vs {tower:.1} ns → {}",
+        verdict(ours <= tower)
+    );
 }
 
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 
-/// `BENCH_INSTRUCTIONS=<index>:<calls>`: run one case only (for callgrind). Success cases are
-/// numbered from 0, retry cases continue after them.
-fn instructions_mode(spec: &str, success: &mut [Case], retry: &mut [Case]) {
+/// `BENCH_INSTRUCTIONS=<index>:<calls>`: run one case only (for callgrind), numbered as in
+/// [`Cases::all`]: hand-polled success cases, then the retry path, then the runtime-driven
+/// success cases.
+fn instructions_mode(spec: &str, cases: &mut Cases) {
     let (index, calls) = spec
         .split_once(':')
         .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<u64>().ok()?)))
         .expect("BENCH_INSTRUCTIONS=<case index>:<calls>");
-    let all: Vec<&mut Case> = success.iter_mut().chain(retry.iter_mut()).collect();
+    let all = cases.all();
     let count = all.len();
-    let case = all
+    let (name, case) = all
         .into_iter()
         .nth(index)
         .unwrap_or_else(|| panic!("case index {index} out of range (0..{count})"));
     // Warm up lazily initialised state (thread locals, budget windows) outside the count.
-    for i in 0..1000 {
-        black_box((case.call)(i));
-    }
-    counted_calls(&mut *case.call, calls);
-    eprintln!("{}", case.name);
+    black_box((case.run)(0, 1000));
+    counted_calls(&mut *case.run, calls);
+    eprintln!("{name}");
 }
 
 /// The only code callgrind counts (`--toggle-collect=*counted_calls*`).
 #[inline(never)]
-fn counted_calls(f: &mut dyn FnMut(u64) -> u64, calls: u64) {
-    for i in 0..calls {
-        black_box(f(black_box(i)));
-    }
+fn counted_calls(run: &mut dyn FnMut(u64, u64) -> u64, calls: u64) {
+    black_box(run(1000, calls));
 }
 
 fn main() {
@@ -532,17 +685,21 @@ fn main() {
     #[cfg(feature = "metrics")]
     metrics::set_global_recorder(metrics::NoopRecorder).expect("first recorder");
     let mut keep = Keep::default();
-    let mut success = success_cases(&mut keep);
-    let mut retry = retry_cases();
+    let mut cases = Cases {
+        hand: success_cases(&HandPolled, &mut keep),
+        runtime: success_cases(&RuntimeDriven::new(), &mut keep),
+        retry: retry_cases(),
+    };
     if let Ok(spec) = std::env::var("BENCH_INSTRUCTIONS") {
-        instructions_mode(&spec, &mut success, &mut retry);
+        instructions_mode(&spec, &mut cases);
         return;
     }
     if std::env::var_os("BENCH_SUMMARY_ONLY").is_none() {
         let mut c = Criterion::default().configure_from_args();
-        criterion_benches(&mut c, &mut success, &mut retry);
+        criterion_benches(&mut c, &mut cases);
         c.final_summary();
     }
-    summary(mode, &mut success, &mut retry);
-    // `keep` (the Redis server and runtime) is dropped last, after the cases using it.
+    summary(mode, &mut cases);
+    // `cases` go before `keep` (the Redis server and runtime they use).
+    drop(cases);
 }
