@@ -1,11 +1,13 @@
-//! [`ResponseFuture`]: the retry state machine of one call.
+//! [`ResponseFuture`]: drives one call through its attempts. What to do after each attempt is
+//! decided in [`decide`](crate::decide); this file only moves between the states.
 
-use crate::backoff::{Backoff, BackoffContext};
+use crate::backoff::Backoff;
 use crate::budget::Budget;
-use crate::classify::{Classify, Decision, RetryReason};
+use crate::classify::Classify;
+use crate::decide::{Plan, Step, decide, finish, retry_granted};
 use crate::replay::Replay;
-use crate::service::Shared;
-use crate::telemetry::{CallTelemetry, DelaySource, OnRetry, Outcome, RetryEvent, StopReason};
+use crate::shared::{CallState, Shared};
+use crate::telemetry::{OnRetry, Outcome, StopReason};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -13,8 +15,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower_service::Service;
 
 pin_project! {
@@ -33,15 +34,9 @@ pin_project! {
         shared: Arc<Shared<K, C, B, R, H>>,
         service: S,
         saved: Option<R::Saved>,
-        next: Option<R::Request>,
-        last: Option<Result<S::Response, S::Error>>,
-        retry: Option<Pending>,
-        attempt: u32,
-        backoff: Option<BackoffContext>,
-        started: Option<Instant>,
-        telemetry: CallTelemetry,
+        call: CallState,
         #[pin]
-        state: State<S::Future, B::Withdraw>,
+        state: State<S::Future, B::Withdraw, R::Request, Result<S::Response, S::Error>>,
         _req: PhantomData<fn(Req)>,
     }
 
@@ -55,10 +50,11 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !this.telemetry.is_finished() {
-                let attempts = *this.attempt;
+            let call = this.call;
+            if !call.telemetry.is_finished() {
+                let attempts = call.attempt;
                 this.shared.telemetry.finished(
-                    this.telemetry,
+                    &mut call.telemetry,
                     Outcome::new(false, attempts),
                     StopReason::Cancelled,
                     attempts,
@@ -69,25 +65,22 @@ pin_project! {
 }
 
 pin_project! {
+    /// Retry-only data lives in the variants, so a call that succeeds at once carries
+    /// nothing but its attempt.
     #[project = StateProj]
-    enum State<F, W> {
+    #[project_replace = StateTake]
+    enum State<F, W, Q, T> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
-        // Asking the budget for the retry that `retry` describes.
-        Withdrawing { #[pin] withdraw: W },
-        // Backing off before the next attempt.
-        Sleeping { #[pin] sleep: Sleep },
-        // Polling the inner service ready for the next attempt.
-        Readying,
+        // Asking the budget for the retry `plan` describes; `last` is returned if denied.
+        Withdrawing { #[pin] withdraw: W, next: Q, last: T, plan: Plan },
+        // Backing off before sending `next`.
+        Sleeping { #[pin] sleep: Sleep, next: Q },
+        // Polling the inner service ready to send `next`.
+        Readying { next: Q },
+        // Finished, or between two states while their data moves across.
+        Done,
     }
-}
-
-/// A retry that has been decided but not yet granted by the budget.
-#[derive(Clone, Copy, Debug)]
-struct Pending {
-    delay: Duration,
-    reason: RetryReason,
-    source: DelaySource,
 }
 
 impl<Req, S, K, C, B, R, H> ResponseFuture<Req, S, K, C, B, R, H>
@@ -96,25 +89,19 @@ where
     S: Service<R::Request>,
     B: Budget,
 {
+    #[inline]
     pub(crate) fn new(
         shared: Arc<Shared<K, C, B, R, H>>,
         service: S,
         saved: Option<R::Saved>,
+        call: CallState,
         future: S::Future,
-        started: Option<Instant>,
-        telemetry: CallTelemetry,
     ) -> Self {
         ResponseFuture {
             shared,
             service,
             saved,
-            next: None,
-            last: None,
-            retry: None,
-            attempt: 1,
-            backoff: None,
-            started,
-            telemetry,
+            call,
             state: State::Calling { future },
             _req: PhantomData,
         }
@@ -135,213 +122,83 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let shared = &**this.shared;
+        let call = this.call;
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let result = {
-                        let _span = this.telemetry.enter_attempt();
+                        let _span = call.telemetry.enter_attempt();
                         ready!(future.poll(cx))
                     };
-                    let attempt = *this.attempt;
-                    let decision = match this.saved.as_ref() {
-                        Some(saved) => shared.classifier.classify(saved, &result),
-                        // Not replayable: never retried, so only success matters.
-                        None if result.is_ok() => Decision::Success,
-                        None => Decision::Fail,
-                    };
-                    shared
-                        .telemetry
-                        .attempt_finished(this.telemetry, &decision, result.is_err());
-                    let (after, reason) = match decision {
-                        Decision::Success => {
-                            shared.budget.record_success();
-                            return finish(
-                                shared,
-                                this.telemetry,
-                                attempt,
-                                true,
-                                StopReason::Success,
-                                result,
-                            );
-                        }
-                        Decision::Fail => {
-                            return finish(
-                                shared,
-                                this.telemetry,
-                                attempt,
-                                false,
-                                StopReason::NotRetryable,
-                                result,
-                            );
-                        }
-                        Decision::Retry { after, reason } => (after, reason),
-                    };
-                    let Some(saved) = this.saved.as_mut() else {
-                        return finish(
-                            shared,
-                            this.telemetry,
-                            attempt,
-                            false,
-                            StopReason::NotReplayable,
-                            result,
-                        );
-                    };
-                    if attempt >= shared.config.max_attempts() {
-                        return finish(
-                            shared,
-                            this.telemetry,
-                            attempt,
-                            false,
-                            StopReason::AttemptsExhausted,
-                            result,
-                        );
+                    match decide(shared, call, this.saved.as_mut(), &result) {
+                        Step::Stop(stop) => return finish(shared, call, stop, result),
+                        Step::Retry(next, plan) => this.state.set(State::Withdrawing {
+                            withdraw: shared.budget.withdraw(),
+                            next,
+                            last: result,
+                            plan,
+                        }),
                     }
-                    let ctx = this
-                        .backoff
-                        .get_or_insert_with(|| BackoffContext::new(1, shared.seeds.next()));
-                    let max = shared.config.max_delay();
-                    let (delay, source) = match after {
-                        Some(pushback) => {
-                            // gRFC A6: after pushback the schedule starts over.
-                            ctx.restart();
-                            (pushback.min(max), DelaySource::Pushback)
-                        }
-                        None => {
-                            let d = shared.backoff.delay(ctx).min(max);
-                            ctx.advance(d);
-                            (d, DelaySource::Backoff)
-                        }
-                    };
-                    if let (Some(deadline), Some(started)) =
-                        (shared.config.deadline(), *this.started)
-                        && started.elapsed().saturating_add(delay) >= deadline
-                    {
-                        return finish(
-                            shared,
-                            this.telemetry,
-                            attempt,
-                            false,
-                            StopReason::DeadlineExceeded,
-                            result,
-                        );
-                    }
-                    let Some(next) = shared.replay.replay(saved) else {
-                        shared.telemetry.not_replayable(this.telemetry);
-                        return finish(
-                            shared,
-                            this.telemetry,
-                            attempt,
-                            false,
-                            StopReason::NotReplayable,
-                            result,
-                        );
-                    };
-                    *this.next = Some(next);
-                    *this.last = Some(result);
-                    *this.retry = Some(Pending {
-                        delay,
-                        reason,
-                        source,
-                    });
-                    let withdraw = shared.budget.withdraw();
-                    this.state.set(State::Withdrawing { withdraw });
                 }
-                StateProj::Withdrawing { withdraw } => {
+                StateProj::Withdrawing { withdraw, .. } => {
                     let granted = ready!(withdraw.poll(cx));
-                    let attempt = *this.attempt;
-                    let last = this
-                        .last
-                        .take()
-                        .expect("a result is kept while the budget decides");
+                    let StateTake::Withdrawing {
+                        next, last, plan, ..
+                    } = this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Withdrawing")
+                    };
                     if !granted {
-                        *this.next = None;
-                        shared.telemetry.budget_denied(this.telemetry, attempt);
-                        return finish(
-                            shared,
-                            this.telemetry,
-                            attempt,
-                            false,
-                            StopReason::BudgetDenied,
-                            last,
-                        );
+                        shared
+                            .telemetry
+                            .budget_denied(&mut call.telemetry, call.attempt);
+                        return finish(shared, call, StopReason::BudgetDenied, last);
                     }
-                    let p = this
-                        .retry
-                        .take()
-                        .expect("a retry is pending while the budget decides");
-                    shared.on_retry.on_retry(&RetryEvent {
-                        attempt,
-                        delay: p.delay,
-                        reason: p.reason,
-                        source: p.source,
-                        result: &last,
-                    });
-                    shared.telemetry.retry_scheduled(
-                        this.telemetry,
-                        attempt,
-                        p.delay,
-                        p.reason,
-                        p.source,
-                    );
+                    retry_granted(shared, call, &plan, &last);
                     // Release the failed response (and its connection) before backing off.
                     drop(last);
-                    if p.delay.is_zero() {
-                        this.state.set(State::Readying);
+                    this.state.set(if plan.delay.is_zero() {
+                        State::Readying { next }
                     } else {
-                        this.state.set(State::Sleeping {
-                            sleep: tokio::time::sleep(p.delay),
-                        });
-                    }
+                        State::Sleeping {
+                            sleep: tokio::time::sleep(plan.delay),
+                            next,
+                        }
+                    });
                 }
-                StateProj::Sleeping { sleep } => {
+                StateProj::Sleeping { sleep, .. } => {
                     ready!(sleep.poll(cx));
-                    this.state.set(State::Readying);
+                    let StateTake::Sleeping { next, .. } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Sleeping")
+                    };
+                    this.state.set(State::Readying { next });
                 }
-                StateProj::Readying => {
+                StateProj::Readying { .. } => {
                     if let Err(e) = ready!(this.service.poll_ready(cx)) {
-                        *this.next = None;
-                        let attempt = *this.attempt;
-                        return finish(
-                            shared,
-                            this.telemetry,
-                            attempt,
-                            false,
-                            StopReason::NotReady,
-                            Err(e),
-                        );
+                        this.state.set(State::Done);
+                        return finish(shared, call, StopReason::NotReady, Err(e));
                     }
-                    *this.attempt += 1;
-                    let request = this
-                        .next
-                        .take()
-                        .expect("the next request is built before backing off");
+                    let StateTake::Readying { next } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Readying")
+                    };
+                    call.attempt += 1;
                     shared
                         .telemetry
-                        .attempt_started(this.telemetry, *this.attempt);
+                        .attempt_started(&mut call.telemetry, call.attempt);
                     let future = {
-                        let _span = this.telemetry.enter_attempt();
-                        this.service.call(request)
+                        let _span = call.telemetry.enter_attempt();
+                        this.service.call(next)
                     };
                     this.state.set(State::Calling { future });
                 }
+                StateProj::Done => unreachable!("ResponseFuture polled after completion"),
             }
         }
     }
-}
-
-/// Reports the end of the call and hands back its result.
-fn finish<K, C, B, R, H, T>(
-    shared: &Shared<K, C, B, R, H>,
-    telemetry: &mut CallTelemetry,
-    attempts: u32,
-    success: bool,
-    stop: StopReason,
-    result: T,
-) -> Poll<T> {
-    shared
-        .telemetry
-        .finished(telemetry, Outcome::new(success, attempts), stop, attempts);
-    Poll::Ready(result)
 }
 
 impl<Req, S, K, C, B, R, H> fmt::Debug for ResponseFuture<Req, S, K, C, B, R, H>
@@ -352,7 +209,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("attempt", &self.attempt)
+            .field("attempt", &self.call.attempt)
             .finish_non_exhaustive()
     }
 }

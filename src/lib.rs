@@ -7,11 +7,13 @@ pub mod backoff;
 pub mod budget;
 pub mod classify;
 mod config;
+mod decide;
 mod execute;
 mod future;
 mod layer;
 pub mod replay;
 mod service;
+mod shared;
 pub mod telemetry;
 
 pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, RetryConfig, RetryConfigBuilder};

@@ -1,31 +1,16 @@
 //! [`RetryService`]: a thin service that hands each call to a [`ResponseFuture`].
 
-use crate::RetryConfig;
 use crate::backoff::Backoff;
-use crate::backoff::SeedSource;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::future::ResponseFuture;
 use crate::replay::Replay;
+use crate::shared::{CallState, Shared};
 use crate::telemetry::OnRetry;
-use crate::telemetry::Telemetry;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
-
-/// Everything a call needs besides the inner service; one `Arc` per service, cloned (not
-/// copied) into each response future.
-pub(crate) struct Shared<K, C, B, R, H> {
-    pub(crate) config: RetryConfig,
-    pub(crate) backoff: K,
-    pub(crate) classifier: C,
-    pub(crate) budget: B,
-    pub(crate) replay: R,
-    pub(crate) on_retry: H,
-    pub(crate) telemetry: Telemetry,
-    pub(crate) seeds: Arc<SeedSource>,
-}
 
 /// Retries calls to the inner service; built by [`RetryLayer`](crate::RetryLayer).
 ///
@@ -135,6 +120,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
         shared.budget.deposit();
@@ -143,23 +129,19 @@ where
         // `ConcurrencyLimit` permit moves with the call).
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let mut telemetry = shared.telemetry.start_call();
+        let mut call = CallState::new(&shared.config, shared.telemetry.start_call());
         let (request, saved) = match shared.replay.save(req) {
             Ok((request, saved)) => (request, Some(saved)),
             Err(request) => {
-                shared.telemetry.not_replayable(&mut telemetry);
+                shared.telemetry.not_replayable(&mut call.telemetry);
                 (request, None)
             }
         };
-        let started = shared
-            .config
-            .deadline()
-            .map(|_| tokio::time::Instant::now());
-        shared.telemetry.attempt_started(&mut telemetry, 1);
+        shared.telemetry.attempt_started(&mut call.telemetry, 1);
         let future = {
-            let _span = telemetry.enter_attempt();
+            let _span = call.telemetry.enter_attempt();
             service.call(request)
         };
-        ResponseFuture::new(shared.clone(), service, saved, future, started, telemetry)
+        ResponseFuture::new(Arc::clone(shared), service, saved, call, future)
     }
 }

@@ -1,0 +1,162 @@
+//! The decision step after each attempt, as plain functions: classify the result, then check
+//! attempts, replayability, the deadline and the backoff, and say whether to stop or which
+//! retry to ask the budget for. The response future only drives these decisions; a hedging
+//! driver can reuse them as they are.
+
+use crate::backoff::{Backoff, BackoffContext};
+use crate::budget::Budget;
+use crate::classify::{Classify, Decision, RetryReason};
+use crate::replay::Replay;
+use crate::shared::{CallState, Shared};
+use crate::telemetry::{DelaySource, OnRetry, Outcome, RetryEvent, StopReason};
+use std::task::Poll;
+use std::time::Duration;
+
+/// What to do after an attempt.
+pub(crate) enum Step<Q> {
+    /// End the call with this attempt's result.
+    Stop(StopReason),
+    /// Send `Q` after the planned delay, if the budget grants the retry.
+    Retry(Q, Plan),
+}
+
+/// A retry the decision step allows; the budget has not been asked yet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    pub(crate) delay: Duration,
+    pub(crate) reason: RetryReason,
+    pub(crate) source: DelaySource,
+}
+
+/// Classifies `result` and decides: stop (and why) or retry (with what and when).
+///
+/// `saved` is `None` for a request that could not be kept for replay: it is never retried,
+/// so only success matters.
+#[inline]
+pub(crate) fn decide<Req, Res, E, K, C, B, R, H>(
+    shared: &Shared<K, C, B, R, H>,
+    call: &mut CallState,
+    saved: Option<&mut R::Saved>,
+    result: &Result<Res, E>,
+) -> Step<R::Request>
+where
+    R: Replay<Req>,
+    K: Backoff,
+    C: Classify<R::Saved, Res, E>,
+    B: Budget,
+{
+    let decision = match saved.as_deref() {
+        Some(saved) => shared.classifier.classify(saved, result),
+        None if result.is_ok() => Decision::Success,
+        None => Decision::Fail,
+    };
+    shared
+        .telemetry
+        .attempt_finished(&mut call.telemetry, &decision, result.is_err());
+    match decision {
+        Decision::Success => {
+            shared.budget.record_success();
+            Step::Stop(StopReason::Success)
+        }
+        Decision::Fail => Step::Stop(StopReason::NotRetryable),
+        Decision::Retry { after, reason } => plan_retry(shared, call, saved, after, reason),
+    }
+}
+
+/// The checks a retryable failure must pass before the budget is asked, in order: the
+/// request can be replayed, attempts are left, the delay (backoff, or the server's pushback
+/// capped at `max_delay`) ends before the deadline, and a copy of the request can be made.
+#[inline(never)]
+fn plan_retry<Req, K, C, B, R, H>(
+    shared: &Shared<K, C, B, R, H>,
+    call: &mut CallState,
+    saved: Option<&mut R::Saved>,
+    after: Option<Duration>,
+    reason: RetryReason,
+) -> Step<R::Request>
+where
+    R: Replay<Req>,
+    K: Backoff,
+{
+    let Some(saved) = saved else {
+        return Step::Stop(StopReason::NotReplayable);
+    };
+    let config = &shared.config;
+    if call.attempt >= config.max_attempts() {
+        return Step::Stop(StopReason::AttemptsExhausted);
+    }
+    let ctx = call
+        .backoff
+        .get_or_insert_with(|| BackoffContext::new(1, shared.seeds.next()));
+    let (delay, source) = match after {
+        Some(pushback) => {
+            // gRFC A6: after pushback the schedule starts over.
+            ctx.restart();
+            (pushback.min(config.max_delay()), DelaySource::Pushback)
+        }
+        None => {
+            let d = shared.backoff.delay(ctx).min(config.max_delay());
+            ctx.advance(d);
+            (d, DelaySource::Backoff)
+        }
+    };
+    if let (Some(deadline), Some(started)) = (config.deadline(), call.started)
+        && started.elapsed().saturating_add(delay) >= deadline
+    {
+        return Step::Stop(StopReason::DeadlineExceeded);
+    }
+    let Some(next) = shared.replay.replay(saved) else {
+        shared.telemetry.not_replayable(&mut call.telemetry);
+        return Step::Stop(StopReason::NotReplayable);
+    };
+    Step::Retry(
+        next,
+        Plan {
+            delay,
+            reason,
+            source,
+        },
+    )
+}
+
+/// The budget granted `plan`: tells the hook and telemetry, before the failed result is
+/// released and the backoff starts.
+pub(crate) fn retry_granted<K, C, B, R, H, Res, E>(
+    shared: &Shared<K, C, B, R, H>,
+    call: &mut CallState,
+    plan: &Plan,
+    last: &Result<Res, E>,
+) where
+    H: OnRetry<Res, E>,
+{
+    shared.on_retry.on_retry(&RetryEvent {
+        attempt: call.attempt,
+        delay: plan.delay,
+        reason: plan.reason,
+        source: plan.source,
+        result: last,
+    });
+    shared.telemetry.retry_scheduled(
+        &mut call.telemetry,
+        call.attempt,
+        plan.delay,
+        plan.reason,
+        plan.source,
+    );
+}
+
+/// Reports the end of the call and hands back its result.
+#[inline]
+pub(crate) fn finish<K, C, B, R, H, T>(
+    shared: &Shared<K, C, B, R, H>,
+    call: &mut CallState,
+    stop: StopReason,
+    result: T,
+) -> Poll<T> {
+    let attempts = call.attempt;
+    let outcome = Outcome::new(stop == StopReason::Success, attempts);
+    shared
+        .telemetry
+        .finished(&mut call.telemetry, outcome, stop, attempts);
+    Poll::Ready(result)
+}

@@ -1,0 +1,45 @@
+//! What every call of one service shares, and what one call carries: the ground both
+//! [`RetryService`](crate::RetryService) and [`ResponseFuture`](crate::ResponseFuture) stand on.
+
+use crate::RetryConfig;
+use crate::backoff::{BackoffContext, SeedSource};
+use crate::telemetry::{CallTelemetry, Telemetry};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// The pluggable parts of a layer. One `Arc` per service; each response future holds a
+/// reference-counted handle, because a retry may need any part long after `call` returned.
+pub(crate) struct Shared<K, C, B, R, H> {
+    pub(crate) config: RetryConfig,
+    pub(crate) backoff: K,
+    pub(crate) classifier: C,
+    pub(crate) budget: B,
+    pub(crate) replay: R,
+    pub(crate) on_retry: H,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) seeds: Arc<SeedSource>,
+}
+
+/// The bookkeeping of one call, across its attempts.
+#[derive(Debug)]
+pub(crate) struct CallState {
+    /// The attempt in flight or last made (1 for the first).
+    pub(crate) attempt: u32,
+    /// When the call started; only read when a deadline is configured.
+    pub(crate) started: Option<Instant>,
+    /// Created at the first retry, so a call that succeeds at once never seeds a generator.
+    pub(crate) backoff: Option<BackoffContext>,
+    pub(crate) telemetry: CallTelemetry,
+}
+
+impl CallState {
+    #[inline]
+    pub(crate) fn new(config: &RetryConfig, telemetry: CallTelemetry) -> Self {
+        CallState {
+            attempt: 1,
+            started: config.deadline().map(|_| Instant::now()),
+            backoff: None,
+            telemetry,
+        }
+    }
+}
