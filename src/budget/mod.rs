@@ -11,6 +11,7 @@
 //! - [`Unlimited`]: no budget.
 //! - `RedisBudget` (feature `redis`): the ratio budget shared by a whole fleet.
 
+mod counter;
 mod ratio;
 // issue 3
 #[cfg(feature = "redis")]

@@ -2,9 +2,9 @@
 //! floor so that low-traffic services can still retry.
 
 use super::Budget;
+use super::counter::DepositCounter;
 use crate::ConfigError;
 use std::future::{Ready, ready};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -12,9 +12,9 @@ use tokio::time::Instant;
 /// Slots the `ttl` window is divided into.
 const SLOTS: u64 = 10;
 /// One retry, in the fixed-point units used for exact fractional ratios.
-const UNIT: u128 = 1_000_000;
-/// The hot path folds its counter into the window once per this many deposits, so the clock
-/// is read once per batch, not per request.
+const UNIT: u64 = 1_000_000;
+/// Each thread folds its deposits into the window once per this many, so the clock is read
+/// once per batch, not per request.
 const FOLD_EVERY: u64 = 1024;
 
 /// A local retry budget with Finagle/Linkerd semantics.
@@ -24,9 +24,11 @@ const FOLD_EVERY: u64 = 1024;
 /// (10 s, 10 retries/s, 20 %) is the one Finagle, Linkerd and `tower` use. Fractional ratios
 /// are exact (fixed-point arithmetic), unlike `tower`'s `TpsBudget` (tower#857).
 ///
-/// `deposit` is one relaxed atomic increment: no lock, no clock read. Deposits are folded
-/// into the time window when a retry asks for budget (and every 1,024 deposits), spread
-/// evenly over the time since the previous fold.
+/// `deposit` is a plain increment of a per-thread counter: no lock, no clock read, no
+/// locked instruction and no cache line shared with other threads. Deposits are folded
+/// (exactly) into the time window when a retry asks for budget (and every 1,024 deposits of
+/// a thread), spread evenly over the time since the previous fold. A withdrawal takes a
+/// short lock, reads the clock once and compares running totals in integer arithmetic.
 ///
 /// Clones share one budget.
 ///
@@ -53,11 +55,13 @@ struct Inner {
     ttl: Duration,
     min_per_sec: u32,
     ratio: f64,
-    ratio_units: u128,
-    reserve_units: u128,
-    slot_nanos: u128,
+    /// `ratio` in units (≤ 10⁹).
+    ratio_units: u64,
+    /// `min_per_sec × ttl` in units (≤ 2.6 × 10¹⁷).
+    reserve_units: u64,
+    slot_nanos: u64,
     origin: Instant,
-    pending: AtomicU64,
+    pending: DepositCounter,
     window: Mutex<Window>,
 }
 
@@ -65,6 +69,10 @@ struct Inner {
 struct Window {
     slots: [Slot; SLOTS as usize],
     last_fold: u64,
+    /// The newest slot seen; `deposits` and `withdrawals` total the window ending there.
+    newest: u64,
+    deposits: u64,
+    withdrawals: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -114,14 +122,18 @@ impl RatioBudget {
                 ttl,
                 min_per_sec,
                 ratio,
-                ratio_units: (ratio * unit).round() as u128,
-                reserve_units: reserve.round() as u128,
-                slot_nanos: (ttl.as_nanos() / u128::from(SLOTS)).max(1),
+                ratio_units: (ratio * unit).round() as u64,
+                reserve_units: reserve.round() as u64,
+                // `ttl` ≤ 60 s, so this fits.
+                slot_nanos: (ttl.as_nanos() / u128::from(SLOTS)).max(1) as u64,
                 origin: Instant::now(),
-                pending: AtomicU64::new(0),
+                pending: DepositCounter::default(),
                 window: Mutex::new(Window {
                     slots: [Slot::default(); SLOTS as usize],
                     last_fold: 0,
+                    newest: 0,
+                    deposits: 0,
+                    withdrawals: 0,
                 }),
             }),
         })
@@ -166,11 +178,11 @@ impl RatioBudget {
         let mut w = self.inner.lock();
         let now = self.inner.slot_now();
         self.inner.fold(&mut w, now);
-        let (deposits, withdrawals) = w.totals(now);
-        let allowed = self.inner.allowed_units(deposits) / UNIT;
-        u64::try_from(allowed)
+        let i = &*self.inner;
+        let allowed = u128::from(i.reserve_units) + u128::from(i.ratio_units) * u128::from(w.deposits);
+        u64::try_from(allowed / u128::from(UNIT))
             .unwrap_or(u64::MAX)
-            .saturating_sub(withdrawals)
+            .saturating_sub(w.withdrawals)
     }
 }
 
@@ -179,10 +191,8 @@ impl RatioBudget {
     /// its background task, off the request path).
     #[cfg(feature = "redis")]
     pub(crate) fn deposit_n(&self, n: u64) {
-        let before = self.inner.pending.fetch_add(n, Ordering::Relaxed);
-        if before % FOLD_EVERY + n >= FOLD_EVERY
-            && let Ok(mut w) = self.inner.window.try_lock()
-        {
+        self.inner.pending.add(n);
+        if let Ok(mut w) = self.inner.window.try_lock() {
             let now = self.inner.slot_now();
             self.inner.fold(&mut w, now);
         }
@@ -190,26 +200,51 @@ impl RatioBudget {
 }
 
 impl Inner {
+    /// Bounds how far deposits can be smeared; skipped if a withdrawal holds the lock.
+    #[cold]
+    fn fold_now(&self) {
+        if let Ok(mut w) = self.window.try_lock() {
+            let now = self.slot_now();
+            self.fold(&mut w, now);
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
         // The window holds plain counters; a panic elsewhere cannot leave it inconsistent.
         self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn slot_now(&self) -> u64 {
-        let nanos = Instant::now()
-            .saturating_duration_since(self.origin)
-            .as_nanos();
-        u64::try_from(nanos / self.slot_nanos).unwrap_or(u64::MAX)
+        let d = Instant::now().saturating_duration_since(self.origin);
+        let nanos = d
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()));
+        nanos / self.slot_nanos
     }
 
-    fn allowed_units(&self, deposits: u64) -> u128 {
-        self.reserve_units + self.ratio_units * u128::from(deposits)
+    /// Whether `retries` retries fit a window that saw `deposits` requests: exact
+    /// fixed-point arithmetic, in 64 bits unless the products overflow.
+    fn allows(&self, retries: u64, deposits: u64) -> bool {
+        let allowed = self
+            .ratio_units
+            .checked_mul(deposits)
+            .and_then(|r| r.checked_add(self.reserve_units));
+        match (retries.checked_mul(UNIT), allowed) {
+            (Some(needed), Some(allowed)) => needed <= allowed,
+            _ => {
+                u128::from(retries) * u128::from(UNIT)
+                    <= u128::from(self.reserve_units)
+                        + u128::from(self.ratio_units) * u128::from(deposits)
+            }
+        }
     }
 
-    /// Moves pending deposits into the window, spread evenly over the slots since the last
-    /// fold (older shares fall outside the window and are dropped).
+    /// Moves the window to `now`, then moves pending deposits into it, spread evenly over
+    /// the slots since the last fold (older shares fall outside the window and are dropped).
     fn fold(&self, w: &mut Window, now: u64) {
-        let pending = self.pending.swap(0, Ordering::Relaxed);
+        let now = w.advance(now);
+        let pending = self.pending.take();
         let since = w.last_fold.min(now);
         w.last_fold = now;
         if pending == 0 {
@@ -220,14 +255,29 @@ impl Inner {
         let remainder = pending % span;
         if per_slot > 0 {
             for index in now.saturating_sub(span.min(SLOTS) - 1)..now {
-                w.slot(index).deposits += per_slot;
+                w.add_deposits(index, per_slot);
             }
         }
-        w.slot(now).deposits += per_slot + remainder;
+        w.add_deposits(now, per_slot + remainder);
     }
 }
 
 impl Window {
+    /// Makes `now` the newest slot (time never goes back: an older `now` counts as the
+    /// newest) and recomputes the totals when it moved: at most once per slot.
+    fn advance(&mut self, now: u64) -> u64 {
+        if now > self.newest {
+            self.newest = now;
+            let oldest = now.saturating_sub(SLOTS - 1);
+            let live = self.slots.iter().filter(|s| s.index >= oldest);
+            (self.deposits, self.withdrawals) =
+                live.fold((0, 0), |(d, w), s| (d + s.deposits, w + s.withdrawals));
+        }
+        self.newest
+    }
+
+    /// The slot for `index`, emptied first if it still holds an expired slot's counts (which
+    /// the totals no longer include).
     fn slot(&mut self, index: u64) -> &mut Slot {
         let s = &mut self.slots[(index % SLOTS) as usize];
         if s.index != index {
@@ -239,12 +289,14 @@ impl Window {
         s
     }
 
-    fn totals(&self, now: u64) -> (u64, u64) {
-        let oldest = now.saturating_sub(SLOTS - 1);
-        self.slots
-            .iter()
-            .filter(|s| s.index >= oldest && s.index <= now)
-            .fold((0, 0), |(d, w), s| (d + s.deposits, w + s.withdrawals))
+    fn add_deposits(&mut self, index: u64, n: u64) {
+        self.slot(index).deposits += n;
+        self.deposits += n;
+    }
+
+    fn add_withdrawal(&mut self, index: u64) {
+        self.slot(index).withdrawals += 1;
+        self.withdrawals += 1;
     }
 }
 
@@ -253,13 +305,8 @@ impl Budget for RatioBudget {
 
     #[inline]
     fn deposit(&self) {
-        let before = self.inner.pending.fetch_add(1, Ordering::Relaxed);
-        if before % FOLD_EVERY == FOLD_EVERY - 1 {
-            // Bound how far deposits can be smeared; skip if a withdrawal holds the lock.
-            if let Ok(mut w) = self.inner.window.try_lock() {
-                let now = self.inner.slot_now();
-                self.inner.fold(&mut w, now);
-            }
+        if self.inner.pending.add_one() % FOLD_EVERY == 0 {
+            self.inner.fold_now();
         }
     }
 
@@ -268,10 +315,9 @@ impl Budget for RatioBudget {
         let mut w = inner.lock();
         let now = inner.slot_now();
         inner.fold(&mut w, now);
-        let (deposits, withdrawals) = w.totals(now);
-        let granted = u128::from(withdrawals + 1) * UNIT <= inner.allowed_units(deposits);
+        let granted = inner.allows(w.withdrawals + 1, w.deposits);
         if granted {
-            w.slot(now).withdrawals += 1;
+            w.add_withdrawal(now);
         }
         ready(granted)
     }
@@ -284,6 +330,12 @@ mod tests {
     fn drain(b: &RatioBudget) -> usize {
         (0..100_000)
             .take_while(|_| b.withdraw().into_inner())
+            .count()
+    }
+
+    fn drain_all(b: &RatioBudget) -> usize {
+        std::iter::repeat_with(|| b.withdraw().into_inner())
+            .take_while(|granted| *granted)
             .count()
     }
 
@@ -340,6 +392,37 @@ mod tests {
         tokio::time::advance(Duration::from_secs(99)).await;
         let granted = drain(&b);
         assert!((90..=110).contains(&granted), "{granted}");
+    }
+
+    #[test]
+    fn deposits_from_many_threads_are_counted_exactly() {
+        // Per-thread counters folded into one window: 8 threads × 100,000 deposits at 50 %
+        // must grant exactly 400,000 retries, not one more or less.
+        let b = RatioBudget::new(Duration::from_secs(60), 0, 0.5).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || (0..100_000).for_each(|_| b.deposit()))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(b.remaining(), 400_000);
+        assert_eq!(drain_all(&b), 400_000);
+    }
+
+    #[test]
+    fn the_grant_check_is_exact_past_64_bits() {
+        let b = RatioBudget::new(Duration::from_secs(60), u32::MAX, 1000.0).unwrap();
+        let i = &*b.inner;
+        for (retries, deposits) in [(u64::MAX / 2, u64::MAX / 4), (1 << 40, 1 << 34), (5, 0)] {
+            let exact = u128::from(retries) * u128::from(UNIT)
+                <= u128::from(i.reserve_units) + u128::from(i.ratio_units) * u128::from(deposits);
+            assert_eq!(i.allows(retries, deposits), exact, "{retries} {deposits}");
+        }
+        // Just at the limit and one over, in plain 64-bit range.
+        let floor = u64::from(u32::MAX) * 60;
+        assert!(i.allows(floor + 1000, 1));
+        assert!(!i.allows(floor + 1001, 1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -257,6 +257,8 @@ impl Default for Telemetry {
 #[derive(Debug, Default)]
 pub(crate) struct CallTelemetry {
     spans: CallSpans,
+    /// Only OpenTelemetry reports it; kept out of the future otherwise.
+    #[cfg(feature = "opentelemetry")]
     total_delay: Duration,
     finished: bool,
 }
@@ -465,6 +467,26 @@ impl Telemetry {
         }
     }
 
+    /// Whether a metrics or OpenTelemetry back-end is on (spans are tracked per call).
+    #[inline]
+    fn counters_on(&self) -> bool {
+        #[allow(unused_mut)]
+        let mut on = false;
+        #[cfg(feature = "metrics")]
+        {
+            on |= self.metrics.is_some();
+        }
+        #[cfg(feature = "opentelemetry")]
+        {
+            on |= self.otel.is_some();
+        }
+        on
+    }
+
+    // The per-call hooks below are split in two: an inlined check that returns at once when
+    // no span is open and no counting back-end is on (the common case: `tracing` with no
+    // subscriber), and an out-of-line body for when something listens.
+
     #[inline]
     pub(crate) fn start_call(&self) -> CallTelemetry {
         CallTelemetry {
@@ -473,6 +495,7 @@ impl Telemetry {
             } else {
                 CallSpans::default()
             },
+            #[cfg(feature = "opentelemetry")]
             total_delay: Duration::ZERO,
             finished: false,
         }
@@ -480,9 +503,14 @@ impl Telemetry {
 
     #[inline]
     pub(crate) fn attempt_started(&self, call: &mut CallTelemetry, attempt: u32) {
-        if self.tracing {
-            call.spans.attempt_started(attempt);
+        if call.spans.is_active() || self.counters_on() {
+            self.attempt_started_slow(call, attempt);
         }
+    }
+
+    #[inline(never)]
+    fn attempt_started_slow(&self, call: &mut CallTelemetry, attempt: u32) {
+        call.spans.attempt_started(attempt);
         #[cfg(feature = "metrics")]
         self.metrics(|m| m.attempt_started());
         #[cfg(feature = "opentelemetry")]
@@ -496,12 +524,13 @@ impl Telemetry {
         decision: &Decision,
         is_err: bool,
     ) {
-        if self.tracing {
+        if call.spans.is_active() {
             call.spans
                 .attempt_finished(AttemptResult::new(decision, is_err));
         }
     }
 
+    #[cold]
     pub(crate) fn not_replayable(&self, call: &mut CallTelemetry) {
         if self.tracing {
             call.spans.not_replayable(&self.service, &self.operation);
@@ -516,7 +545,10 @@ impl Telemetry {
         reason: RetryReason,
         source: DelaySource,
     ) {
-        call.total_delay = call.total_delay.saturating_add(delay);
+        #[cfg(feature = "opentelemetry")]
+        {
+            call.total_delay = call.total_delay.saturating_add(delay);
+        }
         if self.tracing {
             call.spans.retry_scheduled(attempt, delay, reason, source);
         }
@@ -526,6 +558,7 @@ impl Telemetry {
         self.otel(|o| o.retry_scheduled(reason));
     }
 
+    #[cold]
     pub(crate) fn budget_denied(&self, call: &mut CallTelemetry, attempt: u32) {
         if self.tracing {
             call.spans
@@ -546,6 +579,20 @@ impl Telemetry {
         attempts: u32,
     ) {
         call.finished = true;
+        // A failure after retries is logged even with no span open.
+        if call.spans.is_active() || outcome == Outcome::FailedAfterRetry || self.counters_on() {
+            self.finished_slow(call, outcome, stop, attempts);
+        }
+    }
+
+    #[inline(never)]
+    fn finished_slow(
+        &self,
+        call: &mut CallTelemetry,
+        outcome: Outcome,
+        stop: StopReason,
+        attempts: u32,
+    ) {
         if self.tracing {
             call.spans
                 .finished(&self.service, &self.operation, outcome, stop, attempts);

@@ -39,6 +39,12 @@ impl CallSpans {
         }
     }
 
+    /// Whether spans are open for this call (someone listens at INFO).
+    #[inline]
+    pub(crate) fn is_active(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Enters the current attempt's span, if any, until the guard is dropped.
     #[inline]
     pub(crate) fn enter_attempt(&self) -> Option<tracing::span::Entered<'_>> {
@@ -80,6 +86,9 @@ impl CallSpans {
         reason: RetryReason,
         source: DelaySource,
     ) {
+        if self.0.is_none() && !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return;
+        }
         let delay_ms = delay.as_secs_f64() * 1e3;
         let none = Span::none();
         let span = match &self.0 {

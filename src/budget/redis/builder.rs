@@ -7,6 +7,7 @@ use super::scripts::Scripts;
 use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
 use crate::budget::RatioBudget;
+use crate::budget::counter::DepositCounter;
 use fred::prelude::{
     Client, ClientLike, Config, Error, EventInterface, Options, Pool, ReconnectPolicy,
 };
@@ -334,7 +335,7 @@ impl RedisBudgetBuilder {
             ratio_units: (self.ratio * unit).round() as i64,
             expire_ms: ttl_ms.saturating_mul(2),
             scripts: Scripts::new(),
-            pending: AtomicU64::new(0),
+            pending: DepositCounter::default(),
             carry: AtomicU64::new(0),
             lease: Lease::new(self.ttl / SLOTS as u32),
             refill: tokio::sync::Mutex::new(()),

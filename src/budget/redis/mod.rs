@@ -35,6 +35,7 @@ pub use health::Unavailable;
 pub use stats::RedisBudgetStats;
 
 use super::Budget;
+use super::counter::DepositCounter;
 use backend::Backend;
 use fred::prelude::{ClientLike, Options};
 use health::Health;
@@ -104,8 +105,8 @@ pub(crate) struct Inner {
     ratio_units: i64,
     expire_ms: i64,
     scripts: Scripts,
-    /// Deposits not yet flushed: the only thing `deposit` touches.
-    pending: AtomicU64,
+    /// Deposits not yet flushed: the only thing `deposit` touches (per-thread shards).
+    pending: DepositCounter,
     /// Deposits taken from `pending` whose flush failed once; retried at the next flush.
     carry: AtomicU64,
     lease: Lease,
@@ -208,7 +209,7 @@ impl Inner {
     /// Moves pending deposits into the fallback budget, which always sees this instance's
     /// traffic so that it is warm when Redis goes away. Returns them.
     fn take_pending_for_fallback(&self) -> u64 {
-        let n = self.pending.swap(0, Ordering::Relaxed);
+        let n = self.pending.take();
         if n > 0 {
             self.health.fallback.deposit_n(n);
         }
@@ -376,10 +377,10 @@ impl Future for RedisWithdraw {
 impl Budget for RedisBudget {
     type Withdraw = RedisWithdraw;
 
-    /// One relaxed atomic increment; the background task flushes the batch.
+    /// One increment of this thread's counter; the background task flushes the batch.
     #[inline]
     fn deposit(&self) {
-        self.inner.pending.fetch_add(1, Ordering::Relaxed);
+        self.inner.pending.add_one();
     }
 
     fn withdraw(&self) -> RedisWithdraw {

@@ -1,0 +1,173 @@
+//! A deposit counter that costs no locked instruction and no shared cache line per deposit,
+//! yet is read exactly.
+//!
+//! Each thread that deposits gets a small process-wide index, and each counter one
+//! cache-line-sized shard per index: the shard's count is written by that thread alone, so a
+//! deposit is a plain load and store (no `lock` prefix) on a line no other thread writes.
+//! [`take`](DepositCounter::take) sums what every shard gained since the previous take.
+//! Counts only grow and each shard remembers how much of it was taken (`fetch_max`, so
+//! concurrent takes never count a deposit twice), which makes the total exact. Threads beyond
+//! the shards, and a thread whose index was already handed back at its exit, share one
+//! ordinary atomic counter.
+
+use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// One thread's count, alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard {
+    /// Deposits ever made here; written only by the thread owning this index.
+    count: AtomicU64,
+    /// How much of `count` has been taken.
+    taken: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct DepositCounter {
+    shards: Box<[Shard]>,
+    /// Threads without a shard of their own.
+    shared: Shard,
+}
+
+impl Default for DepositCounter {
+    fn default() -> Self {
+        DepositCounter {
+            shards: (0..shard_count()).map(|_| Shard::default()).collect(),
+            shared: Shard::default(),
+        }
+    }
+}
+
+impl DepositCounter {
+    /// Counts one deposit; returns this thread's running count (to space out housekeeping).
+    #[inline]
+    pub(crate) fn add_one(&self) -> u64 {
+        match self.shards.get(thread_index()) {
+            Some(own) => {
+                // Only this thread writes `own.count`: no read-modify-write needed.
+                let n = own.count.load(Ordering::Relaxed) + 1;
+                own.count.store(n, Ordering::Relaxed);
+                n
+            }
+            None => self.shared.count.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
+    /// Counts `n` deposits at once (rare: from a background task).
+    pub(crate) fn add(&self, n: u64) {
+        self.shared.count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Deposits counted since the previous `take`, exactly once each.
+    pub(crate) fn take(&self) -> u64 {
+        // Shards past the highest index ever handed out were never written.
+        let used = NEXT.load(Ordering::Relaxed).min(self.shards.len());
+        self.shards[..used]
+            .iter()
+            .chain(std::iter::once(&self.shared))
+            .map(|s| {
+                let count = s.count.load(Ordering::Relaxed);
+                if count <= s.taken.load(Ordering::Relaxed) {
+                    return 0; // unchanged: no locked instruction
+                }
+                count.saturating_sub(s.taken.fetch_max(count, Ordering::Relaxed))
+            })
+            .sum()
+    }
+}
+
+/// Shards per counter: enough for every thread a runtime sizes by the core count, twice over.
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        (cores * 2).clamp(8, 256)
+    })
+}
+
+/// Indexes handed back by threads that exited, for reuse.
+/// The smallest first, so that indexes (and the shards they use) stay dense.
+static FREE: Mutex<BinaryHeap<Reverse<usize>>> = Mutex::new(BinaryHeap::new());
+/// The next index never handed out.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// This thread has not asked for an index yet.
+const UNASSIGNED: usize = usize::MAX;
+/// This thread has no shard (it is exiting): it counts in the shared counter.
+const NONE: usize = usize::MAX - 1;
+
+thread_local! {
+    /// This thread's index. No destructor, so it stays readable while the thread's other
+    /// locals are torn down.
+    static INDEX: Cell<usize> = const { Cell::new(UNASSIGNED) };
+    /// Hands the index back when the thread exits.
+    static RELEASE: Release = const { Release };
+}
+
+struct Release;
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let index = INDEX.with(|i| i.replace(NONE));
+        if index < NONE {
+            // The mutex orders this thread's last store before the next owner's first load.
+            FREE.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse(index));
+        }
+    }
+}
+
+#[inline]
+fn thread_index() -> usize {
+    match INDEX.with(Cell::get) {
+        UNASSIGNED => assign_index(),
+        index => index,
+    }
+}
+
+#[cold]
+fn assign_index() -> usize {
+    // Touching `RELEASE` registers its destructor; a thread already tearing its locals down
+    // cannot, and never takes an index.
+    let index = match RELEASE.try_with(|_| ()) {
+        Ok(()) => {
+            let reused = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            reused.map_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed).min(NONE), |r| r.0)
+        }
+        Err(_) => NONE,
+    };
+    INDEX.with(|i| i.set(index));
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn takes_every_deposit_exactly_once_across_threads_and_reused_indexes() {
+        let counter = Arc::new(DepositCounter::default());
+        let mut total = 0;
+        // Three waves of more threads than shards: indexes are handed back and reused.
+        for _ in 0..3 {
+            let threads: Vec<_> = (0..shard_count() + 3)
+                .map(|_| {
+                    let c = Arc::clone(&counter);
+                    std::thread::spawn(move || (0..1000).for_each(|_| drop(c.add_one())))
+                })
+                .collect();
+            // Concurrent takes while the threads run.
+            for _ in 0..50 {
+                total += counter.take();
+            }
+            threads.into_iter().for_each(|t| t.join().unwrap());
+        }
+        counter.add(7);
+        total += counter.take();
+        assert_eq!(total, 3 * (shard_count() as u64 + 3) * 1000 + 7);
+        assert_eq!(counter.take(), 0);
+    }
+}
