@@ -248,12 +248,14 @@ fn success_cases(h: &impl Harness, keep: &mut Keep) -> Vec<Case> {
     ];
     // Metrics to a no-op recorder (installed in `main`), on top of tracing.
     #[cfg(feature = "metrics")]
-    cases.push(h.case(
-        "tower-retrier + metrics (no-op recorder)",
-        ours()
-            .with_telemetry(tracing_only().with_metrics(true))
-            .layer(Echo),
-    ));
+    cases.push(
+        h.case(
+            "tower-retrier + metrics (no-op recorder)",
+            ours()
+                .with_telemetry(tracing_only().with_metrics(true))
+                .layer(Echo),
+        ),
+    );
     #[cfg(feature = "redis")]
     cases.push(redis_case(h, keep));
     #[cfg(not(feature = "redis"))]
@@ -408,7 +410,10 @@ impl Cases {
     /// In `BENCH_INSTRUCTIONS` order, with the harness in the name.
     fn all(&mut self) -> Vec<(String, &mut Case)> {
         let hand = self.hand.iter_mut().map(|c| (c.name.to_string(), c));
-        let retry = self.retry.iter_mut().map(|c| (format!("retry path: {}", c.name), c));
+        let retry = self
+            .retry
+            .iter_mut()
+            .map(|c| (format!("retry path: {}", c.name), c));
         let runtime = self
             .runtime
             .iter_mut()

@@ -1,4 +1,4 @@
-//! What telemetry costs on the success path (issue 4).
+//! What telemetry costs on the success path.
 //!
 //! Compares, per call: the bare inner service; the retry layer with telemetry off
 //! (`Telemetry::disabled()`); with `tracing` on but no subscriber installed; and with

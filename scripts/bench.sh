@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark and the simulation behind BENCHMARKS.md, in one command.
 #
-#   scripts/bench.sh            # full run: criterion statistics, tables, callgrind counts
+#   scripts/bench.sh            # full run: criterion statistics, tables, callgrind counts and profiles
 #   scripts/bench.sh --quick    # tables only, short runs (under 2 minutes once compiled)
 #
 # Results (text tables, CSV, the storm chart) go to bench-results/ (override: BENCH_OUT=dir).
@@ -28,7 +28,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 # Compile everything first, so the timings below measure only the runs.
-cargo bench --features redis,metrics --bench overhead --bench redis_budget --no-run
+cargo bench --features redis,metrics --bench overhead --bench redis_budget --bench telemetry_overhead --no-run
 cargo build --release --features redis,metrics --example retry_storm
 
 machine() {
@@ -45,30 +45,20 @@ start=$(date +%s)
 if [ "$quick" -eq 1 ]; then
   BENCH_SUMMARY_ONLY=1 cargo bench --features redis,metrics --bench overhead -- --quick | tee "$out/overhead.txt"
   cargo bench --features redis,metrics --bench redis_budget -- --quick | tee "$out/redis_budget.txt"
+  cargo bench --features redis,metrics --bench telemetry_overhead -- --quick | tee "$out/telemetry_overhead.txt"
   cargo run --release --features redis,metrics --example retry_storm -- --quick --out "$out" | tee "$out/storm.txt"
 else
   cargo bench --features redis,metrics --bench overhead | tee "$out/overhead.txt"
   cargo bench --features redis,metrics --bench redis_budget | tee "$out/redis_budget.txt"
+  cargo bench --features redis,metrics --bench telemetry_overhead | tee "$out/telemetry_overhead.txt"
   cargo run --release --features redis,metrics --example retry_storm -- --out "$out" | tee "$out/storm.txt"
 
-  # Instruction counts per call (noise-free cross-check of the success-path table).
+  # Instruction counts per call and per-function profiles (noise-free cross-check of the
+  # timings): instructions.txt and callgrind/<case>.txt.
   if command -v valgrind >/dev/null 2>&1; then
     exe=$(cargo bench --features redis,metrics --bench overhead --no-run 2>&1 |
       sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
-    calls=200000
-    {
-      echo "| case | instructions/call (callgrind) |"
-      echo "|---|---:|"
-      i=0
-      while :; do
-        log=$(BENCH_INSTRUCTIONS="$i:$calls" valgrind --tool=callgrind \
-          --callgrind-out-file=/dev/null --toggle-collect='*counted_calls*' "$exe" 2>&1) || break
-        name=$(printf '%s\n' "$log" | grep -v '^==' | tail -1)
-        ir=$(printf '%s\n' "$log" | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
-        awk -v n="$name" -v ir="$ir" -v c="$calls" 'BEGIN { printf "| %s | %.1f |\n", n, ir / c }'
-        i=$((i + 1))
-      done
-    } | tee "$out/instructions.txt"
+    scripts/instructions.sh "$exe" "$out" 200000
   else
     echo "valgrind not installed: instruction counts skipped" | tee "$out/instructions.txt"
   fi

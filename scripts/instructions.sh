@@ -25,7 +25,9 @@ trap 'rm -rf "$tmp"' EXIT
     awk -v i="$i" -v n="$name" -v ir="$ir" -v c="$calls" 'BEGIN { printf "| %d | %s | %.1f |\n", i, n, ir / c }'
     {
       echo "# $name: $calls calls, only the call loop counted (--toggle-collect='*counted_calls*')"
-      callgrind_annotate --threshold=99 "$tmp/cg.out" | sed -n '/^-----/,$p' | grep -v '^$' | head -60
+      # The per-function table only: its header, then rows up to the next rule.
+      callgrind_annotate --threshold=99 "$tmp/cg.out" |
+        awk '/file:function/ { on = 1; print; getline; next } on && /^-----/ { exit } on' || true
     } >"$out/callgrind/$(printf '%02d' "$i").txt"
     i=$((i + 1))
   done

@@ -25,6 +25,7 @@ pin_project! {
     /// A state machine (call, withdraw budget, sleep, poll ready, call again): nothing is
     /// boxed, and dropping it at any point cancels cleanly (the in-flight attempt or the sleep
     /// is dropped, no further call is made).
+    #[project = ResponseFutureProj]
     pub struct ResponseFuture<Req, S, K, C, B, R, H>
     where
         R: Replay<Req>,
@@ -119,84 +120,118 @@ where
 {
     type Output = Result<S::Response, S::Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let shared = &**this.shared;
-        let call = this.call;
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Calling { future } => {
-                    let result = {
-                        let _span = call.telemetry.enter_attempt();
-                        ready!(future.poll(cx))
-                    };
-                    match decide(shared, call, this.saved.as_mut(), &result) {
-                        Step::Stop(stop) => return finish(shared, call, stop, result),
-                        Step::Retry(next, plan) => this.state.set(State::Withdrawing {
-                            withdraw: shared.budget.withdraw(),
-                            next,
-                            last: result,
-                            plan,
-                        }),
-                    }
+        // The first attempt's answer, in a small frame: most calls end here.
+        if let StateProj::Calling { future } = this.state.as_mut().project() {
+            let result = {
+                let _span = this.call.telemetry.enter_attempt();
+                ready!(future.poll(cx))
+            };
+            let shared = &**this.shared;
+            match decide(shared, this.call, this.saved.as_mut(), &result) {
+                Step::Stop(stop) => return finish(shared, this.call, stop, result),
+                Step::Retry(next, plan) => this.state.set(State::Withdrawing {
+                    withdraw: shared.budget.withdraw(),
+                    next,
+                    last: result,
+                    plan,
+                }),
+            }
+        }
+        retrying(this, cx)
+    }
+}
+
+/// Drives the states after a retryable failure until the call ends or must wait.
+#[inline(never)]
+fn retrying<Req, S, K, C, B, R, H>(
+    this: ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<S::Response, S::Error>>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    K: Backoff,
+    C: Classify<R::Saved, S::Response, S::Error>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+{
+    let mut state = this.state;
+    let shared = &**this.shared;
+    let call = this.call;
+    loop {
+        match state.as_mut().project() {
+            StateProj::Calling { future } => {
+                let result = {
+                    let _span = call.telemetry.enter_attempt();
+                    ready!(future.poll(cx))
+                };
+                match decide(shared, call, this.saved.as_mut(), &result) {
+                    Step::Stop(stop) => return finish(shared, call, stop, result),
+                    Step::Retry(next, plan) => state.set(State::Withdrawing {
+                        withdraw: shared.budget.withdraw(),
+                        next,
+                        last: result,
+                        plan,
+                    }),
                 }
-                StateProj::Withdrawing { withdraw, .. } => {
-                    let granted = ready!(withdraw.poll(cx));
-                    let StateTake::Withdrawing {
-                        next, last, plan, ..
-                    } = this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Withdrawing")
-                    };
-                    if !granted {
-                        shared
-                            .telemetry
-                            .budget_denied(&mut call.telemetry, call.attempt);
-                        return finish(shared, call, StopReason::BudgetDenied, last);
-                    }
-                    retry_granted(shared, call, &plan, &last);
-                    // Release the failed response (and its connection) before backing off.
-                    drop(last);
-                    this.state.set(if plan.delay.is_zero() {
-                        State::Readying { next }
-                    } else {
-                        State::Sleeping {
-                            sleep: tokio::time::sleep(plan.delay),
-                            next,
-                        }
-                    });
-                }
-                StateProj::Sleeping { sleep, .. } => {
-                    ready!(sleep.poll(cx));
-                    let StateTake::Sleeping { next, .. } =
-                        this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Sleeping")
-                    };
-                    this.state.set(State::Readying { next });
-                }
-                StateProj::Readying { .. } => {
-                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
-                        this.state.set(State::Done);
-                        return finish(shared, call, StopReason::NotReady, Err(e));
-                    }
-                    let StateTake::Readying { next } =
-                        this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Readying")
-                    };
-                    call.attempt += 1;
+            }
+            StateProj::Withdrawing { withdraw, .. } => {
+                let granted = ready!(withdraw.poll(cx));
+                let StateTake::Withdrawing {
+                    next, last, plan, ..
+                } = state.as_mut().project_replace(State::Done)
+                else {
+                    unreachable!("the state was Withdrawing")
+                };
+                if !granted {
                     shared
                         .telemetry
-                        .attempt_started(&mut call.telemetry, call.attempt);
-                    let future = {
-                        let _span = call.telemetry.enter_attempt();
-                        this.service.call(next)
-                    };
-                    this.state.set(State::Calling { future });
+                        .budget_denied(&mut call.telemetry, call.attempt);
+                    return finish(shared, call, StopReason::BudgetDenied, last);
                 }
-                StateProj::Done => unreachable!("ResponseFuture polled after completion"),
+                retry_granted(shared, call, &plan, &last);
+                // Release the failed response (and its connection) before backing off.
+                drop(last);
+                state.set(if plan.delay.is_zero() {
+                    State::Readying { next }
+                } else {
+                    State::Sleeping {
+                        sleep: tokio::time::sleep(plan.delay),
+                        next,
+                    }
+                });
             }
+            StateProj::Sleeping { sleep, .. } => {
+                ready!(sleep.poll(cx));
+                let StateTake::Sleeping { next, .. } = state.as_mut().project_replace(State::Done)
+                else {
+                    unreachable!("the state was Sleeping")
+                };
+                state.set(State::Readying { next });
+            }
+            StateProj::Readying { .. } => {
+                if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                    state.set(State::Done);
+                    return finish(shared, call, StopReason::NotReady, Err(e));
+                }
+                let StateTake::Readying { next } = state.as_mut().project_replace(State::Done)
+                else {
+                    unreachable!("the state was Readying")
+                };
+                call.attempt += 1;
+                shared
+                    .telemetry
+                    .attempt_started(&mut call.telemetry, call.attempt);
+                let future = {
+                    let _span = call.telemetry.enter_attempt();
+                    this.service.call(next)
+                };
+                state.set(State::Calling { future });
+            }
+            StateProj::Done => unreachable!("ResponseFuture polled after completion"),
         }
     }
 }

@@ -114,7 +114,9 @@ impl Drop for Release {
         let index = INDEX.with(|i| i.replace(NONE));
         if index < NONE {
             // The mutex orders this thread's last store before the next owner's first load.
-            FREE.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse(index));
+            FREE.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Reverse(index));
         }
     }
 }
@@ -156,7 +158,11 @@ mod tests {
             let threads: Vec<_> = (0..shard_count() + 3)
                 .map(|_| {
                     let c = Arc::clone(&counter);
-                    std::thread::spawn(move || (0..1000).for_each(|_| drop(c.add_one())))
+                    std::thread::spawn(move || {
+                        (0..1000).for_each(|_| {
+                            c.add_one();
+                        })
+                    })
                 })
                 .collect();
             // Concurrent takes while the threads run.

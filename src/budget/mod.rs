@@ -13,7 +13,7 @@
 
 mod counter;
 mod ratio;
-// issue 3
+// The fleet-wide budget, behind feature `redis`.
 #[cfg(feature = "redis")]
 pub mod redis;
 mod token_bucket;
@@ -23,7 +23,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use ratio::RatioBudget;
-// issue 3
 #[cfg(feature = "redis")]
 pub use redis::RedisBudget;
 pub use token_bucket::TokenBucket;

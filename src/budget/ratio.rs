@@ -179,7 +179,8 @@ impl RatioBudget {
         let now = self.inner.slot_now();
         self.inner.fold(&mut w, now);
         let i = &*self.inner;
-        let allowed = u128::from(i.reserve_units) + u128::from(i.ratio_units) * u128::from(w.deposits);
+        let allowed =
+            u128::from(i.reserve_units) + u128::from(i.ratio_units) * u128::from(w.deposits);
         u64::try_from(allowed / u128::from(UNIT))
             .unwrap_or(u64::MAX)
             .saturating_sub(w.withdrawals)
@@ -305,7 +306,7 @@ impl Budget for RatioBudget {
 
     #[inline]
     fn deposit(&self) {
-        if self.inner.pending.add_one() % FOLD_EVERY == 0 {
+        if self.inner.pending.add_one().is_multiple_of(FOLD_EVERY) {
             self.inner.fold_now();
         }
     }

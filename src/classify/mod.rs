@@ -17,7 +17,7 @@ mod error_types;
 mod function;
 mod response;
 
-// issue 5
+// HTTP and gRPC classifiers, behind their features.
 #[cfg(feature = "grpc")]
 mod grpc;
 #[cfg(feature = "grpc")]

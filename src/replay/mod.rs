@@ -11,7 +11,7 @@ mod function;
 pub use clone::CloneRequest;
 pub use function::{ReplayFn, replay_fn};
 
-// issue 5
+// Replayable HTTP bodies, behind feature `http`.
 #[cfg(feature = "http")]
 mod http_body;
 #[cfg(feature = "http")]

@@ -5,7 +5,7 @@ pub mod flaky;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-// issue 5
+// HTTP and gRPC test services, behind their features.
 #[cfg(feature = "http")]
 pub mod flaky_http;
 #[cfg(feature = "grpc")]
