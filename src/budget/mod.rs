@@ -12,7 +12,7 @@
 //! - `RedisBudget` (feature `redis`): the ratio budget shared by a whole fleet.
 
 mod ratio;
-// issue 3
+// The fleet-wide budget (feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis;
 mod token_bucket;
@@ -22,7 +22,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use ratio::RatioBudget;
-// issue 3
 #[cfg(feature = "redis")]
 pub use redis::RedisBudget;
 pub use token_bucket::TokenBucket;

@@ -1,5 +1,6 @@
 //! Classifying errors by type, looking through the `source()` chain.
 
+use super::error_class::ErrorClass;
 use super::{Classify, Decision, RetryReason};
 use std::any::Any;
 use std::error::Error;
@@ -154,23 +155,21 @@ impl<V> MatchErrors<V> {
 
     fn decide(&self, err: &(dyn Error + 'static)) -> Decision {
         let mut matched_retry = self.retry.is_empty();
-        let mut timeout = false;
         let mut cur = Some(err);
         while let Some(e) = cur {
             if self.never.iter().any(|m| m(e)) {
                 return Decision::Fail;
             }
             matched_retry |= self.retry.iter().any(|m| m(e));
-            timeout |= e.is::<tower::timeout::error::Elapsed>();
             cur = e.source();
         }
         if !matched_retry {
             return Decision::Fail;
         }
-        let reason = if timeout {
-            RetryReason::Timeout
-        } else {
-            RetryReason::Error
+        let reason = match ErrorClass::of(Some(err)) {
+            ErrorClass::NotSent => RetryReason::NotSent,
+            ErrorClass::Timeout => RetryReason::Timeout,
+            ErrorClass::Never | ErrorClass::Other => RetryReason::Error,
         };
         Decision::retry(reason)
     }
