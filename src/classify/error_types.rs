@@ -58,6 +58,11 @@ pub struct MatchErrors<V = Auto> {
 /// let boxed: tower::BoxError = Box::new(std::io::Error::other("x"));
 /// assert!(<Auto as InspectError<tower::BoxError>>::inspect(&boxed).is_some());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot look into errors of type `{E}`",
+    label = "this error view does not fit the inner service's error",
+    note = "`.typed_errors()` needs the inner service's error to be a concrete `std::error::Error`; a `.timeout(..)`, `Buffer` or `LoadShed` below the retry layer boxes it into `tower::BoxError`: drop `.typed_errors()` (the default view looks into boxed errors)"
+)]
 pub trait InspectError<E> {
     /// The error as a trait object, or `None` when it cannot be looked into.
     fn inspect(err: &E) -> Option<&(dyn Error + 'static)>;
