@@ -6,11 +6,13 @@
 use crate::backoff::{Backoff, BackoffContext};
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
+use crate::config::{Pushback, RetryConfig};
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::telemetry::{DelaySource, OnRetry, Outcome, RetryEvent, StopReason};
 use std::task::Poll;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// What to do after an attempt.
 pub(crate) enum Step<Q> {
@@ -59,15 +61,18 @@ where
             Step::Stop(StopReason::Success)
         }
         Decision::Fail => Step::Stop(StopReason::NotRetryable),
-        Decision::Retry { after, reason } => plan_retry(shared, call, saved, after, reason),
+        Decision::Retry { after, reason } => {
+            plan_retry::<Req, Res, E, K, C, B, R, H>(shared, call, saved, after, reason)
+        }
     }
 }
 
 /// The checks a retryable failure must pass before the budget is asked, in order: the
-/// request can be replayed, attempts are left, the delay (backoff, or the server's pushback
-/// capped at `max_delay`) ends before the deadline, and a copy of the request can be made.
+/// request can be replayed and may be resent (idempotency), attempts are left, the delay
+/// (backoff, or the server's pushback) fits `max_delay` and the deadline, and a copy of the
+/// request can be made.
 #[inline(never)]
-fn plan_retry<Req, K, C, B, R, H>(
+fn plan_retry<Req, Res, E, K, C, B, R, H>(
     shared: &Shared<K, C, B, R, H>,
     call: &mut CallState,
     saved: Option<&mut R::Saved>,
@@ -77,10 +82,18 @@ fn plan_retry<Req, K, C, B, R, H>(
 where
     R: Replay<Req>,
     K: Backoff,
+    C: Classify<R::Saved, Res, E>,
 {
     let Some(saved) = saved else {
         return Step::Stop(StopReason::NotReplayable);
     };
+    if reason != RetryReason::NotSent
+        && !shared.retry_non_idempotent
+        && !shared.classifier.handles_idempotency()
+        && !shared.replay.may_resend(saved)
+    {
+        return Step::Stop(StopReason::NotIdempotent);
+    }
     let config = &shared.config;
     if call.attempt >= config.max_attempts() {
         return Step::Stop(StopReason::AttemptsExhausted);
@@ -92,7 +105,7 @@ where
         Some(pushback) => {
             // gRFC A6: after pushback the schedule starts over.
             ctx.restart();
-            (pushback.min(config.max_delay()), DelaySource::Pushback)
+            (pushback, DelaySource::Pushback)
         }
         None => {
             let d = shared.backoff.delay(ctx).min(config.max_delay());
@@ -100,11 +113,10 @@ where
             (d, DelaySource::Backoff)
         }
     };
-    if let (Some(deadline), Some(started)) = (config.deadline(), call.started)
-        && started.elapsed().saturating_add(delay) >= deadline
-    {
-        return Step::Stop(StopReason::DeadlineExceeded);
-    }
+    let delay = match check_delay(config, call.started, delay, source) {
+        Ok(delay) => delay,
+        Err(stop) => return Step::Stop(stop),
+    };
     let Some(next) = shared.replay.replay(saved) else {
         shared.telemetry.not_replayable(&mut call.telemetry);
         return Step::Stop(StopReason::NotReplayable);
@@ -117,6 +129,36 @@ where
             source,
         },
     )
+}
+
+/// The delay before the next attempt, or why there is none: a server pushback the config
+/// cannot honour ends the retries (never sooner than the server asked) unless
+/// [`Pushback::Cap`] was chosen; no retry is started if its delay crosses the deadline.
+fn check_delay(
+    config: &RetryConfig,
+    started: Option<Instant>,
+    delay: Duration,
+    source: DelaySource,
+) -> Result<Duration, StopReason> {
+    let honor = source == DelaySource::Pushback && config.pushback() == Pushback::Honor;
+    let delay = if delay > config.max_delay() {
+        if honor {
+            return Err(StopReason::PushbackTooLong);
+        }
+        config.max_delay()
+    } else {
+        delay
+    };
+    if let (Some(deadline), Some(started)) = (config.deadline(), started)
+        && started.elapsed().saturating_add(delay) >= deadline
+    {
+        return Err(if honor {
+            StopReason::PushbackTooLong
+        } else {
+            StopReason::DeadlineExceeded
+        });
+    }
+    Ok(delay)
 }
 
 /// The budget granted `plan`: tells the hook and telemetry, before the failed result is

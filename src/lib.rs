@@ -16,7 +16,7 @@ mod service;
 mod shared;
 pub mod telemetry;
 
-pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, RetryConfig, RetryConfigBuilder};
+pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, Pushback, RetryConfig, RetryConfigBuilder};
 pub use execute::execute_with_retry;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;

@@ -13,7 +13,7 @@
 
 mod counter;
 mod ratio;
-// The fleet-wide budget, behind feature `redis`.
+// The fleet-wide budget (feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis;
 mod token_bucket;
@@ -56,6 +56,11 @@ pub use unlimited::Unlimited;
 /// assert!(b.withdraw().into_inner());
 /// assert!(!b.withdraw().into_inner());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a retry budget",
+    label = "expected a `tower_retrier::budget::Budget`",
+    note = "use `RatioBudget::new(ttl, min_per_sec, ratio)?`, `TokenBucket::new(max, ratio)?`, `RedisBudget` (feature `redis`) or `Unlimited::new()`; budget constructors return a `Result`: did you forget the `?`"
+)]
 pub trait Budget {
     /// Resolves to `true` when the retry may go ahead.
     type Withdraw: Future<Output = bool>;
