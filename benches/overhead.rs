@@ -6,13 +6,17 @@
 //! BENCH_SUMMARY_ONLY=1 cargo bench --features redis,metrics --bench overhead -- --quick  # fast
 //! ```
 //!
-//! Every case wraps the same inner service (a `Ready` future: the floor) and is polled by hand
-//! with a no-op waker, so no runtime cost is mixed in. The summary tables give ns/call (median
-//! of several batches), the overhead over the bare service, and allocations per call (counted
-//! by a global allocator wrapper).
+//! Every case wraps the same inner service (a `Ready` future: the floor) and runs under two
+//! harnesses: polled by hand with a no-op waker (no runtime cost mixed in), and driven the way
+//! most users drive a service, `svc.ready().await?.call(req).await` in a current-thread tokio
+//! runtime (one `block_on` per batch of calls). The summary tables give ns/call (median of
+//! interleaved rounds), the overhead over the bare service under the same harness, its ratio
+//! to `tower::retry` + `TpsBudget`'s, and allocations per call (counted by a global allocator
+//! wrapper).
 //!
 //! `BENCH_INSTRUCTIONS=<case number>:<calls>` runs only that many calls of one case and
-//! nothing else, for `valgrind --tool=callgrind` instruction counts (see scripts/bench.sh).
+//! nothing else, for `valgrind --tool=callgrind` instruction counts (see
+//! scripts/instructions.sh, which scripts/bench.sh runs).
 //!
 //! Adding a case: push one more entry in [`success_cases`]; the tables pick it up. The
 //! Redis-budget case needs feature `redis`, the metrics case feature `metrics`.
