@@ -161,16 +161,25 @@ fn check_delay(
     Ok(delay)
 }
 
-/// The budget granted `plan`: tells the hook and telemetry, before the failed result is
-/// released and the backoff starts.
-pub(crate) fn retry_granted<K, C, B, R, H, Res, E>(
+/// The budget answered the retry `plan`: `Some(BudgetDenied)` if it refused, otherwise
+/// the hook and telemetry hear of the retry (before the failed result is released and the
+/// backoff starts) and `None` lets it go ahead.
+pub(crate) fn budget_answered<K, C, B, R, H, Res, E>(
     shared: &Shared<K, C, B, R, H>,
     call: &mut CallState,
+    granted: bool,
     plan: &Plan,
     last: &Result<Res, E>,
-) where
+) -> Option<StopReason>
+where
     H: OnRetry<Res, E>,
 {
+    if !granted {
+        shared
+            .telemetry
+            .budget_denied(&mut call.telemetry, call.attempt);
+        return Some(StopReason::BudgetDenied);
+    }
     shared.on_retry.on_retry(&RetryEvent {
         attempt: call.attempt,
         delay: plan.delay,
@@ -185,6 +194,7 @@ pub(crate) fn retry_granted<K, C, B, R, H, Res, E>(
         plan.reason,
         plan.source,
     );
+    None
 }
 
 /// Reports the end of the call and hands back its result.

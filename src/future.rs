@@ -4,10 +4,10 @@
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
-use crate::decide::{Plan, Step, decide, finish, retry_granted};
+use crate::decide::{Plan, Step, budget_answered, decide, finish};
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
-use crate::telemetry::{OnRetry, Outcome, StopReason};
+use crate::telemetry::{OnRetry, StopReason};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 use tokio::time::Sleep;
 use tower_service::Service;
 
@@ -32,13 +33,13 @@ pin_project! {
         S: Service<R::Request>,
         B: Budget,
     {
-        shared: Arc<Shared<K, C, B, R, H>>,
-        service: S,
-        saved: Option<R::Saved>,
-        call: CallState,
+        pub(crate) shared: Arc<Shared<K, C, B, R, H>>,
+        pub(crate) service: S,
+        pub(crate) saved: Option<R::Saved>,
+        pub(crate) call: CallState,
         #[pin]
-        state: State<S::Future, B::Withdraw, R::Request, Result<S::Response, S::Error>>,
-        _req: PhantomData<fn(Req)>,
+        pub(crate) state: State<S::Future, B::Withdraw, R::Request, Result<S::Response, S::Error>>,
+        pub(crate) _req: PhantomData<fn(Req)>,
     }
 
     // A call dropped before it finished (an outer timeout, a hedge that lost) is still
@@ -51,15 +52,8 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            let call = this.call;
-            if !call.telemetry.is_finished() {
-                let attempts = call.attempt;
-                this.shared.telemetry.finished(
-                    &mut call.telemetry,
-                    Outcome::new(false, attempts),
-                    StopReason::Cancelled,
-                    attempts,
-                );
+            if !this.call.telemetry.is_finished() {
+                let _ = finish(this.shared, this.call, StopReason::Cancelled, ());
             }
         }
     }
@@ -70,7 +64,7 @@ pin_project! {
     /// nothing but its attempt.
     #[project = StateProj]
     #[project_replace = StateTake]
-    enum State<F, W, Q, T> {
+    pub(crate) enum State<F, W, Q, T> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
         // Asking the budget for the retry `plan` describes; `last` is returned if denied.
@@ -81,31 +75,6 @@ pin_project! {
         Readying { next: Q },
         // Finished, or between two states while their data moves across.
         Done,
-    }
-}
-
-impl<Req, S, K, C, B, R, H> ResponseFuture<Req, S, K, C, B, R, H>
-where
-    R: Replay<Req>,
-    S: Service<R::Request>,
-    B: Budget,
-{
-    #[inline]
-    pub(crate) fn new(
-        shared: Arc<Shared<K, C, B, R, H>>,
-        service: S,
-        saved: Option<R::Saved>,
-        call: CallState,
-        future: S::Future,
-    ) -> Self {
-        ResponseFuture {
-            shared,
-            service,
-            saved,
-            call,
-            state: State::Calling { future },
-            _req: PhantomData,
-        }
     }
 }
 
@@ -123,33 +92,31 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        // The first attempt's answer, in a small frame: most calls end here.
-        if let StateProj::Calling { future } = this.state.as_mut().project() {
-            let result = {
-                let _span = this.call.telemetry.enter_attempt();
-                ready!(future.poll(cx))
-            };
-            let shared = &**this.shared;
-            match decide(shared, this.call, this.saved.as_mut(), &result) {
-                Step::Stop(stop) => return finish(shared, this.call, stop, result),
-                Step::Retry(next, plan) => this.state.set(State::Withdrawing {
-                    withdraw: shared.budget.withdraw(),
-                    next,
-                    last: result,
-                    plan,
-                }),
+        loop {
+            // An attempt's answer, in a small frame: most calls end at the first.
+            if let StateProj::Calling { future } = this.state.as_mut().project() {
+                let result = {
+                    let _span = this.call.telemetry.enter_attempt();
+                    ready!(future.poll(cx))
+                };
+                if let Some(done) = answered(&mut this, result) {
+                    return done;
+                }
+            }
+            if let Some(done) = ready!(between_attempts(&mut this, cx)) {
+                return Poll::Ready(done);
             }
         }
-        retrying(this, cx)
     }
 }
 
-/// Drives the states after a retryable failure until the call ends or must wait.
-#[inline(never)]
-fn retrying<Req, S, K, C, B, R, H>(
-    this: ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<S::Response, S::Error>>
+/// An attempt answered: ends the call, or starts the retry the decision step allows.
+/// `None` while the retry is under way.
+#[inline]
+fn answered<Req, S, K, C, B, R, H>(
+    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
+    result: Result<S::Response, S::Error>,
+) -> Option<Poll<Result<S::Response, S::Error>>>
 where
     R: Replay<Req>,
     S: Service<R::Request>,
@@ -158,69 +125,92 @@ where
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
 {
-    let mut state = this.state;
     let shared = &**this.shared;
-    let call = this.call;
+    let (next, plan) = match decide(shared, this.call, this.saved.as_mut(), &result) {
+        Step::Stop(stop) => return Some(finish(shared, this.call, stop, result)),
+        Step::Retry(next, plan) => (next, plan),
+    };
+    // A local budget answers at once: no state for the withdrawal.
+    let Some(granted) = shared.budget.withdraw_now() else {
+        let withdraw = shared.budget.withdraw();
+        let last = result;
+        this.state.set(State::Withdrawing {
+            withdraw,
+            next,
+            last,
+            plan,
+        });
+        return None;
+    };
+    if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &result) {
+        return Some(finish(shared, this.call, stop, result));
+    }
+    // Release the failed response (and its connection) before backing off.
+    drop(result);
+    back_off(this.state.as_mut(), next, plan.delay);
+    None
+}
+
+/// Sleeps before sending `next`, or goes straight to readying the service for no delay.
+fn back_off<F, W, Q, T>(mut state: Pin<&mut State<F, W, Q, T>>, next: Q, delay: Duration) {
+    state.set(if delay.is_zero() {
+        State::Readying { next }
+    } else {
+        let sleep = tokio::time::sleep(delay);
+        State::Sleeping { sleep, next }
+    });
+}
+
+/// Drives a retry from the budget's answer to the next attempt's dispatch: `Ready(None)`
+/// once that attempt is in flight, `Ready(Some(..))` if the call ended on the way.
+#[inline(never)]
+fn between_attempts<Req, S, K, C, B, R, H>(
+    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<S::Response, S::Error>>>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+{
+    let shared = &**this.shared;
     loop {
-        match state.as_mut().project() {
-            StateProj::Calling { future } => {
-                let result = {
-                    let _span = call.telemetry.enter_attempt();
-                    ready!(future.poll(cx))
-                };
-                match decide(shared, call, this.saved.as_mut(), &result) {
-                    Step::Stop(stop) => return finish(shared, call, stop, result),
-                    Step::Retry(next, plan) => state.set(State::Withdrawing {
-                        withdraw: shared.budget.withdraw(),
-                        next,
-                        last: result,
-                        plan,
-                    }),
-                }
-            }
+        match this.state.as_mut().project() {
+            StateProj::Calling { .. } => return Poll::Ready(None),
             StateProj::Withdrawing { withdraw, .. } => {
                 let granted = ready!(withdraw.poll(cx));
                 let StateTake::Withdrawing {
                     next, last, plan, ..
-                } = state.as_mut().project_replace(State::Done)
+                } = this.state.as_mut().project_replace(State::Done)
                 else {
                     unreachable!("the state was Withdrawing")
                 };
-                if !granted {
-                    shared
-                        .telemetry
-                        .budget_denied(&mut call.telemetry, call.attempt);
-                    return finish(shared, call, StopReason::BudgetDenied, last);
+                if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
+                    return finish(shared, this.call, stop, last).map(Some);
                 }
-                retry_granted(shared, call, &plan, &last);
-                // Release the failed response (and its connection) before backing off.
                 drop(last);
-                state.set(if plan.delay.is_zero() {
-                    State::Readying { next }
-                } else {
-                    State::Sleeping {
-                        sleep: tokio::time::sleep(plan.delay),
-                        next,
-                    }
-                });
+                back_off(this.state.as_mut(), next, plan.delay);
             }
             StateProj::Sleeping { sleep, .. } => {
                 ready!(sleep.poll(cx));
-                let StateTake::Sleeping { next, .. } = state.as_mut().project_replace(State::Done)
+                let StateTake::Sleeping { next, .. } =
+                    this.state.as_mut().project_replace(State::Done)
                 else {
                     unreachable!("the state was Sleeping")
                 };
-                state.set(State::Readying { next });
+                this.state.set(State::Readying { next });
             }
             StateProj::Readying { .. } => {
                 if let Err(e) = ready!(this.service.poll_ready(cx)) {
-                    state.set(State::Done);
-                    return finish(shared, call, StopReason::NotReady, Err(e));
+                    this.state.set(State::Done);
+                    return finish(shared, this.call, StopReason::NotReady, Err(e)).map(Some);
                 }
-                let StateTake::Readying { next } = state.as_mut().project_replace(State::Done)
+                let StateTake::Readying { next } = this.state.as_mut().project_replace(State::Done)
                 else {
                     unreachable!("the state was Readying")
                 };
+                let call = &mut *this.call;
                 call.attempt += 1;
                 shared
                     .telemetry
@@ -229,7 +219,7 @@ where
                     let _span = call.telemetry.enter_attempt();
                     this.service.call(next)
                 };
-                state.set(State::Calling { future });
+                this.state.set(State::Calling { future });
             }
             StateProj::Done => unreachable!("ResponseFuture polled after completion"),
         }

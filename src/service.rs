@@ -3,11 +3,12 @@
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
-use crate::future::ResponseFuture;
+use crate::future::{ResponseFuture, State};
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::telemetry::OnRetry;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -142,6 +143,13 @@ where
             let _span = call.telemetry.enter_attempt();
             service.call(request)
         };
-        ResponseFuture::new(Arc::clone(shared), service, saved, call, future)
+        ResponseFuture {
+            shared: Arc::clone(shared),
+            service,
+            saved,
+            call,
+            state: State::Calling { future },
+            _req: PhantomData,
+        }
     }
 }

@@ -71,6 +71,15 @@ pub trait Budget {
     /// Asks for one retry.
     fn withdraw(&self) -> Self::Withdraw;
 
+    /// Asks for one retry when the answer needs no waiting: `Some(granted)` instead of
+    /// [`withdraw`](Budget::withdraw) (which is then not called), or `None` to go through
+    /// `withdraw`. Local budgets answer here, which saves the response future a state per
+    /// retry. The default is `None`; an implementation that returns `Some` must take the retry
+    /// from the budget exactly as `withdraw` would.
+    fn withdraw_now(&self) -> Option<bool> {
+        None
+    }
+
     /// Records that an attempt succeeded (used by [`TokenBucket`]); a no-op by default.
     fn record_success(&self) {}
 }
@@ -84,6 +93,10 @@ impl<B: Budget + ?Sized> Budget for Arc<B> {
 
     fn withdraw(&self) -> Self::Withdraw {
         (**self).withdraw()
+    }
+
+    fn withdraw_now(&self) -> Option<bool> {
+        (**self).withdraw_now()
     }
 
     fn record_success(&self) {

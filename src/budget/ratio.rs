@@ -311,6 +311,10 @@ impl Budget for RatioBudget {
         }
     }
 
+    fn withdraw_now(&self) -> Option<bool> {
+        Some(self.withdraw().into_inner())
+    }
+
     fn withdraw(&self) -> Ready<bool> {
         let inner = &*self.inner;
         let mut w = inner.lock();

@@ -85,6 +85,10 @@ impl Budget for TokenBucket {
     #[inline]
     fn deposit(&self) {}
 
+    fn withdraw_now(&self) -> Option<bool> {
+        Some(self.withdraw().into_inner())
+    }
+
     fn withdraw(&self) -> Ready<bool> {
         let i = &self.inner;
         let prev = i

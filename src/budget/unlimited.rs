@@ -34,6 +34,10 @@ impl Budget for Unlimited {
     #[inline]
     fn deposit(&self) {}
 
+    fn withdraw_now(&self) -> Option<bool> {
+        Some(self.withdraw().into_inner())
+    }
+
     fn withdraw(&self) -> Ready<bool> {
         ready(true)
     }
