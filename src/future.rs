@@ -63,16 +63,15 @@ pin_project! {
     /// Retry-only data lives in the variants, so a call that succeeds at once carries
     /// nothing but its attempt.
     #[project = StateProj]
-    #[project_replace = StateTake]
     pub(crate) enum State<F, W, Q, T> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
         // Asking the budget for the retry `plan` describes; `last` is returned if denied.
-        Withdrawing { #[pin] withdraw: W, next: Q, last: T, plan: Plan },
+        Withdrawing { #[pin] withdraw: W, retry: Option<(Q, T, Plan)> },
         // Backing off before sending `next`.
-        Sleeping { #[pin] sleep: Sleep, next: Q },
+        Sleeping { #[pin] sleep: Sleep, next: Option<Q> },
         // Polling the inner service ready to send `next`.
-        Readying { next: Q },
+        Readying { next: Option<Q> },
         // Finished, or between two states while their data moves across.
         Done,
     }
@@ -126,33 +125,46 @@ where
     H: OnRetry<S::Response, S::Error>,
 {
     let shared = &**this.shared;
-    let (next, plan) = match decide(shared, this.call, this.saved.as_mut(), &result) {
-        Step::Stop(stop) => return Some(finish(shared, this.call, stop, result)),
-        Step::Retry(next, plan) => (next, plan),
-    };
-    // A local budget answers at once: no state for the withdrawal.
+    match decide(shared, this.call, this.saved.as_mut(), &result) {
+        Step::Stop(stop) => Some(finish(shared, this.call, stop, result)),
+        Step::Retry(next, plan) => start_retry(this, next, plan, result),
+    }
+}
+
+/// Asks the budget for the retry: a local budget answers at once (no state for the
+/// withdrawal), another is polled in `Withdrawing`.
+#[inline(never)]
+fn start_retry<Req, S, K, C, B, R, H>(
+    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
+    next: R::Request,
+    plan: Plan,
+    last: Result<S::Response, S::Error>,
+) -> Option<Poll<Result<S::Response, S::Error>>>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+{
+    let shared = &**this.shared;
     let Some(granted) = shared.budget.withdraw_now() else {
         let withdraw = shared.budget.withdraw();
-        let last = result;
-        this.state.set(State::Withdrawing {
-            withdraw,
-            next,
-            last,
-            plan,
-        });
+        let retry = Some((next, last, plan));
+        this.state.set(State::Withdrawing { withdraw, retry });
         return None;
     };
-    if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &result) {
-        return Some(finish(shared, this.call, stop, result));
+    if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
+        return Some(finish(shared, this.call, stop, last));
     }
     // Release the failed response (and its connection) before backing off.
-    drop(result);
+    drop(last);
     back_off(this.state.as_mut(), next, plan.delay);
     None
 }
 
 /// Sleeps before sending `next`, or goes straight to readying the service for no delay.
 fn back_off<F, W, Q, T>(mut state: Pin<&mut State<F, W, Q, T>>, next: Q, delay: Duration) {
+    let next = Some(next);
     state.set(if delay.is_zero() {
         State::Readying { next }
     } else {
@@ -178,38 +190,27 @@ where
     loop {
         match this.state.as_mut().project() {
             StateProj::Calling { .. } => return Poll::Ready(None),
-            StateProj::Withdrawing { withdraw, .. } => {
+            StateProj::Withdrawing { withdraw, retry } => {
                 let granted = ready!(withdraw.poll(cx));
-                let StateTake::Withdrawing {
-                    next, last, plan, ..
-                } = this.state.as_mut().project_replace(State::Done)
-                else {
-                    unreachable!("the state was Withdrawing")
-                };
+                let (next, last, plan) = retry.take().expect("a retry waits for the budget");
                 if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
+                    this.state.set(State::Done);
                     return finish(shared, this.call, stop, last).map(Some);
                 }
                 drop(last);
                 back_off(this.state.as_mut(), next, plan.delay);
             }
-            StateProj::Sleeping { sleep, .. } => {
+            StateProj::Sleeping { sleep, next } => {
                 ready!(sleep.poll(cx));
-                let StateTake::Sleeping { next, .. } =
-                    this.state.as_mut().project_replace(State::Done)
-                else {
-                    unreachable!("the state was Sleeping")
-                };
+                let next = next.take();
                 this.state.set(State::Readying { next });
             }
-            StateProj::Readying { .. } => {
+            StateProj::Readying { next } => {
                 if let Err(e) = ready!(this.service.poll_ready(cx)) {
                     this.state.set(State::Done);
                     return finish(shared, this.call, StopReason::NotReady, Err(e)).map(Some);
                 }
-                let StateTake::Readying { next } = this.state.as_mut().project_replace(State::Done)
-                else {
-                    unreachable!("the state was Readying")
-                };
+                let next = next.take().expect("a request waits for the service");
                 let call = &mut *this.call;
                 call.attempt += 1;
                 shared

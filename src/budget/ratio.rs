@@ -71,6 +71,10 @@ struct Window {
     last_fold: u64,
     /// The newest slot seen; `deposits` and `withdrawals` total the window ending there.
     newest: u64,
+    /// The slot the clock was last found in, and when that slot ends: until then, finding
+    /// the current slot is one clock read and a comparison.
+    cached_slot: u64,
+    cached_until: Instant,
     deposits: u64,
     withdrawals: u64,
 }
@@ -115,6 +119,7 @@ impl RatioBudget {
             )
             .subject("retry budget"));
         }
+        let origin = Instant::now();
         let unit = UNIT as f64;
         let reserve = f64::from(min_per_sec) * ttl.as_secs_f64() * unit;
         Ok(RatioBudget {
@@ -126,12 +131,14 @@ impl RatioBudget {
                 reserve_units: reserve.round() as u64,
                 // `ttl` ≤ 60 s, so this fits.
                 slot_nanos: (ttl.as_nanos() / u128::from(SLOTS)).max(1) as u64,
-                origin: Instant::now(),
+                origin,
                 pending: DepositCounter::default(),
                 window: Mutex::new(Window {
                     slots: [Slot::default(); SLOTS as usize],
                     last_fold: 0,
                     newest: 0,
+                    cached_slot: 0,
+                    cached_until: origin,
                     deposits: 0,
                     withdrawals: 0,
                 }),
@@ -176,7 +183,7 @@ impl RatioBudget {
     /// ```
     pub fn remaining(&self) -> u64 {
         let mut w = self.inner.lock();
-        let now = self.inner.slot_now();
+        let now = self.inner.slot_now(&mut w);
         self.inner.fold(&mut w, now);
         let i = &*self.inner;
         let allowed =
@@ -194,7 +201,7 @@ impl RatioBudget {
     pub(crate) fn deposit_n(&self, n: u64) {
         self.inner.pending.add(n);
         if let Ok(mut w) = self.inner.window.try_lock() {
-            let now = self.inner.slot_now();
+            let now = self.inner.slot_now(&mut w);
             self.inner.fold(&mut w, now);
         }
     }
@@ -205,7 +212,7 @@ impl Inner {
     #[cold]
     fn fold_now(&self) {
         if let Ok(mut w) = self.window.try_lock() {
-            let now = self.slot_now();
+            let now = self.slot_now(&mut w);
             self.fold(&mut w, now);
         }
     }
@@ -215,13 +222,25 @@ impl Inner {
         self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn slot_now(&self) -> u64 {
-        let d = Instant::now().saturating_duration_since(self.origin);
+    /// The current slot: the cached one until it ends, else computed (once per slot).
+    fn slot_now(&self, w: &mut Window) -> u64 {
+        let now = Instant::now();
+        if now < w.cached_until {
+            return w.cached_slot;
+        }
+        let d = now.saturating_duration_since(self.origin);
         let nanos = d
             .as_secs()
             .saturating_mul(1_000_000_000)
             .saturating_add(u64::from(d.subsec_nanos()));
-        nanos / self.slot_nanos
+        let slot = nanos / self.slot_nanos;
+        let end = slot.saturating_add(1).saturating_mul(self.slot_nanos);
+        w.cached_slot = slot;
+        w.cached_until = self
+            .origin
+            .checked_add(Duration::from_nanos(end))
+            .unwrap_or(now);
+        slot
     }
 
     /// Whether `retries` retries fit a window that saw `deposits` requests: exact
@@ -249,6 +268,11 @@ impl Inner {
         let since = w.last_fold.min(now);
         w.last_fold = now;
         if pending == 0 {
+            return;
+        }
+        if since == now {
+            // Folded earlier in this slot: everything lands here.
+            w.add_deposits(now, pending);
             return;
         }
         let span = now - since + 1;
@@ -318,7 +342,7 @@ impl Budget for RatioBudget {
     fn withdraw(&self) -> Ready<bool> {
         let inner = &*self.inner;
         let mut w = inner.lock();
-        let now = inner.slot_now();
+        let now = inner.slot_now(&mut w);
         inner.fold(&mut w, now);
         let granted = inner.allows(w.withdrawals + 1, w.deposits);
         if granted {

@@ -547,7 +547,26 @@ impl Telemetry {
         }
     }
 
+    #[inline]
     pub(crate) fn retry_scheduled(
+        &self,
+        call: &mut CallTelemetry,
+        attempt: u32,
+        delay: Duration,
+        reason: RetryReason,
+        source: DelaySource,
+    ) {
+        // The debug event is the only report when no span is open and nothing counts.
+        if call.spans.is_active()
+            || self.counters_on()
+            || (self.tracing && tracing::level_enabled!(tracing::Level::DEBUG))
+        {
+            self.retry_scheduled_slow(call, attempt, delay, reason, source);
+        }
+    }
+
+    #[inline(never)]
+    fn retry_scheduled_slow(
         &self,
         call: &mut CallTelemetry,
         attempt: u32,
