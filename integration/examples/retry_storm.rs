@@ -45,7 +45,7 @@ use tower_retrier::{RetryConfig, RetryLayer};
 
 #[cfg(feature = "redis")]
 #[allow(dead_code)]
-#[path = "../tests/support/redis.rs"]
+#[path = "../../tests/support/redis.rs"]
 mod redis_server;
 
 /// Original requests per second per instance.
