@@ -2,8 +2,8 @@
 //! service, `tower::retry` and `tower-resilience-retry`, in one run.
 //!
 //! ```text
-//! cargo bench --features redis,metrics --bench overhead       # criterion, then the summary tables
-//! BENCH_SUMMARY_ONLY=1 cargo bench --features redis,metrics --bench overhead -- --quick  # fast
+//! cargo bench -p tower-retrier-integration --bench overhead       # criterion, then the summary tables
+//! BENCH_SUMMARY_ONLY=1 cargo bench -p tower-retrier-integration --bench overhead -- --quick  # fast
 //! ```
 //!
 //! Every case wraps the same inner service (a `Ready` future: the floor) and is polled by hand

@@ -4,7 +4,7 @@
 //!   a bare `PING` to the same server, the physical floor;
 //! - Redis commands per 1,000 successful requests at two request rates.
 //!
-//! `cargo bench --features redis --bench redis_budget`
+//! `cargo bench -p tower-retrier-integration --bench redis_budget`
 
 use criterion::{Criterion, criterion_group};
 use fred::prelude::{Builder, ClientLike, Config, ReconnectPolicy};

@@ -1,7 +1,7 @@
 //! An axum gateway that proxies to a flaky upstream through a retrying hyper-util client,
 //! including POSTs with streaming bodies (buffered for replay, up to 64 KiB).
 //!
-//! Run: `cargo run --example axum_gateway --features http`
+//! Run: `cargo run -p tower-retrier-integration --example axum_gateway`
 
 use axum::Router;
 use axum::body::Body;

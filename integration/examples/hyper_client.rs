@@ -1,7 +1,7 @@
 //! A hyper-util client with `RetryLayer` and a per-attempt `TimeoutLayer`, against a local
 //! hyper server that fails its first calls: a 503 with `Retry-After`, then a hang.
 //!
-//! Run: `cargo run --example hyper_client --features http`
+//! Run: `cargo run -p tower-retrier-integration --example hyper_client`
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -4,7 +4,7 @@
 //! The greeter's client and server are the code `tonic-build` would generate, written by
 //! hand in `tests/support/greeter.rs` (so no `protoc` is needed).
 //!
-//! Run: `cargo run --example tonic_client --features grpc`
+//! Run: `cargo run -p tower-retrier-integration --example tonic_client`
 
 #[path = "../tests/support/greeter.rs"]
 #[allow(dead_code)]
