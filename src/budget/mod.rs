@@ -5,12 +5,15 @@
 //! [`withdraw`](Budget::withdraw). A denied withdrawal ends the request with its last result.
 //! Budgets are shared by every clone of the layer or budget they come from.
 //!
-//! - [`RatioBudget`] (the default): Finagle/Linkerd semantics; in any `ttl` window at most
+//! - [`AdaptiveBudget`] (the default): a stock of retries paid for by successes, so a partial
+//!   failure is retried away while a total outage gets almost no retries.
+//! - [`RatioBudget`]: Finagle/Linkerd semantics; in any `ttl` window at most
 //!   `min_per_sec × ttl + ratio × requests` retries.
 //! - [`TokenBucket`]: gRPC's retry throttling (gRFC A6).
 //! - [`Unlimited`]: no budget.
-//! - `RedisBudget` (feature `redis`): the ratio budget shared by a whole fleet.
+//! - `RedisBudget` (feature `redis`): either budget shared by a whole fleet.
 
+mod adaptive;
 mod ratio;
 // issue 3
 #[cfg(feature = "redis")]
@@ -21,6 +24,7 @@ mod unlimited;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use adaptive::AdaptiveBudget;
 pub use ratio::RatioBudget;
 // issue 3
 #[cfg(feature = "redis")]
@@ -66,7 +70,8 @@ pub trait Budget {
     /// Asks for one retry.
     fn withdraw(&self) -> Self::Withdraw;
 
-    /// Records that an attempt succeeded (used by [`TokenBucket`]); a no-op by default.
+    /// Records that an attempt succeeded (used by [`AdaptiveBudget`] and [`TokenBucket`]); a
+    /// no-op by default.
     fn record_success(&self) {}
 }
 

@@ -24,6 +24,15 @@ pub const BUDGET_BACKEND_ERRORS_TOTAL: &str = "retrier_budget_backend_errors_tot
 /// Counter of decisions a shared budget took locally because its back-end was unavailable;
 /// label `budget`.
 pub const BUDGET_FALLBACKS_TOTAL: &str = "retrier_budget_fallbacks_total";
+/// Gauge of the retries a budget would grant right now (the stock of an adaptive budget, as
+/// last seen); label `budget`.
+pub const BUDGET_REMAINING: &str = "retrier_budget_remaining";
+/// Gauge of calls currently waiting (backing off) before a retry; labels `service`,
+/// `operation`.
+pub const RETRIES_WAITING: &str = "retrier_retries_waiting";
+/// Gauge of request body bytes currently held so that a request can be replayed; no labels
+/// (one per process).
+pub const REPLAY_BYTES_HELD: &str = "retrier_replay_bytes_held";
 /// Histogram of the delay before each retry, in seconds; labels `service`, `operation`,
 /// `source`.
 pub const BACKOFF_DELAY_SECONDS: &str = "retrier_backoff_delay_seconds";

@@ -3,10 +3,11 @@
 use super::backend::Backend;
 use super::health::{Health, Unavailable};
 use super::lease::Lease;
+use super::mode::{Fallback, Mode};
 use super::scripts::Scripts;
 use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
-use crate::budget::RatioBudget;
+use crate::budget::{AdaptiveBudget, RatioBudget};
 use fred::prelude::{
     Client, ClientLike, Config, Error, EventInterface, Options, Pool, ReconnectPolicy,
 };
@@ -23,9 +24,11 @@ use std::time::Duration;
 ///
 /// | setting | default | range |
 /// |---|---|---|
-/// | `ttl` | 10 s | 1 s – 60 s |
-/// | `min_per_sec` | 10 | any |
+/// | `mode` | [`Mode::Adaptive`] | |
 /// | `ratio` | 0.2 | 0 – 1000 |
+/// | `max_retries` (adaptive) | 100 | 1 – 1,000,000 |
+/// | `min_per_sec` | 1 (adaptive), 10 (ratio) | adaptive: ≤ `max_retries`; ratio: any |
+/// | `ttl` | 10 s | 1 s – 60 s (ratio: the window; both: idle keys expire after `2 × ttl`) |
 /// | `flush_interval` | 100 ms | 1 ms – 1 s |
 /// | `lease_size` | 10 | 1 – 1000 |
 /// | `command_timeout` | 50 ms | 1 ms – 10 s |
@@ -39,6 +42,7 @@ use std::time::Duration;
 /// use tower_retrier::budget::redis::Unavailable;
 ///
 /// let builder = RedisBudget::builder("search")
+///     .mode(tower_retrier::budget::redis::Mode::Ratio)
 ///     .ttl(Duration::from_secs(10))
 ///     .min_per_sec(5)
 ///     .ratio(0.1)
@@ -53,9 +57,11 @@ use std::time::Duration;
 #[must_use = "a builder does nothing until one of its build methods is awaited"]
 pub struct RedisBudgetBuilder {
     name: String,
+    mode: Mode,
     ttl: Duration,
-    min_per_sec: u32,
+    min_per_sec: Option<u32>,
     ratio: f64,
+    max_retries: u32,
     flush_interval: Duration,
     lease_size: u32,
     command_timeout: Duration,
@@ -80,9 +86,11 @@ impl RedisBudgetBuilder {
     pub(crate) fn new(name: String) -> Self {
         RedisBudgetBuilder {
             name,
+            mode: Mode::Adaptive,
             ttl: Duration::from_secs(10),
-            min_per_sec: 10,
+            min_per_sec: None,
             ratio: 0.2,
+            max_retries: 100,
             flush_interval: Duration::from_millis(100),
             lease_size: 10,
             command_timeout: Duration::from_millis(50),
@@ -95,16 +103,35 @@ impl RedisBudgetBuilder {
     }
 
     setter!(
-        /// The window over which deposits and withdrawals are counted.
+        /// The semantics shared by the fleet: [`Mode::Adaptive`] (default) or [`Mode::Ratio`].
+        mode: Mode
+    );
+    setter!(
+        /// Ratio mode: the window over which deposits and withdrawals are counted. Both modes:
+        /// the budget's key expires after `2 × ttl` without traffic.
         ttl: Duration
     );
+
+    /// Retries per second granted to the whole fleet regardless of traffic (default 1 in
+    /// adaptive mode, 10 in ratio mode).
+    ///
+    /// ```
+    /// let b = tower_retrier::budget::RedisBudget::builder("x").min_per_sec(2);
+    /// # let _ = b;
+    /// ```
+    pub fn min_per_sec(mut self, min_per_sec: u32) -> Self {
+        self.min_per_sec = Some(min_per_sec);
+        self
+    }
+
     setter!(
-        /// Retries per second granted to the whole fleet regardless of traffic.
-        min_per_sec: u32
+        /// Adaptive mode: retries earned per successful attempt anywhere in the fleet. Ratio
+        /// mode: retries granted per original request (0.2 = 20 % extra load).
+        ratio: f64
     );
     setter!(
-        /// Retries granted per original request across the fleet (0.2 = 20 % extra load).
-        ratio: f64
+        /// Adaptive mode: the largest stock of retries the fleet can hold (and its size at start).
+        max_retries: u32
     );
     setter!(
         /// How often each instance sends its batched deposits (one script call each time).
@@ -259,10 +286,26 @@ impl RedisBudgetBuilder {
         self.finish(Backend::Pool(pool), false).await
     }
 
-    fn validate(&self) -> Result<RatioBudget, RedisBudgetError> {
+    fn min_per_sec_or_default(&self) -> u32 {
+        self.min_per_sec.unwrap_or(match self.mode {
+            Mode::Adaptive => 1,
+            Mode::Ratio => 10,
+        })
+    }
+
+    fn validate(&self) -> Result<Fallback, RedisBudgetError> {
         name::validate(&self.name)?;
-        // Same checks (and the same fallback) as the local budget.
-        let fallback = RatioBudget::new(self.ttl, self.min_per_sec, self.ratio)?;
+        // Same checks (and the same fallback) as the local budget; the ttl is checked in both
+        // modes since it sets the key's expiry.
+        let ratio = RatioBudget::new(self.ttl, self.min_per_sec_or_default(), self.ratio)?;
+        let fallback = match self.mode {
+            Mode::Ratio => Fallback::Ratio(ratio),
+            Mode::Adaptive => Fallback::Adaptive(AdaptiveBudget::new(
+                self.max_retries,
+                self.ratio,
+                self.min_per_sec_or_default(),
+            )?),
+        };
         check_range(
             "flush_interval",
             self.flush_interval,
@@ -302,7 +345,11 @@ impl RedisBudgetBuilder {
                 .into());
             }
         }
-        let key = name::window_key(&self.name);
+        let key = match self.mode {
+            Mode::Adaptive => name::stock_key(&self.name),
+            Mode::Ratio => name::window_key(&self.name),
+        };
+        let min_per_sec = self.min_per_sec_or_default();
         let slot = redis_keyslot(key.as_bytes());
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let unit = UNIT as f64;
@@ -314,9 +361,11 @@ impl RedisBudgetBuilder {
             ..Options::default()
         };
         let params = Params {
+            mode: self.mode,
             ttl: self.ttl,
-            min_per_sec: self.min_per_sec,
+            min_per_sec,
             ratio: self.ratio,
+            max_retries: self.max_retries,
             flush_interval: self.flush_interval,
             lease_size: self.lease_size,
             command_timeout: self.command_timeout,
@@ -324,16 +373,22 @@ impl RedisBudgetBuilder {
         let inner = Arc::new(Inner {
             health: Health::new(&self.name, self.on_unavailable, fallback, true),
             name: self.name,
+            adaptive: self.mode == Mode::Adaptive,
             key,
             slot,
             backend: backend.clone(),
             options,
             slot_ms: (ttl_ms / SLOTS as i64).max(1),
-            reserve_units: (f64::from(self.min_per_sec) * self.ttl.as_secs_f64() * unit).round()
-                as i64,
+            reserve_units: (f64::from(min_per_sec) * self.ttl.as_secs_f64() * unit).round() as i64,
             ratio_units: (self.ratio * unit).round() as i64,
             expire_ms: ttl_ms.saturating_mul(2),
-            scripts: Scripts::new(),
+            cap_units: i64::from(self.max_retries) * UNIT,
+            refill_units: i64::from(min_per_sec) * UNIT,
+            stock_units: std::sync::atomic::AtomicI64::new(-1),
+            scripts: match self.mode {
+                Mode::Adaptive => Scripts::adaptive(),
+                Mode::Ratio => Scripts::ratio(),
+            },
             pending: AtomicU64::new(0),
             carry: AtomicU64::new(0),
             lease: Lease::new(self.ttl / SLOTS as u32),
@@ -478,6 +533,9 @@ mod tests {
         );
         assert_eq!(field(b().ttl(Duration::from_secs(0))), "ttl");
         assert_eq!(field(b().ratio(f64::NAN)), "ratio");
+        assert_eq!(field(b().max_retries(0)), "max_retries");
+        assert_eq!(field(b().max_retries(5).min_per_sec(6)), "min_per_sec");
+        assert_eq!(field(b().mode(Mode::Ratio).ratio(-1.0)), "ratio");
         assert_eq!(
             field(b().connect_timeout(Duration::ZERO)),
             "connect_timeout"

@@ -1,37 +1,50 @@
 //! A retry budget shared by every instance of a service through Redis (feature `redis`).
 //!
-//! [`RedisBudget`] has the semantics of the local [`RatioBudget`](crate::budget::RatioBudget): in any `ttl` window, at
-//! most `min_per_sec × ttl + ratio × requests` retries, but counted across every instance
-//! that uses the same budget name, so a fleet of N instances cannot multiply an outage by N.
+//! [`RedisBudget`] applies one budget to every instance that uses the same budget name, so a
+//! fleet of N instances cannot multiply an outage by N. Two [`Mode`]s:
 //!
-//! - The success path never waits on Redis: [`deposit`](Budget::deposit) is one local atomic
-//!   increment, flushed in batches by a background task (one script call per flush interval).
+//! - [`Mode::Adaptive`] (the default) has the semantics of the local
+//!   [`AdaptiveBudget`](crate::budget::AdaptiveBudget): one stock of at most `max_retries`
+//!   retries, refilled by `ratio` per successful attempt anywhere in the fleet (plus
+//!   `min_per_sec` per second). A total outage drains it after `max_retries` retries; a
+//!   partial failure never does.
+//! - [`Mode::Ratio`] has the semantics of the local [`RatioBudget`](crate::budget::RatioBudget):
+//!   in any `ttl` window, at most `min_per_sec × ttl + ratio × requests` retries.
+//!
+//! Both share the mechanics:
+//!
+//! - The success path never waits on Redis: [`deposit`](Budget::deposit) (ratio) or
+//!   [`record_success`](Budget::record_success) (adaptive) is one local atomic increment,
+//!   flushed in batches by a background task (one script call per flush interval).
 //! - A retry takes a token from a small local lease; only an empty lease costs a round trip,
 //!   which then fetches up to `lease_size` tokens. When Redis answers that the budget is
 //!   spent, retries are denied locally until the next flush interval.
 //! - Each operation is one Lua script reading the server's `TIME`; all keys of a budget share
 //!   one hash tag (Redis Cluster works), and expire when the budget goes idle.
 //! - Redis trouble never breaks requests: every command has a timeout; while Redis is down the
-//!   [`Unavailable`] policy decides (by default a local [`RatioBudget`](crate::budget::RatioBudget) with the same
+//!   [`Unavailable`] policy decides (by default a local budget of the same mode with the same
 //!   parameters) without touching the network, and a probe returns to Redis within about a
 //!   second after it recovers.
 //!
-//! What it leaves in Redis: one hash per budget, `{rb:NAME}:w`, with a field per window slot
-//! (at most a few dozen), expiring after `2 × ttl` without traffic. What it sends: one
-//! `EVALSHA` per flush interval per instance while there is traffic, one per lease refill on
-//! the retry path, and a `PING` every 250 ms per instance only while Redis is down.
+//! What it leaves in Redis: one hash per budget, expiring after `2 × ttl` without traffic:
+//! `{rb:NAME}:q` (adaptive: the stock and the time of its last refill) or `{rb:NAME}:w`
+//! (ratio: a field per window slot, at most a few dozen). What it sends: one `EVALSHA` per
+//! flush interval per instance while there is traffic, one per lease refill on the retry
+//! path, and a `PING` every 250 ms per instance only while Redis is down.
 
 mod backend;
 mod builder;
 mod flusher;
 mod health;
 mod lease;
+mod mode;
 mod name;
 mod scripts;
 mod stats;
 
 pub use builder::{RedisBudgetBuilder, RedisBudgetError};
 pub use health::Unavailable;
+pub use mode::Mode;
 pub use stats::RedisBudgetStats;
 
 use super::Budget;
@@ -51,8 +64,9 @@ use std::time::Duration;
 
 /// Slots per window, as in the local ratio budget.
 const SLOTS: u64 = 10;
-/// Fixed-point unit for exact fractional ratios, as in the local ratio budget.
+/// Fixed-point unit for exact fractional ratios, as in the local budgets.
 const UNIT: i64 = 1_000_000;
+const _: () = assert!(UNIT as u64 == crate::budget::adaptive::UNIT);
 
 /// A fleet-wide retry budget kept in Redis.
 ///
@@ -83,9 +97,11 @@ pub struct RedisBudget {
 /// Validated parameters.
 #[derive(Clone, Debug)]
 pub(crate) struct Params {
+    pub(crate) mode: Mode,
     pub(crate) ttl: Duration,
     pub(crate) min_per_sec: u32,
     pub(crate) ratio: f64,
+    pub(crate) max_retries: u32,
     pub(crate) flush_interval: Duration,
     pub(crate) lease_size: u32,
     pub(crate) command_timeout: Duration,
@@ -93,18 +109,26 @@ pub(crate) struct Params {
 
 pub(crate) struct Inner {
     name: String,
+    /// `params.mode == Mode::Adaptive`, kept next to `pending` for the hot path.
+    adaptive: bool,
     key: String,
     slot: u16,
     backend: Backend,
     options: Options,
     pub(crate) params: Params,
-    /// Script arguments that do not change: slot_ms, slots, reserve, ratio, unit, expire_ms.
+    /// Script arguments that do not change: slot_ms, slots, reserve, ratio, unit, expire_ms
+    /// (ratio mode); cap and refill per second (adaptive mode).
     slot_ms: i64,
     reserve_units: i64,
     ratio_units: i64,
     expire_ms: i64,
+    cap_units: i64,
+    refill_units: i64,
+    /// The last stock Redis reported (adaptive mode), in units; -1 before the first answer.
+    stock_units: std::sync::atomic::AtomicI64,
     scripts: Scripts,
-    /// Deposits not yet flushed: the only thing `deposit` touches.
+    /// Deposits (ratio) or successes (adaptive) not yet flushed: the only thing the success
+    /// path touches.
     pending: AtomicU64,
     /// Deposits taken from `pending` whose flush failed once; retried at the next flush.
     carry: AtomicU64,
@@ -120,9 +144,11 @@ impl fmt::Debug for RedisBudget {
         let i = &*self.inner;
         f.debug_struct("RedisBudget")
             .field("name", &i.name)
+            .field("mode", &i.params.mode)
             .field("ttl", &i.params.ttl)
             .field("min_per_sec", &i.params.min_per_sec)
             .field("ratio", &i.params.ratio)
+            .field("max_retries", &i.params.max_retries)
             .field("lease_size", &i.params.lease_size)
             .field("flush_interval", &i.params.flush_interval)
             .field("command_timeout", &i.params.command_timeout)
@@ -162,10 +188,26 @@ impl RedisBudget {
     /// # }
     /// ```
     pub fn stats(&self) -> RedisBudgetStats {
-        self.inner
+        let stock = self.inner.stock_units.load(Ordering::Relaxed);
+        let mut stats = self
+            .inner
             .health
             .counters
-            .snapshot(!self.inner.health.is_down())
+            .snapshot(!self.inner.health.is_down());
+        stats.shared_stock = u64::try_from(stock).ok().map(|u| u / UNIT as u64);
+        stats
+    }
+
+    /// The semantics this budget applies.
+    ///
+    /// ```no_run
+    /// # async fn f(b: tower_retrier::budget::RedisBudget) {
+    /// use tower_retrier::budget::redis::Mode;
+    /// assert_eq!(b.mode(), Mode::Adaptive);
+    /// # }
+    /// ```
+    pub fn mode(&self) -> Mode {
+        self.inner.params.mode
     }
 
     /// Retries this instance holds in its local lease (granted by Redis, not yet used).
@@ -194,23 +236,45 @@ impl RedisBudget {
 
 impl Inner {
     fn args_withdraw(&self, want: u32) -> [i64; 7] {
-        [
-            i64::from(want),
-            self.slot_ms,
-            SLOTS as i64,
-            self.reserve_units,
-            self.ratio_units,
-            UNIT,
-            self.expire_ms,
-        ]
+        match self.params.mode {
+            Mode::Adaptive => [
+                i64::from(want),
+                self.cap_units,
+                self.refill_units,
+                self.expire_ms,
+                UNIT,
+                0,
+                0,
+            ],
+            Mode::Ratio => [
+                i64::from(want),
+                self.slot_ms,
+                SLOTS as i64,
+                self.reserve_units,
+                self.ratio_units,
+                UNIT,
+                self.expire_ms,
+            ],
+        }
     }
 
-    /// Moves pending deposits into the fallback budget, which always sees this instance's
-    /// traffic so that it is warm when Redis goes away. Returns them.
+    /// Remembers the stock Redis reported and exports it as a gauge.
+    fn saw_stock(&self, units: i64) {
+        self.stock_units.store(units, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(
+            crate::telemetry::names::BUDGET_REMAINING,
+            crate::telemetry::names::LABEL_BUDGET => self.name.clone()
+        )
+        .set(units as f64 / UNIT as f64);
+    }
+
+    /// Moves pending deposits (or successes) into the fallback budget, which always sees this
+    /// instance's traffic so that it is warm when Redis goes away. Returns them.
     fn take_pending_for_fallback(&self) -> u64 {
         let n = self.pending.swap(0, Ordering::Relaxed);
         if n > 0 {
-            self.health.fallback.deposit_n(n);
+            self.health.fallback.feed(n);
         }
         n
     }
@@ -231,17 +295,37 @@ impl Inner {
             return Err(RedisBudgetError::unavailable("Redis is down"));
         }
         let count = i64::try_from(n).unwrap_or(i64::MAX);
-        let args = [count, self.slot_ms, SLOTS as i64, self.expire_ms];
-        let call = self.scripts.deposit.call(
-            self.backend.client(),
-            &self.options,
-            self.slot,
-            &self.key,
-            &args,
-        );
+        let client = self.backend.client();
+        let call = async {
+            match self.params.mode {
+                Mode::Adaptive => {
+                    let credit = count.saturating_mul(self.ratio_units);
+                    let args = [credit, self.cap_units, self.refill_units, self.expire_ms];
+                    let call = self.scripts.deposit.call_pair(
+                        client,
+                        &self.options,
+                        self.slot,
+                        &self.key,
+                        &args,
+                    );
+                    call.await.map(|(_, stock)| Some(stock))
+                }
+                Mode::Ratio => {
+                    let args = [count, self.slot_ms, SLOTS as i64, self.expire_ms];
+                    let call =
+                        self.scripts
+                            .deposit
+                            .call(client, &self.options, self.slot, &self.key, &args);
+                    call.await.map(|_| None)
+                }
+            }
+        };
         let result = tokio::time::timeout(self.params.command_timeout, call).await;
         match result {
-            Ok(Ok(_)) => {
+            Ok(Ok(stock)) => {
+                if let Some(stock) = stock {
+                    self.saw_stock(stock);
+                }
                 self.health.succeeded();
                 self.lease.clear_empty();
                 bump(&self.health.counters.flushes, 1);
@@ -310,13 +394,30 @@ impl Inner {
         }
         bump(&self.health.counters.round_trips, 1);
         let args = self.args_withdraw(self.params.lease_size);
-        let call = self.scripts.withdraw.call(
-            self.backend.client(),
-            &self.options,
-            self.slot,
-            &self.key,
-            &args,
-        );
+        let client = self.backend.client();
+        let call = async {
+            match self.params.mode {
+                Mode::Adaptive => {
+                    let call = self.scripts.withdraw.call_pair(
+                        client,
+                        &self.options,
+                        self.slot,
+                        &self.key,
+                        &args[..5],
+                    );
+                    let (granted, stock) = call.await?;
+                    self.saw_stock(stock);
+                    Ok(granted)
+                }
+                Mode::Ratio => {
+                    let call =
+                        self.scripts
+                            .withdraw
+                            .call(client, &self.options, self.slot, &self.key, &args);
+                    call.await
+                }
+            }
+        };
         let granted = match tokio::time::timeout(self.params.command_timeout, call).await {
             Ok(Ok(granted)) => {
                 self.health.succeeded();
@@ -376,10 +477,22 @@ impl Future for RedisWithdraw {
 impl Budget for RedisBudget {
     type Withdraw = RedisWithdraw;
 
-    /// One relaxed atomic increment; the background task flushes the batch.
+    /// Ratio mode: one relaxed atomic increment; the background task flushes the batch.
+    /// Adaptive mode: nothing (only successes count).
     #[inline]
     fn deposit(&self) {
-        self.inner.pending.fetch_add(1, Ordering::Relaxed);
+        if !self.inner.adaptive {
+            self.inner.pending.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adaptive mode: one relaxed atomic increment; the background task flushes the batch.
+    /// Ratio mode: nothing.
+    #[inline]
+    fn record_success(&self) {
+        if self.inner.adaptive {
+            self.inner.pending.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn withdraw(&self) -> RedisWithdraw {

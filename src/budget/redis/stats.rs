@@ -29,6 +29,9 @@ pub struct RedisBudgetStats {
     pub probes: u64,
     /// Whether Redis is currently considered reachable.
     pub redis_up: bool,
+    /// The fleet's stock of retries as Redis last reported it (adaptive mode; `None` in ratio
+    /// mode or before Redis first answered).
+    pub shared_stock: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +63,7 @@ impl Counters {
             backend_errors: get(&self.backend_errors),
             probes: get(&self.probes),
             redis_up,
+            shared_stock: None,
         }
     }
 }
