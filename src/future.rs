@@ -5,7 +5,9 @@ use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
 use crate::replay::Replay;
 use crate::service::Shared;
-use crate::telemetry::{CallTelemetry, DelaySource, OnRetry, Outcome, RetryEvent, StopReason};
+use crate::telemetry::{
+    CallTelemetry, DelaySource, OnRetry, Outcome, RetryEvent, RetryWait, StopReason,
+};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -75,8 +77,8 @@ pin_project! {
         Calling { #[pin] future: F },
         // Asking the budget for the retry that `retry` describes.
         Withdrawing { #[pin] withdraw: W },
-        // Backing off before the next attempt.
-        Sleeping { #[pin] sleep: Sleep },
+        // Backing off before the next attempt (counted in the waiting gauge while `wait` lives).
+        Sleeping { #[pin] sleep: Sleep, wait: RetryWait },
         // Polling the inner service ready for the next attempt.
         Readying,
     }
@@ -290,10 +292,11 @@ where
                     } else {
                         this.state.set(State::Sleeping {
                             sleep: tokio::time::sleep(p.delay),
+                            wait: shared.telemetry.retry_wait(),
                         });
                     }
                 }
-                StateProj::Sleeping { sleep } => {
+                StateProj::Sleeping { sleep, .. } => {
                     ready!(sleep.poll(cx));
                     this.state.set(State::Readying);
                 }

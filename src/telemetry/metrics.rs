@@ -8,12 +8,13 @@
 
 use super::names::{
     ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL, BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL,
-    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, CALLS_TOTAL, LABEL_OPERATION, LABEL_OUTCOME,
-    LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, RETRIES_TOTAL,
+    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, BUDGET_REMAINING, CALLS_TOTAL, LABEL_OPERATION,
+    LABEL_OUTCOME, LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, REPLAY_BYTES_HELD, RETRIES_TOTAL,
+    RETRIES_WAITING,
 };
 use super::{DelaySource, Outcome};
 use crate::classify::RetryReason;
-use metrics::{Counter, Histogram, SharedString, Unit};
+use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -57,6 +58,21 @@ pub fn describe_metrics() {
         Unit::Count,
         "Budget decisions taken locally because the shared back-end was unavailable."
     );
+    metrics::describe_gauge!(
+        BUDGET_REMAINING,
+        Unit::Count,
+        "Retries a shared budget would grant right now (the fleet's stock, as last reported)."
+    );
+    metrics::describe_gauge!(
+        RETRIES_WAITING,
+        Unit::Count,
+        "Calls currently backing off before a retry."
+    );
+    metrics::describe_gauge!(
+        REPLAY_BYTES_HELD,
+        Unit::Bytes,
+        "Request body bytes currently held so that requests can be replayed."
+    );
     metrics::describe_histogram!(
         BACKOFF_DELAY_SECONDS,
         Unit::Seconds,
@@ -76,6 +92,7 @@ pub(crate) struct MetricsHandles {
     attempts: Counter,
     retries: [Counter; 5],
     budget_denied: Counter,
+    waiting: Gauge,
     backoff_delay: [Histogram; 2],
     attempts_per_call: Histogram,
 }
@@ -148,6 +165,7 @@ impl MetricsHandles {
             retries: REASONS
                 .map(|r| metrics::counter!(RETRIES_TOTAL, &with(LABEL_REASON, r.as_str()))),
             budget_denied: metrics::counter!(BUDGET_DENIED_TOTAL, &base()),
+            waiting: metrics::gauge!(RETRIES_WAITING, &base()),
             backoff_delay: SOURCES.map(|s| {
                 metrics::histogram!(BACKOFF_DELAY_SECONDS, &with(LABEL_SOURCE, s.as_str()))
             }),
@@ -168,6 +186,11 @@ impl MetricsHandles {
     ) {
         self.retries[reason_index(reason)].increment(1);
         self.backoff_delay[source_index(source)].record(delay.as_secs_f64());
+    }
+
+    /// The gauge of calls backing off (a cheap handle clone).
+    pub(crate) fn retries_waiting(&self) -> Gauge {
+        self.waiting.clone()
     }
 
     pub(crate) fn budget_denied(&self) {

@@ -12,6 +12,7 @@
 
 #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 mod lazy;
+mod gauges;
 #[cfg(feature = "metrics")]
 mod metrics;
 pub mod names;
@@ -29,6 +30,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_spans::CallSpans;
+
+pub(crate) use gauges::RetryWait;
+#[cfg(feature = "http")]
+pub(crate) use gauges::HeldBytes;
 
 #[cfg(feature = "metrics")]
 pub use self::metrics::describe_metrics;
@@ -524,6 +529,20 @@ impl Telemetry {
         self.metrics(|m| m.retry_scheduled(delay, reason, source));
         #[cfg(feature = "opentelemetry")]
         self.otel(|o| o.retry_scheduled(reason));
+    }
+
+    /// A guard counting this call in the "waiting to retry" gauges until it is dropped.
+    pub(crate) fn retry_wait(&self) -> RetryWait {
+        #[allow(unused_mut)]
+        let mut wait = RetryWait::default();
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| wait = std::mem::take(&mut wait).with_gauge(m.retries_waiting()));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| {
+            let (counter, attrs) = o.retries_waiting();
+            wait = std::mem::take(&mut wait).with_otel(counter, attrs);
+        });
+        wait
     }
 
     pub(crate) fn budget_denied(&self, call: &mut CallTelemetry, attempt: u32) {

@@ -60,6 +60,8 @@ pub const OTEL_ATTEMPTS: &str = "retrier.client.attempts";
 pub const OTEL_RETRIES: &str = "retrier.client.retries";
 /// OpenTelemetry counter of retries the budget refused (unit `{retry}`).
 pub const OTEL_BUDGET_DENIED: &str = "retrier.client.budget.denied";
+/// OpenTelemetry up-down counter of calls currently backing off before a retry (unit `{call}`).
+pub const OTEL_RETRIES_WAITING: &str = "retrier.client.retries.waiting";
 /// OpenTelemetry histogram of retries per call, like gRPC's `grpc.client.call.retries`
 /// (unit `{retry}`; as in gRFC A96, calls without retries record nothing).
 pub const OTEL_CALL_RETRIES: &str = "retrier.client.call.retries";

@@ -47,6 +47,12 @@ impl fmt::Debug for Health {
 
 impl Health {
     pub(crate) fn new(name: &str, policy: Unavailable, fallback: Fallback, down: bool) -> Self {
+        // Registered at zero so that dashboards and alerts see the series before the first
+        // incident, not only after it.
+        #[cfg(feature = "metrics")]
+        for counter in [names::BUDGET_BACKEND_ERRORS_TOTAL, names::BUDGET_FALLBACKS_TOTAL] {
+            metrics::counter!(counter, names::LABEL_BUDGET => name.to_owned()).increment(0);
+        }
         Health {
             name: name.to_owned(),
             down: AtomicBool::new(down),
