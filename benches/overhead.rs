@@ -227,6 +227,7 @@ fn redis_case(keep: &mut Keep) -> Case {
     let budget = rt
         .block_on(
             tower_retrier::budget::RedisBudget::builder("bench-overhead")
+                .mode(tower_retrier::budget::redis::Mode::Ratio)
                 .build_from_url(&server.url()),
         )
         .expect("connect to the local redis-server");

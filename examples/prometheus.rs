@@ -23,7 +23,9 @@ use tower_retrier::budget::RedisBudget;
 #[tokio::main]
 async fn main() -> Result<(), tower::BoxError> {
     let seconds: u64 = match std::env::args().nth(1) {
-        Some(s) => s.parse().map_err(|_| format!("SECONDS must be a number, not {s:?}"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("SECONDS must be a number, not {s:?}"))?,
         None => 60,
     };
     let addr = workload::serve_metrics().await?;

@@ -440,15 +440,17 @@ fn budget_runs(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     rows.push(virtual_row("no budget", &|| {
         per_scenario(all, Unlimited::new)
     }));
-    rows.push(virtual_row("RatioBudget, 16 local (10 s, 10/s, 0.2)", &|| {
-        per_scenario(all, RatioBudget::default)
-    }));
+    rows.push(virtual_row(
+        "RatioBudget, 16 local (10 s, 10/s, 0.2)",
+        &|| per_scenario(all, RatioBudget::default),
+    ));
     rows.push(virtual_row("TokenBucket, 16 local (200, 0.2)", &|| {
         per_scenario(all, || TokenBucket::new(200, 0.2).expect("valid"))
     }));
-    rows.push(virtual_row("AdaptiveBudget, 16 local (100, 0.2, 1/s)", &|| {
-        per_scenario(all, AdaptiveBudget::default)
-    }));
+    rows.push(virtual_row(
+        "AdaptiveBudget, 16 local (100, 0.2, 1/s)",
+        &|| per_scenario(all, AdaptiveBudget::default),
+    ));
     #[cfg(feature = "redis")]
     shared_budget_rows(&all, &mut rows)?;
     #[cfg(not(feature = "redis"))]
@@ -470,7 +472,10 @@ fn shared_budget_rows(
         .build()?;
     for (mode, setup) in [
         (Mode::Ratio, "RedisBudget ratio, shared (10 s, 10/s, 0.2)"),
-        (Mode::Adaptive, "RedisBudget adaptive, shared (100, 0.2, 1/s)"),
+        (
+            Mode::Adaptive,
+            "RedisBudget adaptive, shared (100, 0.2, 1/s)",
+        ),
     ] {
         let mut runs = Vec::new();
         for (k, s) in all.iter().enumerate() {

@@ -2,7 +2,7 @@
 
 use crate::RetryConfig;
 use crate::backoff::{Exponential, SeedSource};
-use crate::budget::RatioBudget;
+use crate::budget::AdaptiveBudget;
 use crate::classify::RetryAnyError;
 use crate::replay::CloneRequest;
 use crate::service::{RetryService, Shared};
@@ -14,10 +14,10 @@ use tower_layer::Layer;
 /// Wraps services in [`RetryService`].
 ///
 /// `RetryLayer::new(config)` gives the defaults: the exponential backoff of `config` with
-/// per-request jitter, [`RetryAnyError`], a local [`RatioBudget`] (10 s, 10 retries/s, 20 %)
-/// and [`CloneRequest`]. Builder methods swap any part. The layer is cheap to clone; **clones
-/// share one budget and one seed source**, so every service built from one layer counts
-/// against the same budget.
+/// per-request jitter, [`RetryAnyError`], a local [`AdaptiveBudget`] (a stock of 100 retries,
+/// refilled by 0.2 per success and 1 per second) and [`CloneRequest`]. Builder methods swap
+/// any part. The layer is cheap to clone; **clones share one budget and one seed source**, so
+/// every service built from one layer counts against the same budget.
 ///
 /// ```
 /// use std::time::Duration;
@@ -36,7 +36,7 @@ use tower_layer::Layer;
 pub struct RetryLayer<
     K = Exponential,
     C = RetryAnyError,
-    B = RatioBudget,
+    B = AdaptiveBudget,
     R = CloneRequest,
     H = NoHook,
 > {
@@ -62,7 +62,7 @@ impl RetryLayer {
             backoff: Exponential::from_config(&config),
             config,
             classifier: RetryAnyError::new(),
-            budget: RatioBudget::default(),
+            budget: AdaptiveBudget::default(),
             replay: CloneRequest::new(),
             on_retry: NoHook,
             telemetry: Telemetry::default(),

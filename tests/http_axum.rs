@@ -19,7 +19,7 @@ use std::time::Duration;
 use support::flaky_http::{FlakyServer, Reply, dead_addr};
 use tower::{Layer, ServiceExt};
 use tower_retrier::backoff::Exponential;
-use tower_retrier::budget::RatioBudget;
+use tower_retrier::budget::AdaptiveBudget;
 use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::telemetry::NoHook;
@@ -29,7 +29,7 @@ type Upstream = RetryService<
     Client<HttpConnector, ReplayBody<Body>>,
     Exponential,
     HttpClassifier,
-    RatioBudget,
+    AdaptiveBudget,
     ReplayHttp,
     NoHook,
 >;

@@ -21,7 +21,10 @@ const TARGET_LABELS: [&str; 2] = ["instance", "job"];
 /// Series names and the label keys seen on each, from the text exposition format.
 fn served(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
         let labels = out.entry(line[..name_end].to_owned()).or_default();
         if let Some(body) = line[name_end..]
@@ -85,10 +88,9 @@ async fn every_dashboard_query_names_a_served_series() {
             .collect::<Vec<_>>()
     );
 
-    let dashboard: serde_json::Value = serde_json::from_str(include_str!(
-        "../dashboards/tower-retrier.json"
-    ))
-    .expect("the dashboard is valid JSON");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../dashboards/tower-retrier.json"))
+            .expect("the dashboard is valid JSON");
     let panels = dashboard["panels"].as_array().expect("panels");
     let mut checked = 0;
     for panel in panels {

@@ -30,6 +30,7 @@ async fn cluster_gives_the_same_decisions_as_the_local_budget() {
     for (name, min, ratio, deposits) in cases {
         let local = RatioBudget::new(TTL, min, ratio).unwrap();
         let shared = RedisBudget::builder(name)
+            .mode(tower_retrier::budget::redis::Mode::Ratio)
             .ttl(TTL)
             .min_per_sec(min)
             .ratio(ratio)

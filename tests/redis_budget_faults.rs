@@ -17,6 +17,7 @@ const SLACK: Duration = Duration::from_millis(250);
 
 fn builder(name: &str) -> RedisBudgetBuilder {
     RedisBudget::builder(name)
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .ttl(Duration::from_secs(10))
         .min_per_sec(1)
         .ratio(0.2)

@@ -48,6 +48,7 @@ async fn tls_with_a_private_ca_and_acl_credentials() {
     );
 
     let budget = RedisBudget::builder("tls")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .min_per_sec(1)
         .ratio(0.0)
         .lease_size(1)
@@ -66,6 +67,7 @@ async fn tls_with_a_private_ca_and_acl_credentials() {
 
     // The certificate is really checked: the system roots do not trust the test CA.
     let err = RedisBudget::builder("tls")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .build_from_url(&url)
         .await
         .expect_err("untrusted certificate");

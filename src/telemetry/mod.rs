@@ -10,9 +10,9 @@
 //! A back-end that panics (a broken recorder) never fails a request: the panic is caught, the
 //! back-end is switched off for that layer and one error is logged.
 
+mod gauges;
 #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 mod lazy;
-mod gauges;
 #[cfg(feature = "metrics")]
 mod metrics;
 pub mod names;
@@ -31,9 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing_spans::CallSpans;
 
-pub(crate) use gauges::RetryWait;
 #[cfg(feature = "http")]
 pub(crate) use gauges::HeldBytes;
+pub(crate) use gauges::RetryWait;
 
 #[cfg(feature = "metrics")]
 pub use self::metrics::describe_metrics;

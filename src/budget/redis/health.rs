@@ -1,7 +1,7 @@
 //! Whether Redis is reachable, and what a retry gets when it is not.
 
-use super::stats::{Counters, bump};
 use super::mode::Fallback;
+use super::stats::{Counters, bump};
 #[cfg(feature = "metrics")]
 use crate::telemetry::names;
 use std::fmt;
@@ -50,7 +50,10 @@ impl Health {
         // Registered at zero so that dashboards and alerts see the series before the first
         // incident, not only after it.
         #[cfg(feature = "metrics")]
-        for counter in [names::BUDGET_BACKEND_ERRORS_TOTAL, names::BUDGET_FALLBACKS_TOTAL] {
+        for counter in [
+            names::BUDGET_BACKEND_ERRORS_TOTAL,
+            names::BUDGET_FALLBACKS_TOTAL,
+        ] {
             metrics::counter!(counter, names::LABEL_BUDGET => name.to_owned()).increment(0);
         }
         Health {

@@ -312,10 +312,13 @@ impl Inner {
                 }
                 Mode::Ratio => {
                     let args = [count, self.slot_ms, SLOTS as i64, self.expire_ms];
-                    let call =
-                        self.scripts
-                            .deposit
-                            .call(client, &self.options, self.slot, &self.key, &args);
+                    let call = self.scripts.deposit.call(
+                        client,
+                        &self.options,
+                        self.slot,
+                        &self.key,
+                        &args,
+                    );
                     call.await.map(|_| None)
                 }
             }
@@ -410,10 +413,13 @@ impl Inner {
                     Ok(granted)
                 }
                 Mode::Ratio => {
-                    let call =
-                        self.scripts
-                            .withdraw
-                            .call(client, &self.options, self.slot, &self.key, &args);
+                    let call = self.scripts.withdraw.call(
+                        client,
+                        &self.options,
+                        self.slot,
+                        &self.key,
+                        &args,
+                    );
                     call.await
                 }
             }
