@@ -15,7 +15,7 @@
 
 mod adaptive;
 mod ratio;
-// issue 3
+// The fleet-wide budget (feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis;
 mod token_bucket;
@@ -26,7 +26,6 @@ use std::sync::Arc;
 
 pub use adaptive::AdaptiveBudget;
 pub use ratio::RatioBudget;
-// issue 3
 #[cfg(feature = "redis")]
 pub use redis::RedisBudget;
 pub use token_bucket::TokenBucket;
@@ -60,6 +59,11 @@ pub use unlimited::Unlimited;
 /// assert!(b.withdraw().into_inner());
 /// assert!(!b.withdraw().into_inner());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a retry budget",
+    label = "expected a `tower_retrier::budget::Budget`",
+    note = "use `AdaptiveBudget::new(max_retries, ratio, min_per_sec)?`, `RatioBudget::new(ttl, min_per_sec, ratio)?`, `TokenBucket::new(max, ratio)?`, `RedisBudget` (feature `redis`) or `Unlimited::new()`; budget constructors return a `Result`: did you forget the `?`"
+)]
 pub trait Budget {
     /// Resolves to `true` when the retry may go ahead.
     type Withdraw: Future<Output = bool>;

@@ -1,7 +1,7 @@
 //! Retry-storm simulation and jitter spread, driven by the real `RetryService` and budgets.
 //!
 //! ```text
-//! cargo run --release --features redis --example retry_storm -- [--quick] [--out DIR] [--only storm|jitter|budgets]
+//! cargo run --release -p tower-retrier-integration --example retry_storm -- [--quick] [--out DIR] [--only storm|jitter|budgets]
 //! ```
 //!
 //! **Budgets.** 16 instances × 100 original requests/s, 10 s healthy, then 30 s of a total
@@ -51,7 +51,7 @@ use tower_retrier::{RetryConfig, RetryLayer};
 
 #[cfg(feature = "redis")]
 #[allow(dead_code)]
-#[path = "../tests/support/redis.rs"]
+#[path = "../../tests/support/redis.rs"]
 mod redis_server;
 
 #[path = "common/budget_scenarios.rs"]

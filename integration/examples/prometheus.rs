@@ -2,7 +2,7 @@
 //! `dashboards/tower-retrier.json`.
 //!
 //! ```text
-//! cargo run --example prometheus --features metrics,redis,http -- [SECONDS]
+//! cargo run -p tower-retrier-integration --example prometheus -- [SECONDS]
 //! ```
 //!
 //! Starts its own `redis-server` (a shared adaptive budget) and a Prometheus scrape endpoint
@@ -11,7 +11,7 @@
 //! watch it live.
 
 #[allow(dead_code)]
-#[path = "../tests/support/redis.rs"]
+#[path = "../../tests/support/redis.rs"]
 mod redis_server;
 
 #[path = "common/prometheus_workload.rs"]

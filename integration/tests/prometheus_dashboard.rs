@@ -89,7 +89,7 @@ async fn every_dashboard_query_names_a_served_series() {
     );
 
     let dashboard: serde_json::Value =
-        serde_json::from_str(include_str!("../dashboards/tower-retrier.json"))
+        serde_json::from_str(include_str!("../../dashboards/tower-retrier.json"))
             .expect("the dashboard is valid JSON");
     let panels = dashboard["panels"].as_array().expect("panels");
     let mut checked = 0;
