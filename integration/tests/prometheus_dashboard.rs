@@ -4,7 +4,6 @@
 //! every metric name and grouping label of every PromQL query in
 //! `dashboards/tower-retrier.json`.
 
-#[allow(dead_code)]
 mod support;
 
 #[path = "../examples/common/prometheus_workload.rs"]

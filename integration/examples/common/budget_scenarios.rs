@@ -189,7 +189,7 @@ impl Service<u64> for Downstream {
                 Fault::Failing(p) => faults.uniform() < p,
             }
         } else {
-            req % 100 == 0 && faults.blipped.insert(req)
+            req.is_multiple_of(100) && faults.blipped.insert(req)
         };
         ready(if fail {
             Err(std::io::Error::other("503 service unavailable"))

@@ -63,7 +63,7 @@ pub async fn traffic(budget: RedisBudget, calls: u64, every: Duration) -> Result
         async move {
             // Read the body, as a real client sends it: this is what ReplayHttp records.
             let body = req.into_body().collect().await?.to_bytes();
-            let status = if n % 4 == 0 { 503 } else { 200 };
+            let status = if n.is_multiple_of(4) { 503 } else { 200 };
             Ok::<_, BoxError>(
                 http::Response::builder()
                     .status(status)
