@@ -94,3 +94,34 @@ fn gauges_follow_calls_backing_off_and_return_to_zero() {
         })
     });
 }
+
+#[test]
+fn a_named_adaptive_budget_exports_its_level() {
+    use tower_retrier::budget::{AdaptiveBudget, Budget};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // The level is set (not added to): each snapshot shows the last value set.
+    let level = || {
+        let mut g = Gauges::default();
+        g.read(&snapshotter)[names::BUDGET_REMAINING]
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let budget = AdaptiveBudget::new(10, 0.5, 0).unwrap().named("inventory");
+            for _ in 0..4 {
+                assert!(budget.withdraw().into_inner());
+            }
+            assert_eq!(level(), 6.0);
+            for _ in 0..3 {
+                budget.record_success();
+            }
+            assert!(budget.withdraw().into_inner());
+            assert_eq!(level(), 6.5);
+        });
+    });
+}

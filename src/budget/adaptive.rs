@@ -3,6 +3,7 @@
 
 use super::Budget;
 use crate::ConfigError;
+use std::borrow::Cow;
 use std::future::{Ready, ready};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,8 @@ pub(crate) const UNIT: u64 = 1_000_000;
 #[derive(Clone, Debug)]
 pub struct AdaptiveBudget {
     inner: Arc<Inner>,
+    /// The `budget` label of the level gauge; none: no gauge.
+    name: Option<Cow<'static, str>>,
 }
 
 #[derive(Debug)]
@@ -105,7 +108,41 @@ impl AdaptiveBudget {
                     refilled: Instant::now(),
                 }),
             }),
+            name: None,
         })
+    }
+
+    /// Exports the stock as the gauge `retrier_budget_remaining{budget = name}` (feature
+    /// `metrics`), updated whenever a retry asks. Name the budget before cloning it: clones
+    /// made earlier keep their own (absent) name. The name is a label: keep it a constant.
+    ///
+    /// ```
+    /// let budget = tower_retrier::budget::AdaptiveBudget::default().named("inventory");
+    /// assert_eq!(budget.name(), Some("inventory"));
+    /// ```
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name given with [`named`](Self::named).
+    ///
+    /// ```
+    /// assert_eq!(tower_retrier::budget::AdaptiveBudget::default().name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    #[cfg(feature = "metrics")]
+    fn report(&self, units: u64) {
+        if let Some(name) = &self.name {
+            metrics::gauge!(
+                crate::telemetry::names::BUDGET_REMAINING,
+                crate::telemetry::names::LABEL_BUDGET => name.clone()
+            )
+            .set(units as f64 / UNIT as f64);
+        }
     }
 
     /// The largest stock, in retries.
@@ -245,6 +282,8 @@ impl Budget for AdaptiveBudget {
             s.units -= UNIT;
             inner.full.store(false, Ordering::Relaxed);
         }
+        #[cfg(feature = "metrics")]
+        self.report(s.units);
         ready(granted)
     }
 

@@ -69,7 +69,7 @@ pub fn describe_metrics() {
     metrics::describe_gauge!(
         BUDGET_REMAINING,
         Unit::Count,
-        "Retries a shared budget would grant right now (the fleet's stock, as last reported)."
+        "Retries a budget would grant right now: a named AdaptiveBudget's stock, or a shared budget's as Redis last reported it."
     );
     metrics::describe_gauge!(
         RETRIES_WAITING,

@@ -27,8 +27,9 @@ pub const BUDGET_BACKEND_ERRORS_TOTAL: &str = "retrier_budget_backend_errors_tot
 /// Counter of decisions a shared budget took locally because its back-end was unavailable;
 /// label `budget`.
 pub const BUDGET_FALLBACKS_TOTAL: &str = "retrier_budget_fallbacks_total";
-/// Gauge of the retries a budget would grant right now (the stock of an adaptive budget, as
-/// last seen); label `budget`.
+/// Gauge of the retries a budget would grant right now: the stock of a named
+/// [`AdaptiveBudget`](crate::budget::AdaptiveBudget), or of a shared adaptive `RedisBudget` as
+/// Redis last reported it; label `budget`.
 pub const BUDGET_REMAINING: &str = "retrier_budget_remaining";
 /// Gauge of calls currently waiting (backing off) before a retry; labels `service`,
 /// `operation`.
