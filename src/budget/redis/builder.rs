@@ -134,7 +134,8 @@ impl RedisBudgetBuilder {
         max_retries: u32
     );
     setter!(
-        /// How often each instance sends its batched deposits (one script call each time).
+        /// How often each instance sends its batched deposits or successes (one script call each
+        /// time).
         flush_interval: Duration
     );
     setter!(

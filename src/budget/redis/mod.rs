@@ -71,22 +71,35 @@ const _: () = assert!(UNIT as u64 == crate::budget::adaptive::UNIT);
 /// A fleet-wide retry budget kept in Redis.
 ///
 /// Build one with [`RedisBudget::builder`]. Clones share one budget (one lease, one
-/// background task); the background task ends when the last clone is dropped. Deposits not
-/// yet flushed when the budget is dropped (at most one flush interval's worth) are not sent.
+/// background task); the background task ends when the last clone is dropped. Successes (or
+/// deposits) not yet flushed when the budget is dropped (at most one flush interval's worth)
+/// are not sent.
 ///
 /// ```no_run
 /// use std::time::Duration;
 /// use tower_retrier::budget::{Budget, RedisBudget};
+/// use tower_retrier::budget::redis::Mode;
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The default: the adaptive budget, shared.
 /// let budget = RedisBudget::builder("checkout-api")
+///     .max_retries(100)
+///     .ratio(0.2)
+///     .min_per_sec(1)
+///     .build_from_url("redis://127.0.0.1:6379")
+///     .await?;
+/// budget.record_success();
+/// let may_retry: bool = budget.withdraw().await;
+///
+/// // The Finagle ratio budget, shared.
+/// let ratio = RedisBudget::builder("search-api")
+///     .mode(Mode::Ratio)
 ///     .ttl(Duration::from_secs(10))
 ///     .min_per_sec(10)
 ///     .ratio(0.2)
 ///     .build_from_url("redis://127.0.0.1:6379")
 ///     .await?;
-/// budget.deposit();
-/// let may_retry: bool = budget.withdraw().await;
+/// ratio.deposit();
 /// # let _ = may_retry; Ok(()) }
 /// ```
 #[derive(Clone)]

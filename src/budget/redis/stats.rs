@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct RedisBudgetStats {
     /// Deposit batches written to Redis (one script call each).
     pub flushes: u64,
-    /// Deposits carried to Redis by those batches.
+    /// Deposits (ratio mode) or successes (adaptive mode) carried to Redis by those batches.
     pub deposits_flushed: u64,
     /// Withdraw script calls (one per lease refill).
     pub round_trips: u64,
