@@ -167,10 +167,11 @@ impl RedisBudgetBuilder {
     /// certificates.
     ///
     /// ```no_run
-    /// # fn f(rustls_config: rustls::ClientConfig) {
-    /// use fred::types::config::{TlsConfig, TlsConnector};
+    /// // `connector` from `TlsConnector::from(rustls_client_config)`.
+    /// # fn f(connector: fred::types::config::TlsConnector) {
+    /// use fred::types::config::TlsConfig;
     /// let builder = tower_retrier::budget::RedisBudget::builder("orders")
-    ///     .tls(TlsConfig::from(TlsConnector::from(rustls_config)));
+    ///     .tls(TlsConfig::from(connector));
     /// # let _ = builder; }
     /// ```
     #[cfg(feature = "redis-tls")]
