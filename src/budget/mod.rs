@@ -17,6 +17,7 @@ mod adaptive;
 mod ratio;
 // The fleet-wide budget (feature `redis`).
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod token_bucket;
 mod unlimited;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 pub use adaptive::AdaptiveBudget;
 pub use ratio::RatioBudget;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisBudget;
 pub use token_bucket::TokenBucket;
 pub use unlimited::Unlimited;

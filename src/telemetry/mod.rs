@@ -36,9 +36,11 @@ pub(crate) use gauges::HeldBytes;
 pub(crate) use gauges::RetryWait;
 
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use self::metrics::describe_metrics;
 pub use on_retry::{NoHook, OnRetry, RetryEvent};
 #[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
 pub use otel::instrumentation_scope;
 
 /// How a call ended, in resilience4j's four kinds.
