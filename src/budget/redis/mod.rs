@@ -232,8 +232,8 @@ impl RedisBudget {
         self.inner.lease.outstanding()
     }
 
-    /// Sends the deposits batched so far now instead of at the next flush interval (for
-    /// example before shutting down). Bounded by the command timeout.
+    /// Sends the deposits (or successes) batched so far now instead of at the next flush
+    /// interval (for example before shutting down). Bounded by the command timeout.
     ///
     /// ```no_run
     /// # async fn f(b: tower_retrier::budget::RedisBudget) {
