@@ -287,3 +287,50 @@ fn backend_errors_and_fallbacks_are_counted_in_metrics() {
     assert!(counts["retrier_budget_backend_errors_total{budget=metered}"] >= 1);
     assert_eq!(counts["retrier_budget_fallbacks_total{budget=metered}"], 5);
 }
+
+/// A retry dropped while its lease refill is at the server (an outer timeout, a cancelled
+/// request): the script still runs and Redis counts the tokens as withdrawn, so they must
+/// land in the local lease rather than be lost. Floor 1/s × 10 s = 10 retries in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdraw_dropped_in_flight_keeps_the_granted_tokens() {
+    let server = RedisServer::start();
+    let b = RedisBudget::builder("dropped")
+        .ttl(Duration::from_secs(10))
+        .min_per_sec(1)
+        .ratio(0.0)
+        .lease_size(5)
+        // Longer than the pause below: the refill must still be in flight when dropped.
+        .command_timeout(Duration::from_secs(3))
+        .on_unavailable(Unavailable::Deny)
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
+    // The server stalls every command for 500 ms; the caller gives up after 100 ms, while
+    // the script call is queued at the server.
+    server.pause(500);
+    let dropped = tokio::time::timeout(Duration::from_millis(100), b.withdraw()).await;
+    assert!(
+        dropped.is_err(),
+        "the withdrawal was still waiting on Redis"
+    );
+    assert_eq!(b.stats().round_trips, 1);
+    // Once the server resumes, the whole grant (nobody took a token) is in the lease.
+    eventually("the granted tokens to reach the lease", || async {
+        b.lease_outstanding() == 5
+    })
+    .await;
+    let withdrawn: u64 = server
+        .command(&["HVALS", "{rb:dropped}:w"])
+        .lines()
+        .map(|v| v.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(withdrawn, 5, "Redis counted the grant once");
+    // Nothing lost: 5 from the lease, 5 more from Redis, then the floor is spent.
+    let mut granted = 0;
+    for _ in 0..20 {
+        granted += usize::from(b.withdraw().await);
+    }
+    assert_eq!(granted, 10);
+    let s = b.stats();
+    assert_eq!((s.round_trips, s.fallback_decisions), (3, 0), "{s:?}");
+}

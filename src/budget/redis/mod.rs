@@ -294,19 +294,22 @@ impl Inner {
     }
 
     /// Takes a token from the lease, refilling it from Redis if needed (one caller at a time).
-    async fn refill_and_take(&self) -> bool {
+    ///
+    /// Runs in its own task (see [`RedisBudget::withdraw`]), so a round trip always finishes
+    /// and whatever Redis granted lands in the lease, even if the caller has gone.
+    async fn refill_and_take(self: Arc<Self>) -> Answer {
         let _one_at_a_time = self.refill.lock().await;
         // Whoever held the lock before us may have refilled the lease or found Redis empty.
         if self.lease.take() {
             bump(&self.health.counters.lease_hits, 1);
-            return true;
+            return Answer::Token(Grant::new(&self));
         }
         if self.health.is_down() {
-            return self.health.decide();
+            return Answer::Policy(self.health.decide());
         }
         if self.lease.known_empty() {
             bump(&self.health.counters.denied_locally, 1);
-            return false;
+            return Answer::Policy(false);
         }
         bump(&self.health.counters.round_trips, 1);
         let args = self.args_withdraw(self.params.lease_size);
@@ -326,19 +329,69 @@ impl Inner {
             }
             Ok(Err(e)) => {
                 self.health.failed("withdraw", &e);
-                return self.health.decide();
+                return Answer::Policy(self.health.decide());
             }
             Err(_) => {
                 self.health.failed("withdraw", &"timed out");
-                return self.health.decide();
+                return Answer::Policy(self.health.decide());
             }
         };
         if granted == 0 {
             self.lease.mark_empty(self.params.flush_interval);
-            return false;
+            return Answer::Policy(false);
         }
         self.lease.put(granted - 1);
+        Answer::Token(Grant::new(&self))
+    }
+}
+
+impl Inner {
+    /// [`refill_and_take`](Self::refill_and_take), answering through `tx`; a token nobody
+    /// receives goes back to the lease (see [`Grant`]).
+    async fn refill_and_take_for(self: Arc<Self>, tx: tokio::sync::oneshot::Sender<Answer>) {
+        let answer = self.refill_and_take().await;
+        let _ = tx.send(answer);
+    }
+}
+
+/// What a refill task hands its caller.
+enum Answer {
+    /// A token taken from the lease for this caller.
+    Token(Grant),
+    /// A decision that holds no token (the outage policy, or Redis said no).
+    Policy(bool),
+}
+
+impl Answer {
+    fn into_decision(self) -> bool {
+        match self {
+            Answer::Token(grant) => grant.use_it(),
+            Answer::Policy(decision) => decision,
+        }
+    }
+}
+
+/// One leased token on its way to a caller. If the caller is gone before it arrives (the
+/// request was dropped or timed out), dropping it puts the token back in the lease: Redis
+/// has already counted it as withdrawn, so losing it would shrink the fleet's budget.
+struct Grant(Option<Arc<Inner>>);
+
+impl Grant {
+    fn new(inner: &Arc<Inner>) -> Self {
+        Grant(Some(Arc::clone(inner)))
+    }
+
+    fn use_it(mut self) -> bool {
+        self.0 = None;
         true
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.lease.give_back(1);
+        }
     }
 }
 
@@ -397,12 +450,17 @@ impl Budget for RedisBudget {
         }
         let inner = Arc::clone(inner);
         RedisWithdraw(WithdrawState::Pending(Box::pin(async move {
+            // The refill runs in its own task, started at the first poll: dropping this future
+            // (the request was cancelled) must not cut a script call that Redis may already
+            // have run, or the tokens it granted would be counted in Redis and never used.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(Arc::clone(&inner).refill_and_take_for(tx));
             // The round trip has its own timeout; this one also bounds waiting behind another
             // caller's refill, so no retry waits longer than the command timeout.
-            match tokio::time::timeout(inner.params.command_timeout, inner.refill_and_take()).await
-            {
-                Ok(granted) => granted,
-                Err(_) => inner.health.decide(),
+            match tokio::time::timeout(inner.params.command_timeout, rx).await {
+                Ok(Ok(answer)) => answer.into_decision(),
+                // The task was cancelled (runtime shutting down) or we waited too long.
+                Ok(Err(_)) | Err(_) => inner.health.decide(),
             }
         })))
     }
