@@ -50,7 +50,115 @@ pub struct TlsFiles {
     pub ca: PathBuf,
 }
 
+/// How a leaf certificate issued by [`TlsFiles::issue`] is flawed, if at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaf {
+    /// Valid for 127.0.0.1, for two days from now.
+    Valid,
+    /// For 127.0.0.1, but valid only on 1-2 January 2020.
+    Expired,
+    /// Valid now, but for the host name `other.example` only (not 127.0.0.1).
+    WrongName,
+}
+
+/// Runs `openssl` in `dir`, failing the test with its error output.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = match Command::new("openssl").args(args).current_dir(dir).output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("the TLS test needs the `openssl` command: `sudo apt-get install -y openssl`")
+        }
+        Err(e) => panic!("cannot run openssl: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl TlsFiles {
+    /// A leaf certificate signed by the CA already in `dir` (made by [`TlsFiles::generate`]),
+    /// flawed as `leaf` says, in files named after `name`.
+    ///
+    /// An expired certificate needs a start date in the past, which `openssl x509` (3.0)
+    /// cannot set; `openssl ca` can, with a minimal CA configuration written here.
+    pub fn issue(dir: &std::path::Path, name: &str, leaf: Leaf) -> Self {
+        let san = match leaf {
+            Leaf::Valid | Leaf::Expired => "subjectAltName=IP:127.0.0.1\n",
+            Leaf::WrongName => "subjectAltName=DNS:other.example\n",
+        };
+        let ext = format!("{name}.ext");
+        std::fs::write(dir.join(&ext), san).unwrap();
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        let subject = match leaf {
+            Leaf::WrongName => "/CN=other.example",
+            _ => "/CN=127.0.0.1",
+        };
+        openssl(
+            dir,
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out",
+                &csr,
+            ],
+        );
+        std::fs::write(
+            dir.join("ca.cnf"),
+            "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = .\n\
+             serial = serial\ndefault_md = sha256\npolicy = any\nunique_subject = no\n\
+             [any]\ncommonName = supplied\n",
+        )
+        .unwrap();
+        if !dir.join("serial").exists() {
+            std::fs::write(dir.join("serial"), "1000\n").unwrap();
+            std::fs::write(dir.join("index.txt"), "").unwrap();
+        }
+        let (start, end) = match leaf {
+            Leaf::Expired => ("20200101000000Z".to_owned(), "20200102000000Z".to_owned()),
+            _ => {
+                // Yesterday to two days from now, in openssl's date format.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                (asn1_time(now - 86_400), asn1_time(now + 2 * 86_400))
+            }
+        };
+        openssl(
+            dir,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-cert",
+                "ca.crt",
+                "-keyfile",
+                "ca.key",
+                "-in",
+                &csr,
+                "-out",
+                &crt,
+                "-notext",
+                "-startdate",
+                &start,
+                "-enddate",
+                &end,
+                "-extfile",
+                &ext,
+            ],
+        );
+        TlsFiles {
+            cert: dir.join(crt),
+            key: dir.join(key),
+            ca: dir.join("ca.crt"),
+        }
+    }
+
     /// A CA and a server certificate for 127.0.0.1 made with the `openssl` command in `dir`.
     pub fn generate(dir: &std::path::Path) -> Self {
         let run = |args: &[&str]| {
@@ -120,6 +228,27 @@ impl TlsFiles {
             ca: dir.join("ca.crt"),
         }
     }
+}
+
+/// `YYYYMMDDHHMMSSZ` for a Unix time (UTC), as `openssl ca -startdate` wants it.
+fn asn1_time(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// One `redis-server` process, killed (and its directory removed) on drop.

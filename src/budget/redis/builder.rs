@@ -4,6 +4,7 @@ use super::backend::Backend;
 use super::health::{Health, Unavailable};
 use super::lease::Lease;
 use super::scripts::Scripts;
+use super::tls_error::TlsRejection;
 use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
 use crate::budget::RatioBudget;
@@ -200,6 +201,7 @@ impl RedisBudgetBuilder {
             let (name, within) = (self.name.clone(), self.connect_timeout);
             tokio::spawn(async move {
                 if let Ok(Ok((error, _))) = tokio::time::timeout(within, errors.recv()).await {
+                    let error = RedisBudgetError::backend(error);
                     tracing::warn!(budget = %name, %error, "Redis retry budget cannot connect");
                 }
             });
@@ -207,7 +209,7 @@ impl RedisBudgetBuilder {
             let connected = tokio::time::timeout(self.connect_timeout, client.init()).await;
             let error = match connected {
                 Ok(Ok(_task)) => None,
-                Ok(Err(e)) => Some(RedisBudgetError::Redis(e)),
+                Ok(Err(e)) => Some(RedisBudgetError::backend(e)),
                 Err(_) => Some(RedisBudgetError::Unavailable("connection timed out")),
             };
             if let Some(error) = error {
@@ -410,11 +412,18 @@ pub enum RedisBudgetError {
     Redis(Error),
     /// Redis did not answer in time, or is known to be down.
     Unavailable(&'static str),
+    /// A `rediss://` connection failed because the server's certificate was refused: what
+    /// was wrong with it, and fred's error with the details.
+    Tls(TlsRejection, Error),
 }
 
 impl RedisBudgetError {
+    /// A fred error, told apart as a TLS certificate problem when it is one.
     pub(crate) fn backend(e: Error) -> Self {
-        RedisBudgetError::Redis(e)
+        match TlsRejection::of(&e) {
+            Some(why) => RedisBudgetError::Tls(why, e),
+            None => RedisBudgetError::Redis(e),
+        }
     }
 
     pub(crate) fn unavailable(what: &'static str) -> Self {
@@ -436,6 +445,9 @@ impl fmt::Display for RedisBudgetError {
             RedisBudgetError::Unavailable(what) => {
                 write!(f, "Redis retry budget: Redis unavailable: {what}")
             }
+            RedisBudgetError::Tls(why, e) => {
+                write!(f, "Redis retry budget: {why} ({})", e.details())
+            }
         }
     }
 }
@@ -444,7 +456,7 @@ impl std::error::Error for RedisBudgetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RedisBudgetError::Config(e) => Some(e),
-            RedisBudgetError::Redis(e) => Some(e),
+            RedisBudgetError::Redis(e) | RedisBudgetError::Tls(_, e) => Some(e),
             RedisBudgetError::Unavailable(_) => None,
         }
     }

@@ -29,10 +29,12 @@ mod lease;
 mod name;
 mod scripts;
 mod stats;
+mod tls_error;
 
 pub use builder::{RedisBudgetBuilder, RedisBudgetError};
 pub use health::Unavailable;
 pub use stats::RedisBudgetStats;
+pub use tls_error::TlsRejection;
 
 use super::Budget;
 use backend::Backend;
