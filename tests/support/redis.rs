@@ -20,6 +20,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Ports reserved by [`RedisServer::unused_port`], with the sockets holding them.
+static RESERVED: std::sync::Mutex<Vec<(u16, tokio::net::TcpSocket)>> =
+    std::sync::Mutex::new(Vec::new());
+
 fn temp_dir() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -287,13 +291,26 @@ impl RedisServer {
         panic!("redis-server did not start: {last}");
     }
 
-    /// A port that nothing listens on, for "server missing" tests; `start_on` can later
-    /// start a server there.
+    /// A port that nothing listens on (connections are refused), for "server missing"
+    /// tests; `start_on` can later start a server there.
+    ///
+    /// The port stays reserved by a socket bound with `SO_REUSEADDR` but not listening: no
+    /// other socket can take it meanwhile (the kernel hands bound ports to neither `bind(0)`
+    /// nor `connect`), while redis-server, which also sets `SO_REUSEADDR`, can still listen
+    /// there. Releasing the port and binding it again later could lose it to another test.
     pub fn unused_port() -> u16 {
-        free_port()
+        let socket = tokio::net::TcpSocket::new_v4().expect("create a socket");
+        socket.set_reuseaddr(true).unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind 127.0.0.1:0");
+        let port = socket.local_addr().unwrap().port();
+        RESERVED.lock().unwrap().push((port, socket));
+        port
     }
 
-    /// Starts a server on a given port (e.g. one a lazily connecting client already targets).
+    /// Starts a server on a port from [`unused_port`](Self::unused_port) (e.g. one a lazily
+    /// connecting client already targets), then releases the reservation.
     pub fn start_on(port: u16) -> Self {
         let mut server = RedisServer {
             port,
@@ -302,10 +319,18 @@ impl RedisServer {
             options: Options::default(),
             child: None,
         };
-        server
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
-        server
+        // A start can fail for reasons other than the port (a slow machine): try again.
+        let mut last = String::new();
+        for _ in 0..3 {
+            match server.spawn() {
+                Ok(()) => {
+                    RESERVED.lock().unwrap().retain(|(p, _)| *p != port);
+                    return server;
+                }
+                Err(e) => last = e,
+            }
+        }
+        panic!("redis-server did not start on port {port}: {last}")
     }
 
     fn spawn(&mut self) -> Result<(), String> {
