@@ -453,6 +453,14 @@ impl RedisServer {
         }
     }
 
+    /// Runs one command preceded by `ASKING`, so a cluster node answers for a slot it is
+    /// still importing (no password support: cluster tests use none).
+    pub fn command_asking(&self, args: &[&str]) -> String {
+        let mut replies = raw_pipelined(self.port, &[&["ASKING"], args])
+            .unwrap_or_else(|e| panic!("redis command {args:?} failed: {e}"));
+        replies.remove(1)
+    }
+
     /// `INFO commandstats` calls for one command (e.g. "evalsha"), 0 when never called.
     pub fn command_calls(&self, name: &str) -> u64 {
         let info = self.command(&["INFO", "commandstats"]);
@@ -518,6 +526,81 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         RedisCluster { nodes }
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn keyslot(&self, key: &str) -> u16 {
+        self.nodes[0]
+            .command(&["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("a slot number")
+    }
+
+    /// The node's cluster ID (`CLUSTER MYID`).
+    pub fn node_id(&self, node: usize) -> String {
+        self.nodes[node].command(&["CLUSTER", "MYID"])
+    }
+
+    /// The index of the node that serves `slot`, by each node's own view of its slots
+    /// (`CLUSTER NODES`, the `myself` line); `None` while no live node claims it.
+    pub fn owner_of(&self, slot: u16) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            let Ok(nodes) = n.try_command(&["CLUSTER", "NODES"]) else {
+                return false; // down
+            };
+            nodes
+                .lines()
+                .find(|l| l.contains("myself"))
+                .is_some_and(|me| {
+                    me.split_whitespace().skip(8).any(|range| {
+                        let mut ends = range.splitn(2, '-');
+                        let lo = ends.next().and_then(|v| v.parse::<u16>().ok());
+                        let hi = ends.next().and_then(|v| v.parse::<u16>().ok()).or(lo);
+                        matches!((lo, hi), (Some(lo), Some(hi)) if (lo..=hi).contains(&slot))
+                    })
+                })
+        })
+    }
+
+    /// Starts moving `slot` from node `from` to node `to` (`SETSLOT IMPORTING`/`MIGRATING`),
+    /// then moves its keys (`MIGRATE`). From now until [`finish_move`](Self::finish_move),
+    /// `from` answers commands on those keys with `-ASK` redirections.
+    pub fn begin_move(&self, slot: u16, from: usize, to: usize) {
+        let slot_s = slot.to_string();
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        let ok = |reply: String, what: &str| assert_eq!(reply, "OK", "{what}");
+        ok(
+            self.nodes[to].command(&["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &from_id]),
+            "IMPORTING",
+        );
+        ok(
+            self.nodes[from].command(&["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &to_id]),
+            "MIGRATING",
+        );
+        let to_port = self.nodes[to].port().to_string();
+        loop {
+            let keys = self.nodes[from].command(&["CLUSTER", "GETKEYSINSLOT", &slot_s, "100"]);
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys.lines());
+            ok(self.nodes[from].command(&args), "MIGRATE");
+        }
+    }
+
+    /// Ends a move begun with [`begin_move`](Self::begin_move): every node learns that `to`
+    /// owns `slot` (clients still asking `from` get `-MOVED`).
+    pub fn finish_move(&self, slot: u16, to: usize) {
+        let slot_s = slot.to_string();
+        let to_id = self.node_id(to);
+        // The new owner first, as `redis-cli --cluster reshard` does.
+        let mut order: Vec<usize> = vec![to];
+        order.extend((0..self.nodes.len()).filter(|&i| i != to));
+        for i in order {
+            let reply = self.nodes[i].command(&["CLUSTER", "SETSLOT", &slot_s, "NODE", &to_id]);
+            assert_eq!(reply, "OK", "SETSLOT NODE on node {i}");
+        }
     }
 
     /// `redis-cluster://` URL naming every node.

@@ -312,7 +312,12 @@ impl RedisBudgetBuilder {
             timeout: Some(self.command_timeout),
             // Fail in microseconds while disconnected instead of queueing for a reconnect.
             fail_fast: true,
-            max_attempts: Some(1),
+            // A cluster redirection is followed once (a -MOVED after a failover or a
+            // resharding). More attempts than redirections: fred 10.1 re-sends an -ASK'ed
+            // command to the old owner, and if its attempts ran out before its redirections,
+            // it ended the client's connection task for good.
+            max_attempts: Some(2),
+            max_redirections: Some(1),
             ..Options::default()
         };
         let params = Params {
