@@ -132,9 +132,12 @@ async fn the_deadline_stops_retries_and_returns_the_last_result() {
     );
 }
 
+/// A span's fields as (name, value), in the order recorded.
+type SpanFields = Vec<(String, String)>;
+
 /// The fields of every `retry` call span, as recorded by the time it closed.
 #[derive(Clone, Default)]
-struct CallSpans(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct CallSpans(Arc<Mutex<Vec<SpanFields>>>);
 
 #[derive(Default)]
 struct Fields(Vec<(String, String)>);
