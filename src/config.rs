@@ -36,6 +36,47 @@ pub struct RetryConfig {
     jitter: bool,
     jitter_factor: f64,
     deadline: Option<Duration>,
+    pushback: Pushback,
+}
+
+/// What to do when a server asks for a delay (`Retry-After`, `grpc-retry-pushback-ms`) that
+/// the configuration cannot honour: longer than `max_delay`, or ending after the deadline.
+///
+/// ```
+/// use tower_retrier::{Pushback, RetryConfig};
+///
+/// assert_eq!(RetryConfig::default().pushback(), Pushback::Honor);
+/// let cfg = RetryConfig::builder().pushback(Pushback::Cap).build().unwrap();
+/// assert_eq!(cfg.pushback(), Pushback::Cap);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Pushback {
+    /// Never retry sooner than the server asked (the default). A pushback the config can
+    /// honour is waited in full; one longer than `max_delay`, or one that would end after the
+    /// deadline, **ends the retries**: the caller gets the server's response, with stop reason
+    /// `pushback_too_long`.
+    #[default]
+    Honor,
+    /// Cap the pushback at `max_delay` and retry then (the deadline still applies). This
+    /// retries *sooner than the server asked* whenever it asked for more than `max_delay`:
+    /// that adds load exactly when the server said it cannot take it. Use it only for servers
+    /// known to over-state their `Retry-After`.
+    Cap,
+}
+
+impl Pushback {
+    /// A stable lower-case name (`honor`, `cap`), as accepted by the `serde` form.
+    ///
+    /// ```
+    /// assert_eq!(tower_retrier::Pushback::Cap.as_str(), "cap");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Pushback::Honor => "honor",
+            Pushback::Cap => "cap",
+        }
+    }
 }
 
 impl Default for RetryConfig {
@@ -48,6 +89,7 @@ impl Default for RetryConfig {
             jitter: true,
             jitter_factor: 0.1,
             deadline: None,
+            pushback: Pushback::Honor,
         }
     }
 }
@@ -62,6 +104,8 @@ impl RetryConfig {
     pub fn builder() -> RetryConfigBuilder {
         RetryConfigBuilder {
             config: RetryConfig::default(),
+            max_delay_set: false,
+            initial_delay_set: false,
         }
     }
 
@@ -84,7 +128,8 @@ impl RetryConfig {
         self.initial_delay
     }
 
-    /// Upper bound for any single delay, including server pushback such as `Retry-After`.
+    /// Upper bound for any single delay. A server pushback (`Retry-After`) above it ends the
+    /// retries, unless [`Pushback::Cap`] is chosen.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -131,12 +176,34 @@ impl RetryConfig {
         self.deadline
     }
 
-    fn validate(self) -> Result<Self, ConfigError> {
+    /// What happens when a server asks for a delay longer than `max_delay` or past the
+    /// deadline (see [`Pushback`]).
+    ///
+    /// ```
+    /// assert_eq!(tower_retrier::RetryConfig::default().pushback(), tower_retrier::Pushback::Honor);
+    /// ```
+    pub fn pushback(&self) -> Pushback {
+        self.pushback
+    }
+
+    /// Checks every field. `blame_max_delay`: when `initial_delay > max_delay`, the user
+    /// changed `max_delay` (not `initial_delay`), so the error names the field they set.
+    fn validate(self, blame_max_delay: bool) -> Result<Self, ConfigError> {
         if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS_LIMIT {
             return Err(ConfigError::new(
                 "max_attempts",
                 self.max_attempts.to_string(),
                 format!("must be between 1 and {MAX_ATTEMPTS_LIMIT} (1 means never retry)"),
+            ));
+        }
+        if self.initial_delay > self.max_delay && blame_max_delay {
+            return Err(ConfigError::new(
+                "max_delay",
+                format!("{:?}", self.max_delay),
+                format!(
+                    "must be at least initial_delay ({:?}); lower initial_delay too for shorter delays",
+                    self.initial_delay
+                ),
             ));
         }
         if self.initial_delay > self.max_delay {
@@ -183,6 +250,9 @@ impl RetryConfig {
 #[must_use = "call .build() to get a RetryConfig"]
 pub struct RetryConfigBuilder {
     config: RetryConfig,
+    // Which delay the user set, so a conflict between the two names the one they changed.
+    max_delay_set: bool,
+    initial_delay_set: bool,
 }
 
 impl RetryConfigBuilder {
@@ -206,6 +276,7 @@ impl RetryConfigBuilder {
     /// ```
     pub fn initial_delay(mut self, d: Duration) -> Self {
         self.config.initial_delay = d;
+        self.initial_delay_set = true;
         self
     }
 
@@ -218,6 +289,7 @@ impl RetryConfigBuilder {
     /// ```
     pub fn max_delay(mut self, d: Duration) -> Self {
         self.config.max_delay = d;
+        self.max_delay_set = true;
         self
     }
 
@@ -284,7 +356,22 @@ impl RetryConfigBuilder {
     /// assert!(err.to_string().contains("max_attempts"));
     /// ```
     pub fn build(self) -> Result<RetryConfig, ConfigError> {
-        self.config.validate()
+        self.config
+            .validate(self.max_delay_set && !self.initial_delay_set)
+    }
+
+    /// What to do with a server pushback longer than `max_delay` or past the deadline:
+    /// [`Pushback::Honor`] (the default: stop retrying) or [`Pushback::Cap`] (retry after
+    /// `max_delay`, sooner than the server asked).
+    ///
+    /// ```
+    /// use tower_retrier::{Pushback, RetryConfig};
+    /// let cfg = RetryConfig::builder().pushback(Pushback::Cap).build().unwrap();
+    /// assert_eq!(cfg.pushback(), Pushback::Cap);
+    /// ```
+    pub fn pushback(mut self, mode: Pushback) -> Self {
+        self.config.pushback = mode;
+        self
     }
 }
 
@@ -297,6 +384,7 @@ impl RetryConfigBuilder {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    subject: &'static str,
     field: &'static str,
     value: String,
     reason: String,
@@ -311,10 +399,23 @@ impl ConfigError {
     /// ```
     pub fn new(field: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
+            subject: "retry config",
             field,
             value: value.into(),
             reason: reason.into(),
         }
+    }
+
+    /// Says what was being configured (`"retry budget"`, `"Redis budget"`, ...); the message
+    /// then reads "invalid {subject}: ...". The default is `"retry config"`.
+    ///
+    /// ```
+    /// let err = tower_retrier::ConfigError::new("ttl", "0s", "must be positive").subject("retry budget");
+    /// assert_eq!(err.to_string(), "invalid retry budget: ttl = 0s: must be positive");
+    /// ```
+    pub fn subject(mut self, subject: &'static str) -> Self {
+        self.subject = subject;
+        self
     }
 
     /// The name of the rejected field.
@@ -342,8 +443,8 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid retry config: {} = {}: {}",
-            self.field, self.value, self.reason
+            "invalid {}: {} = {}: {}",
+            self.subject, self.field, self.value, self.reason
         )
     }
 }
@@ -369,6 +470,14 @@ mod serde_impl {
         jitter_factor: Option<f64>,
         #[serde(default, with = "humantime_serde")]
         deadline: Option<Duration>,
+        pushback: Option<PushbackRaw>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum PushbackRaw {
+        Honor,
+        Cap,
     }
 
     impl<'de> Deserialize<'de> for RetryConfig {
@@ -394,7 +503,15 @@ mod serde_impl {
                 cfg.jitter_factor = v;
             }
             cfg.deadline = raw.deadline;
-            cfg.validate().map_err(serde::de::Error::custom)
+            if let Some(p) = raw.pushback {
+                cfg.pushback = match p {
+                    PushbackRaw::Honor => Pushback::Honor,
+                    PushbackRaw::Cap => Pushback::Cap,
+                };
+            }
+            let blame_max_delay = raw.max_delay.is_some() && raw.initial_delay.is_none();
+            cfg.validate(blame_max_delay)
+                .map_err(serde::de::Error::custom)
         }
     }
 }
@@ -434,6 +551,14 @@ mod tests {
             (b().jitter_factor(-0.1).build(), "jitter_factor"),
             (b().jitter_factor(f64::NAN).build(), "jitter_factor"),
             (b().deadline(Duration::ZERO).build(), "deadline"),
+            // The field the user changed is the one named.
+            (b().max_delay(Duration::ZERO).build(), "max_delay"),
+            (
+                b().max_delay(Duration::from_millis(50))
+                    .initial_delay(Duration::from_millis(60))
+                    .build(),
+                "initial_delay",
+            ),
         ];
         for (res, field) in cases {
             let err = res.unwrap_err();
@@ -467,6 +592,13 @@ mod tests {
         assert_eq!(cfg.max_delay(), Duration::from_secs(2));
         assert_eq!(cfg.deadline(), Some(Duration::from_secs(5)));
         assert!(cfg.jitter(), "unspecified fields keep the defaults");
+
+        let cfg: RetryConfig = serde_json::from_str(r#"{"pushback": "cap"}"#).unwrap();
+        assert_eq!(cfg.pushback(), Pushback::Cap);
+        let err = serde_json::from_str::<RetryConfig>(r#"{"pushback": "later"}"#).unwrap_err();
+        assert!(err.to_string().contains("honor"), "{err}");
+        let err = serde_json::from_str::<RetryConfig>(r#"{"max_delay": "0s"}"#).unwrap_err();
+        assert!(err.to_string().contains("max_delay = 0ns"), "{err}");
 
         let err = serde_json::from_str::<RetryConfig>(r#"{"jitter_factor": 2.0}"#).unwrap_err();
         assert!(err.to_string().contains("jitter_factor"), "{err}");

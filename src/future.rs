@@ -3,6 +3,7 @@
 use crate::backoff::{Backoff, BackoffContext};
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
+use crate::config::{Pushback, RetryConfig};
 use crate::replay::Replay;
 use crate::service::Shared;
 use crate::telemetry::{CallTelemetry, DelaySource, OnRetry, Outcome, RetryEvent, StopReason};
@@ -186,6 +187,20 @@ where
                             result,
                         );
                     };
+                    if reason != RetryReason::NotSent
+                        && !shared.retry_non_idempotent
+                        && !shared.classifier.handles_idempotency()
+                        && !shared.replay.may_resend(saved)
+                    {
+                        return finish(
+                            shared,
+                            this.telemetry,
+                            attempt,
+                            false,
+                            StopReason::NotIdempotent,
+                            result,
+                        );
+                    }
                     if attempt >= shared.config.max_attempts() {
                         return finish(
                             shared,
@@ -199,32 +214,24 @@ where
                     let ctx = this
                         .backoff
                         .get_or_insert_with(|| BackoffContext::new(1, shared.seeds.next()));
-                    let max = shared.config.max_delay();
                     let (delay, source) = match after {
                         Some(pushback) => {
                             // gRFC A6: after pushback the schedule starts over.
                             ctx.restart();
-                            (pushback.min(max), DelaySource::Pushback)
+                            (pushback, DelaySource::Pushback)
                         }
                         None => {
-                            let d = shared.backoff.delay(ctx).min(max);
+                            let d = shared.backoff.delay(ctx).min(shared.config.max_delay());
                             ctx.advance(d);
                             (d, DelaySource::Backoff)
                         }
                     };
-                    if let (Some(deadline), Some(started)) =
-                        (shared.config.deadline(), *this.started)
-                        && started.elapsed().saturating_add(delay) >= deadline
-                    {
-                        return finish(
-                            shared,
-                            this.telemetry,
-                            attempt,
-                            false,
-                            StopReason::DeadlineExceeded,
-                            result,
-                        );
-                    }
+                    let delay = match check_delay(&shared.config, *this.started, delay, source) {
+                        Ok(delay) => delay,
+                        Err(stop) => {
+                            return finish(shared, this.telemetry, attempt, false, stop, result);
+                        }
+                    };
                     let Some(next) = shared.replay.replay(saved) else {
                         shared.telemetry.not_replayable(this.telemetry);
                         return finish(
@@ -327,6 +334,36 @@ where
             }
         }
     }
+}
+
+/// The delay before the next attempt, or why there is none: a server pushback the config
+/// cannot honour ends the retries (never sooner than the server asked) unless
+/// [`Pushback::Cap`] was chosen; no retry is started if its delay crosses the deadline.
+fn check_delay(
+    config: &RetryConfig,
+    started: Option<Instant>,
+    delay: Duration,
+    source: DelaySource,
+) -> Result<Duration, StopReason> {
+    let honor = source == DelaySource::Pushback && config.pushback() == Pushback::Honor;
+    let delay = if delay > config.max_delay() {
+        if honor {
+            return Err(StopReason::PushbackTooLong);
+        }
+        config.max_delay()
+    } else {
+        delay
+    };
+    if let (Some(deadline), Some(started)) = (config.deadline(), started)
+        && started.elapsed().saturating_add(delay) >= deadline
+    {
+        return Err(if honor {
+            StopReason::PushbackTooLong
+        } else {
+            StopReason::DeadlineExceeded
+        });
+    }
+    Ok(delay)
 }
 
 /// Reports the end of the call and hands back its result.

@@ -3,8 +3,16 @@
 use crate::RetryConfig;
 use crate::backoff::{Exponential, SeedSource};
 use crate::budget::RatioBudget;
+#[cfg(feature = "grpc")]
+use crate::classify::GrpcClassifier;
+#[cfg(feature = "http")]
+use crate::classify::HttpClassifier;
 use crate::classify::RetryAnyError;
+#[cfg(feature = "tonic")]
+use crate::replay::AsTonicBody;
 use crate::replay::CloneRequest;
+#[cfg(feature = "http")]
+use crate::replay::ReplayHttp;
 use crate::service::{RetryService, Shared};
 use crate::telemetry::{NoHook, Telemetry};
 use std::borrow::Cow;
@@ -13,9 +21,19 @@ use tower_layer::Layer;
 
 /// Wraps services in [`RetryService`].
 ///
-/// `RetryLayer::new(config)` gives the defaults: the exponential backoff of `config` with
-/// per-request jitter, [`RetryAnyError`], a local [`RatioBudget`] (10 s, 10 retries/s, 20 %)
-/// and [`CloneRequest`]. Builder methods swap any part. The layer is cheap to clone; **clones
+/// Constructors:
+/// - [`RetryLayer::new_for_http`] (feature `http`): HTTP clients and proxies.
+/// - [`RetryLayer::new_for_grpc`] (feature `tonic`): gRPC over a tonic `Channel`.
+/// - [`RetryLayer::new`]: any other service (a database client, a queue, your own protocol).
+///
+/// `RetryLayer::new(config)` gives the generic defaults: the exponential backoff of `config`
+/// with per-request jitter, [`RetryAnyError`], a local [`RatioBudget`] (10 s, 10 retries/s,
+/// 20 %) and [`CloneRequest`]. Builder methods swap any part.
+///
+/// Whatever the constructor, a request that says it is not idempotent (an HTTP POST without
+/// `Idempotency-Key`, see [`Idempotent`](crate::replay::Idempotent)) is not resent after it
+/// may have reached the server, and a server that asks for a delay longer than `max_delay`
+/// gets its answer returned rather than an early retry (see [`Pushback`](crate::Pushback)). The layer is cheap to clone; **clones
 /// share one budget and one seed source**, so every service built from one layer counts
 /// against the same budget.
 ///
@@ -48,10 +66,18 @@ pub struct RetryLayer<
     on_retry: H,
     telemetry: Telemetry,
     seeds: Arc<SeedSource>,
+    retry_non_idempotent: bool,
 }
 
 impl RetryLayer {
-    /// The defaults, with `config`'s attempts, backoff and deadline.
+    /// The generic defaults, with `config`'s attempts, backoff and deadline.
+    ///
+    /// For HTTP use [`RetryLayer::new_for_http`], for tonic [`RetryLayer::new_for_grpc`]:
+    /// `new` retries every error and knows nothing of status codes, `Retry-After` or
+    /// streaming bodies (it is still safe: an HTTP request that is not idempotent is never
+    /// resent after it may have reached the server). Your request type must say whether it
+    /// may be sent twice ([`Idempotent`](crate::replay::Idempotent); plain data types already
+    /// do).
     ///
     /// ```
     /// let layer = tower_retrier::RetryLayer::new(tower_retrier::RetryConfig::default());
@@ -67,7 +93,82 @@ impl RetryLayer {
             on_retry: NoHook,
             telemetry: Telemetry::default(),
             seeds: Arc::new(SeedSource::random()),
+            retry_non_idempotent: false,
         }
+    }
+}
+
+#[cfg(feature = "http")]
+impl RetryLayer<Exponential, HttpClassifier, RatioBudget, ReplayHttp> {
+    /// The preset for HTTP clients and proxies (hyper-util's `Client`, an axum handler that
+    /// forwards requests), like tower-http's `TraceLayer::new_for_http()`.
+    ///
+    /// - [`HttpClassifier`]: retries 502, 503, 504, 429 and 408 and transport errors; only
+    ///   idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) or requests carrying an
+    ///   `Idempotency-Key` are resent after they may have reached the server; a refused
+    ///   connection (nothing sent) is retried for every method. `Retry-After` is waited in
+    ///   full; one longer than `max_delay` or past the deadline ends the retries.
+    /// - [`ReplayHttp`]: works for any body (`Full<Bytes>`, `String`, hyper's `Incoming`,
+    ///   axum's `Body`, streams): bodies are recorded as they are sent (up to 64 KiB; larger
+    ///   ones are sent once) and replayed. The inner service receives
+    ///   `http::Request<ReplayBody<B>>`, which a client generic over its body (hyper-util's
+    ///   `Client`) infers.
+    /// - The default backoff and budget of [`RetryLayer::new`].
+    ///
+    /// Every part can still be swapped (`with_classifier`, `with_replay`, ...).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use tower_retrier::{RetryConfig, RetryLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let client = service_fn(|req: http::Request<_>| async move {
+    ///     let _body: tower_retrier::replay::ReplayBody<String> = req.into_body();
+    ///     Ok::<_, tower::BoxError>(http::Response::new(()))
+    /// });
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(RetryLayer::new_for_http(RetryConfig::default()))
+    ///     .timeout(Duration::from_millis(300)) // per attempt
+    ///     .service(client);
+    /// let req = http::Request::get("/users/1").body(String::new()).unwrap();
+    /// assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+    /// # }
+    /// ```
+    pub fn new_for_http(config: RetryConfig) -> Self {
+        RetryLayer::new(config)
+            .with_classifier(HttpClassifier::new())
+            .with_replay(ReplayHttp::new())
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl RetryLayer<Exponential, GrpcClassifier, RatioBudget, ReplayHttp<AsTonicBody>> {
+    /// The preset for gRPC over a tonic `Channel`, like tower-http's
+    /// `TraceLayer::new_for_grpc()`.
+    ///
+    /// - [`GrpcClassifier`]: retries UNAVAILABLE and transport errors (add codes with
+    ///   `with_classifier(GrpcClassifier::new().retry_on(..))`, only for methods safe to
+    ///   repeat: in gRPC the retryable codes are the opt-in, gRFC A6);
+    ///   `grpc-retry-pushback-ms` is waited in full, a negative one stops retrying.
+    /// - [`ReplayHttp::grpc`]: message bodies are recorded and replayed, with
+    ///   `grpc-previous-rpc-attempts` on retries; bodies reach the `Channel` as
+    ///   `tonic::body::Body` ([`AsTonicBody`]), so no `map_request` is needed.
+    ///
+    /// Put it on the `Channel`, with a per-attempt timeout below and the generated client on
+    /// top: `Client::new(ServiceBuilder::new().layer(RetryLayer::new_for_grpc(cfg))
+    /// .timeout(d).service(channel))`. Unary calls whose status comes in trailers also need
+    /// [`GrpcTrailersLayer`](crate::classify::GrpcTrailersLayer) below the retry layer.
+    ///
+    /// ```
+    /// use tower_retrier::{RetryConfig, RetryLayer};
+    /// let layer = RetryLayer::new_for_grpc(RetryConfig::default()).service_name("greeter");
+    /// # let _ = layer;
+    /// ```
+    pub fn new_for_grpc(config: RetryConfig) -> Self {
+        RetryLayer::new(config)
+            .with_classifier(GrpcClassifier::new())
+            .with_replay(ReplayHttp::grpc().wrap_body(AsTonicBody))
     }
 }
 
@@ -124,6 +225,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             on_retry: self.on_retry,
             telemetry: self.telemetry,
             seeds: self.seeds,
+            retry_non_idempotent: self.retry_non_idempotent,
         }
     }
 
@@ -145,6 +247,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             on_retry: self.on_retry,
             telemetry: self.telemetry,
             seeds: self.seeds,
+            retry_non_idempotent: self.retry_non_idempotent,
         }
     }
 
@@ -165,6 +268,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             on_retry: self.on_retry,
             telemetry: self.telemetry,
             seeds: self.seeds,
+            retry_non_idempotent: self.retry_non_idempotent,
         }
     }
 
@@ -185,6 +289,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             on_retry: self.on_retry,
             telemetry: self.telemetry,
             seeds: self.seeds,
+            retry_non_idempotent: self.retry_non_idempotent,
         }
     }
 
@@ -201,7 +306,27 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             replay: self.replay,
             telemetry: self.telemetry,
             seeds: self.seeds,
+            retry_non_idempotent: self.retry_non_idempotent,
         }
+    }
+
+    /// Lets the layer resend requests that say they are not idempotent (an HTTP POST without
+    /// `Idempotency-Key`, see [`Idempotent`](crate::replay::Idempotent)) after they may have
+    /// reached the server. Off by default: a request that is not idempotent is only resent
+    /// when nothing was sent (a refused connection).
+    ///
+    /// Only for services where you know every request is safe to repeat. Classifiers that
+    /// judge idempotency themselves keep their own rules (`HttpClassifier::retry_all_methods`,
+    /// the retryable codes of `GrpcClassifier`); a single request can opt in with an
+    /// `Idempotency-Key` header.
+    ///
+    /// ```
+    /// let layer = tower_retrier::RetryLayer::new(Default::default()).retry_non_idempotent(true);
+    /// # let _ = layer;
+    /// ```
+    pub fn retry_non_idempotent(mut self, on: bool) -> Self {
+        self.retry_non_idempotent = on;
+        self
     }
 
     /// Names the downstream service in telemetry (a label: keep it a constant).
@@ -269,6 +394,7 @@ where
                 on_retry: self.on_retry.clone(),
                 telemetry: self.telemetry.clone(),
                 seeds: self.seeds.clone(),
+                retry_non_idempotent: self.retry_non_idempotent,
             }),
         )
     }

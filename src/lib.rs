@@ -14,7 +14,7 @@ pub mod replay;
 mod service;
 pub mod telemetry;
 
-pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, RetryConfig, RetryConfigBuilder};
+pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, Pushback, RetryConfig, RetryConfigBuilder};
 pub use execute::execute_with_retry;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;

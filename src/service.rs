@@ -25,6 +25,8 @@ pub(crate) struct Shared<K, C, B, R, H> {
     pub(crate) on_retry: H,
     pub(crate) telemetry: Telemetry,
     pub(crate) seeds: Arc<SeedSource>,
+    /// Resend requests that say they are not idempotent (the user opted in).
+    pub(crate) retry_non_idempotent: bool,
 }
 
 /// Retries calls to the inner service; built by [`RetryLayer`](crate::RetryLayer).

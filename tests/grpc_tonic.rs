@@ -9,11 +9,9 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
 use tower_retrier::classify::{GrpcClassifier, GrpcCode, GrpcTrailersLayer, TrailersBody};
-use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::telemetry::{DelaySource, RetryEvent};
 use tower_retrier::{RetryConfig, RetryLayer};
 
-type Res = http::Response<tonic::body::Body>;
 type Delays = Arc<Mutex<Vec<(Duration, DelaySource)>>>;
 
 fn config() -> RetryConfig {
@@ -44,19 +42,15 @@ async fn connect(
         .connect_lazy();
     let delays: Delays = Arc::default();
     let log = delays.clone();
+    // The preset goes straight on the Channel: no map_request, no type annotations.
     let svc = ServiceBuilder::new()
         .layer(
-            RetryLayer::new(config())
+            RetryLayer::new_for_grpc(config())
                 .with_classifier(classifier)
-                .with_replay(ReplayHttp::grpc())
-                .on_retry(move |e: &RetryEvent<'_, Res, tonic::transport::Error>| {
+                .on_retry(move |e: &RetryEvent<'_, _, _>| {
                     log.lock().unwrap().push((e.delay(), e.delay_source()))
                 }),
         )
-        // Channel takes tonic's body type; the replayable body converts into it.
-        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| {
-            r.map(tonic::body::Body::new)
-        })
         .service(channel);
     (GreeterClient::new(svc), delays)
 }
@@ -92,19 +86,39 @@ async fn unavailable_is_retried_until_the_greeting_arrives() {
 async fn pushback_replaces_the_backoff() {
     let greeter = FlakyGreeter::new(vec![
         Step::Fail(Code::Unavailable, Some("30")),
-        Step::Fail(Code::Unavailable, Some("60000")),
+        Step::Fail(Code::Unavailable, Some("40")),
     ]);
     let (mut client, delays) = connect(&greeter, GrpcClassifier::new()).await;
     client.say_hello(hello()).await.unwrap();
+    assert_eq!(greeter.calls(), 3);
     let delays = delays.lock().unwrap().clone();
     assert_eq!(
-        delays[0],
-        (Duration::from_millis(30), DelaySource::Pushback)
+        delays,
+        [
+            (Duration::from_millis(30), DelaySource::Pushback),
+            (Duration::from_millis(40), DelaySource::Pushback)
+        ]
     );
-    // A minute asked: capped by max_delay (50 ms).
+}
+
+#[tokio::test]
+async fn pushback_longer_than_max_delay_ends_the_retries() {
+    let greeter = FlakyGreeter::new(vec![
+        Step::Fail(Code::Unavailable, Some("30")),
+        // A minute asked, max_delay is 50 ms: the server's answer is returned at once.
+        Step::Fail(Code::Unavailable, Some("60000")),
+    ]);
+    let (mut client, delays) = connect(&greeter, GrpcClassifier::new()).await;
+    let status = client.say_hello(hello()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(
-        delays[1],
-        (Duration::from_millis(50), DelaySource::Pushback)
+        greeter.calls(),
+        2,
+        "never retried sooner than the server asked"
+    );
+    assert_eq!(
+        delays.lock().unwrap().clone(),
+        [(Duration::from_millis(30), DelaySource::Pushback)]
     );
 }
 
@@ -161,15 +175,8 @@ async fn connect_unary(
         .unwrap()
         .connect_lazy();
     let svc = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new(config())
-                .with_classifier(GrpcClassifier::new())
-                .with_replay(ReplayHttp::grpc()),
-        )
+        .layer(RetryLayer::new_for_grpc(config()))
         .layer(GrpcTrailersLayer::new())
-        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| {
-            r.map(tonic::body::Body::new)
-        })
         .service(channel);
     GreeterClient::new(svc)
 }

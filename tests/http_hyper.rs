@@ -152,37 +152,6 @@ async fn body_over_the_limit_is_sent_once_and_counted() {
 }
 
 #[tokio::test]
-async fn retry_after_replaces_the_backoff_capped_by_max_delay() {
-    let server = FlakyServer::start(vec![
-        Reply::status(429).header("retry-after", "1"),
-        Reply::status(503).header("retry-after", "3600"),
-    ])
-    .await;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let (delays, hook) = recorder();
-    let svc = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new(config())
-                .with_classifier(HttpClassifier::new())
-                .on_retry(hook),
-        )
-        .map_err(BoxError::from)
-        .service(client);
-    let req = http::Request::get(server.url("/"))
-        .body(Full::default())
-        .unwrap();
-    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-    let delays = delays.lock().unwrap().clone();
-    // 1 s asked, capped at max_delay (20 ms); then an hour asked: ignored, backoff used.
-    assert_eq!(
-        delays[0],
-        (Duration::from_millis(20), DelaySource::Pushback)
-    );
-    assert_eq!(delays[1].1, DelaySource::Backoff);
-    assert!(delays[1].0 <= Duration::from_millis(20));
-}
-
-#[tokio::test]
 async fn refused_connection_is_retried_even_for_post() {
     let addr = dead_addr().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();

@@ -145,12 +145,13 @@ async fn deadline_stops_when_the_next_backoff_would_overrun_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn server_pushback_replaces_backoff_but_is_capped() {
+async fn server_pushback_is_capped_only_with_pushback_cap() {
     let inner = Flaky::always_failing();
     let cfg = RetryConfig::builder()
         .max_attempts(3)
         .jitter(false)
         .max_delay(Duration::from_secs(2))
+        .pushback(tower_retrier::Pushback::Cap)
         .build()
         .unwrap();
     let pushback = classify_fn(|_: &u32, res: &Result<u32, std::io::Error>| match res {
@@ -165,7 +166,7 @@ async fn server_pushback_replaces_backoff_but_is_capped() {
     assert_eq!(
         inner.gaps_ms(7),
         vec![2000.0, 2000.0],
-        "an hour is capped at max_delay"
+        "with Pushback::Cap an hour is capped at max_delay"
     );
 }
 

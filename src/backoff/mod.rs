@@ -45,6 +45,11 @@ pub(crate) use rng::SeedSource;
 /// let d = Steps.delay(&mut ctx);
 /// assert!(d >= Duration::from_millis(20) && d < Duration::from_millis(25));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a backoff",
+    label = "expected a `tower_retrier::backoff::Backoff`",
+    note = "use a ready-made one (`Exponential`, `FullJitter`, `EqualJitter`, `DecorrelatedJitter`, `Constant`, `Linear`) or `backoff_fn(|ctx| ..)`"
+)]
 pub trait Backoff {
     /// The delay before retry number `ctx.retry()`.
     fn delay(&self, ctx: &mut BackoffContext) -> Duration;

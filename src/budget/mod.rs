@@ -12,7 +12,7 @@
 //! - `RedisBudget` (feature `redis`): the ratio budget shared by a whole fleet.
 
 mod ratio;
-// issue 3
+// The fleet-wide budget (feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis;
 mod token_bucket;
@@ -22,7 +22,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use ratio::RatioBudget;
-// issue 3
 #[cfg(feature = "redis")]
 pub use redis::RedisBudget;
 pub use token_bucket::TokenBucket;
@@ -56,6 +55,11 @@ pub use unlimited::Unlimited;
 /// assert!(b.withdraw().into_inner());
 /// assert!(!b.withdraw().into_inner());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a retry budget",
+    label = "expected a `tower_retrier::budget::Budget`",
+    note = "use `RatioBudget::new(ttl, min_per_sec, ratio)?`, `TokenBucket::new(max, ratio)?`, `RedisBudget` (feature `redis`) or `Unlimited::new()`; budget constructors return a `Result`: did you forget the `?`"
+)]
 pub trait Budget {
     /// Resolves to `true` when the retry may go ahead.
     type Withdraw: Future<Output = bool>;

@@ -94,18 +94,18 @@ impl RatioBudget {
     /// ```
     pub fn new(ttl: Duration, min_per_sec: u32, ratio: f64) -> Result<Self, ConfigError> {
         if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(60) {
-            return Err(ConfigError::new(
-                "ttl",
-                format!("{ttl:?}"),
-                "must be between 1s and 60s",
-            ));
+            return Err(
+                ConfigError::new("ttl", format!("{ttl:?}"), "must be between 1s and 60s")
+                    .subject("retry budget"),
+            );
         }
         if !ratio.is_finite() || !(0.0..=1000.0).contains(&ratio) {
             return Err(ConfigError::new(
                 "ratio",
                 ratio.to_string(),
                 "must be a number in [0, 1000] (0.2 = 20% extra load)",
-            ));
+            )
+            .subject("retry budget"));
         }
         let unit = UNIT as f64;
         let reserve = f64::from(min_per_sec) * ttl.as_secs_f64() * unit;

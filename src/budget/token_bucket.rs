@@ -46,7 +46,8 @@ impl TokenBucket {
                 "max_tokens",
                 max_tokens.to_string(),
                 "must be between 1 and 1000",
-            ));
+            )
+            .subject("retry budget"));
         }
         let ratio = (token_ratio * MILLI as f64).round();
         if !token_ratio.is_finite() || !(1.0..=1_000_000.0).contains(&ratio) {
@@ -54,7 +55,8 @@ impl TokenBucket {
                 "token_ratio",
                 token_ratio.to_string(),
                 "must be a number in [0.001, 1000]",
-            ));
+            )
+            .subject("retry budget"));
         }
         let max = u64::from(max_tokens) * MILLI;
         Ok(TokenBucket {

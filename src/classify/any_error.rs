@@ -1,5 +1,6 @@
 //! The default classifier: every error is worth another try, except overload rejections.
 
+use super::error_class::ErrorClass;
 use super::error_types::boxed_error;
 use super::{Classify, Decision, RetryReason};
 use std::any::Any;
@@ -10,7 +11,12 @@ use std::any::Any;
 /// looks through the `source()` chain: a load-shed rejection
 /// (`tower::load_shed::error::Overloaded`) is **not** retried (retrying into an overloaded
 /// service is what turns overload into an outage), and a `tower::timeout::error::Elapsed` is
-/// retried with reason [`RetryReason::Timeout`].
+/// retried with reason [`RetryReason::Timeout`], a refused connection with
+/// [`RetryReason::NotSent`].
+///
+/// It does not judge idempotency: the layer's guard keeps a request that is not idempotent
+/// (an HTTP POST, see [`Idempotent`](crate::replay::Idempotent)) from being resent unless
+/// nothing reached the server.
 ///
 /// ```
 /// use tower_retrier::classify::{Classify, Decision, RetryAnyError, RetryReason};
@@ -43,21 +49,11 @@ impl<Req, Res, E: 'static> Classify<Req, Res, E> for RetryAnyError {
         let Err(err) = result else {
             return Decision::Success;
         };
-        let Some(mut cur) = boxed_error(err as &dyn Any) else {
-            return Decision::retry(RetryReason::Error);
-        };
-        let mut reason = RetryReason::Error;
-        loop {
-            if cur.is::<tower::load_shed::error::Overloaded>() {
-                return Decision::Fail;
-            }
-            if cur.is::<tower::timeout::error::Elapsed>() {
-                reason = RetryReason::Timeout;
-            }
-            match cur.source() {
-                Some(next) => cur = next,
-                None => return Decision::retry(reason),
-            }
+        match ErrorClass::of(boxed_error(err as &dyn Any)) {
+            ErrorClass::Never => Decision::Fail,
+            ErrorClass::NotSent => Decision::retry(RetryReason::NotSent),
+            ErrorClass::Timeout => Decision::retry(RetryReason::Timeout),
+            ErrorClass::Other => Decision::retry(RetryReason::Error),
         }
     }
 }

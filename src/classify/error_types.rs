@@ -1,5 +1,6 @@
 //! Classifying errors by type, looking through the `source()` chain.
 
+use super::error_class::ErrorClass;
 use super::{Classify, Decision, RetryReason};
 use std::any::Any;
 use std::error::Error;
@@ -64,6 +65,11 @@ pub struct MatchErrors<V = Auto> {
 /// let boxed: tower::BoxError = Box::new(std::io::Error::other("x"));
 /// assert!(<Auto as InspectError<tower::BoxError>>::inspect(&boxed).is_some());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot look into errors of type `{E}`",
+    label = "this error view does not fit the inner service's error",
+    note = "`.typed_errors()` needs the inner service's error to be a concrete `std::error::Error`; a `.timeout(..)`, `Buffer` or `LoadShed` below the retry layer boxes it into `tower::BoxError`: drop `.typed_errors()` (the default view looks into boxed errors)"
+)]
 pub trait InspectError<E> {
     /// The error as a trait object, or `None` when it cannot be looked into.
     fn inspect(err: &E) -> Option<&(dyn Error + 'static)>;
@@ -161,7 +167,6 @@ impl<V> MatchErrors<V> {
 
     fn decide(&self, err: &(dyn Error + 'static)) -> Decision {
         let mut matched_retry = self.retry.is_empty();
-        let mut timeout = false;
         let mut cur = Some(err);
         while let Some(e) = cur {
             if self.never.iter().any(|m| m(e)) {
@@ -173,16 +178,15 @@ impl<V> MatchErrors<V> {
                 return Decision::Fail;
             }
             matched_retry |= listed;
-            timeout |= e.is::<tower::timeout::error::Elapsed>();
             cur = e.source();
         }
         if !matched_retry {
             return Decision::Fail;
         }
-        let reason = if timeout {
-            RetryReason::Timeout
-        } else {
-            RetryReason::Error
+        let reason = match ErrorClass::of(Some(err)) {
+            ErrorClass::NotSent => RetryReason::NotSent,
+            ErrorClass::Timeout => RetryReason::Timeout,
+            ErrorClass::Never | ErrorClass::Other => RetryReason::Error,
         };
         Decision::retry(reason)
     }

@@ -1,12 +1,11 @@
 //! The gRPC classifier: `grpc-status` codes and `grpc-retry-pushback-ms` (gRFC A6).
 
-use super::http::{ErrorClass, classify_error};
-use super::retry_after::{DEFAULT_MAX_PUSHBACK, parse_grpc_pushback};
+use super::error_class::ErrorClass;
+use super::retry_after::parse_grpc_pushback;
 use super::{Auto, Classify, Decision, InspectError, RetryReason, Typed};
 use http::Response;
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::Duration;
 
 /// A gRPC status code. Values match `tonic::Code` (`GrpcCode::from_i32(code as i32)`).
 ///
@@ -125,9 +124,12 @@ impl GrpcCode {
 ///   after a `200` head is not in the head: on its own the classifier returns such a call as
 ///   it is, not retried. For unary calls, add [`GrpcTrailersLayer`](super::GrpcTrailersLayer)
 ///   below the retry layer: it reads the response to its trailers and surfaces the status.
-/// - `grpc-retry-pushback-ms`: a non-negative value replaces the backoff; a negative or
-///   unparsable value means **do not retry**; a value above the bound (300 s by default) is
-///   ignored and the backoff applies. The engine also caps it at `max_delay`.
+/// - `grpc-retry-pushback-ms`: a non-negative value replaces the backoff and is waited in
+///   full; a negative or unparsable value means **do not retry** (gRFC A6). A value longer
+///   than `max_delay`, or past the deadline, ends the retries (see [`Pushback`](crate::Pushback)).
+/// - Every gRPC call is an HTTP POST: the retryable codes are the opt-in (as in gRFC A6's
+///   per-method retry policy), so the layer's idempotency guard steps aside for this
+///   classifier. Configure retryable codes only for methods that are safe to repeat.
 /// - Transport errors (`Err`) are retried, except load-shed rejections.
 ///
 /// ```
@@ -149,7 +151,6 @@ impl GrpcCode {
 pub struct GrpcClassifier<V = Auto> {
     codes: u32,
     retry_errors: bool,
-    max_pushback: Duration,
     _view: PhantomData<fn() -> V>,
 }
 
@@ -164,7 +165,6 @@ impl GrpcClassifier<Auto> {
         GrpcClassifier {
             codes: 1 << GrpcCode::Unavailable as u32,
             retry_errors: true,
-            max_pushback: DEFAULT_MAX_PUSHBACK,
             _view: PhantomData,
         }
     }
@@ -220,16 +220,6 @@ impl<V> GrpcClassifier<V> {
         self
     }
 
-    /// The largest pushback that is believed (default 300 s); larger values are ignored.
-    ///
-    /// ```
-    /// let _c = tower_retrier::classify::GrpcClassifier::new().max_pushback(std::time::Duration::from_secs(5));
-    /// ```
-    pub fn max_pushback(mut self, max: Duration) -> Self {
-        self.max_pushback = max;
-        self
-    }
-
     /// Looks into concrete error types (see [`InspectError`]).
     ///
     /// ```
@@ -239,7 +229,6 @@ impl<V> GrpcClassifier<V> {
         GrpcClassifier {
             codes: self.codes,
             retry_errors: self.retry_errors,
-            max_pushback: self.max_pushback,
             _view: PhantomData,
         }
     }
@@ -259,10 +248,9 @@ impl<V> GrpcClassifier<V> {
         };
         match res.headers().get("grpc-retry-pushback-ms") {
             None => Decision::retry(reason),
-            Some(v) => match parse_grpc_pushback(v.as_bytes(), self.max_pushback) {
+            Some(v) => match parse_grpc_pushback(v.as_bytes()) {
                 Err(()) => Decision::Fail,
-                Ok(None) => Decision::retry(reason),
-                Ok(Some(d)) => Decision::retry_after(reason, d),
+                Ok(d) => Decision::retry_after(reason, d),
             },
         }
     }
@@ -273,12 +261,18 @@ impl<Req, B, E, V: InspectError<E>> Classify<Req, Response<B>, E> for GrpcClassi
         match result {
             Ok(res) => self.classify_response(res),
             Err(_) if !self.retry_errors => Decision::Fail,
-            Err(e) => match classify_error(V::inspect(e)) {
+            Err(e) => match ErrorClass::of(V::inspect(e)) {
                 ErrorClass::Never => Decision::Fail,
                 ErrorClass::Timeout => Decision::retry(RetryReason::Timeout),
-                ErrorClass::NothingSent | ErrorClass::Other => Decision::retry(RetryReason::Error),
+                ErrorClass::NotSent => Decision::retry(RetryReason::NotSent),
+                ErrorClass::Other => Decision::retry(RetryReason::Error),
             },
         }
+    }
+
+    /// The retryable codes are the gRPC opt-in, so the layer's guard steps aside.
+    fn handles_idempotency(&self) -> bool {
+        true
     }
 }
 
@@ -287,7 +281,6 @@ impl<V> Clone for GrpcClassifier<V> {
         GrpcClassifier {
             codes: self.codes,
             retry_errors: self.retry_errors,
-            max_pushback: self.max_pushback,
             _view: PhantomData,
         }
     }
@@ -302,7 +295,6 @@ impl<V> fmt::Debug for GrpcClassifier<V> {
         f.debug_struct("GrpcClassifier")
             .field("codes", &codes)
             .field("retry_errors", &self.retry_errors)
-            .field("max_pushback", &self.max_pushback)
             .finish()
     }
 }
@@ -310,6 +302,7 @@ impl<V> fmt::Debug for GrpcClassifier<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tower::BoxError;
 
     fn res(status: u16, headers: &[(&str, &[u8])]) -> Result<Response<()>, BoxError> {
@@ -372,9 +365,13 @@ mod tests {
         );
         assert_eq!(c.classify(&(), &with(b"-1")), Decision::Fail);
         assert_eq!(c.classify(&(), &with(b"x")), Decision::Fail);
+        // Long pushback is passed on as asked; the engine decides it cannot wait that long.
         assert_eq!(
             c.classify(&(), &with(b"99999999999")),
-            Decision::retry(RetryReason::ServerError)
+            Decision::retry_after(
+                RetryReason::ServerError,
+                Duration::from_millis(99_999_999_999)
+            )
         );
     }
 

@@ -1,46 +1,12 @@
 //! The HTTP classifier: retryable status codes, connection errors, idempotency, `Retry-After`.
 
-use super::retry_after::{DEFAULT_MAX_PUSHBACK, parse_retry_after};
+use super::error_class::ErrorClass;
+use super::retry_after::parse_retry_after;
 use super::{Auto, Classify, Decision, InspectError, RetryReason, Typed};
 use http::{HeaderName, Method, Request, Response, StatusCode, header};
-use std::error::Error;
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, SystemTime};
-
-/// What an `Err` from the transport means for a retry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ErrorClass {
-    /// Never retry (load shed, a rejection we know is deliberate).
-    Never,
-    /// Nothing reached the server (connection refused): safe even for non-idempotent calls.
-    NothingSent,
-    /// The attempt timed out.
-    Timeout,
-    /// Anything else (reset mid-request, opaque errors): retry idempotent calls only.
-    Other,
-}
-
-/// Walks the chain of a transport error.
-pub(crate) fn classify_error(err: Option<&(dyn Error + 'static)>) -> ErrorClass {
-    let mut class = ErrorClass::Other;
-    let mut cur = err;
-    while let Some(e) = cur {
-        if e.is::<tower::load_shed::error::Overloaded>() {
-            return ErrorClass::Never;
-        }
-        if e.is::<tower::timeout::error::Elapsed>() {
-            class = ErrorClass::Timeout;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            class = ErrorClass::NothingSent;
-        }
-        cur = e.source();
-    }
-    class
-}
+use std::time::SystemTime;
 
 /// A set of HTTP status codes (100–999), as a bitset: `Copy`, no allocation.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -68,10 +34,11 @@ impl StatusSet {
 /// Which methods may be retried.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Methods {
-    /// GET, HEAD, OPTIONS, PUT, DELETE, TRACE (RFC 9110 §9.2.2).
-    Idempotent,
-    /// Idempotent methods, and any request carrying this header (e.g. `Idempotency-Key`).
+    /// GET, HEAD, OPTIONS, PUT, DELETE, TRACE (RFC 9110 §9.2.2), and any request carrying
+    /// this header (`Idempotency-Key` by default).
     IdempotentOrHeader(HeaderName),
+    /// Only the idempotent methods, whatever the headers.
+    Idempotent,
     /// Every method.
     All,
 }
@@ -88,13 +55,15 @@ enum Methods {
 ///   retryable methods. Use [`HttpClassifier::typed_errors`] when the error is a concrete
 ///   type (hyper-util's client, tonic's transport) so the classifier can see a refused
 ///   connection deep in its `source()` chain.
-/// - Methods: only idempotent ones (GET, HEAD, OPTIONS, PUT, DELETE, TRACE). Opt in for
-///   others with [`retry_with_idempotency_key`](Self::retry_with_idempotency_key),
-///   [`retry_non_idempotent_with_header`](Self::retry_non_idempotent_with_header) or
+/// - Methods: idempotent ones (GET, HEAD, OPTIONS, PUT, DELETE, TRACE), and any request that
+///   carries an `Idempotency-Key` header (the server deduplicates by it). Change this with
+///   [`retry_non_idempotent_with_header`](Self::retry_non_idempotent_with_header),
+///   [`retry_only_idempotent_methods`](Self::retry_only_idempotent_methods) or
 ///   [`retry_all_methods`](Self::retry_all_methods).
-/// - `Retry-After` on a retryable response (seconds or HTTP-date) replaces the backoff; values
-///   above 300 s, in the past or malformed are ignored. The engine also caps it at
-///   `max_delay` and the deadline.
+/// - `Retry-After` on a retryable response (seconds or HTTP-date) replaces the backoff and is
+///   waited in full; malformed values and dates in the past are ignored (the backoff applies).
+///   A value longer than `max_delay`, or past the deadline, ends the retries (see
+///   [`Pushback`](crate::Pushback)).
 ///
 /// It classifies `http::Request<B>` for any body `B`, so it works with
 /// [`CloneRequest`](crate::replay::CloneRequest) and with
@@ -112,7 +81,6 @@ enum Methods {
 /// assert_eq!(c.classify(&get, &unavailable()), Decision::retry(RetryReason::ServerError));
 /// assert_eq!(c.classify(&post, &unavailable()), Decision::Fail); // POST is not idempotent
 ///
-/// let c = c.retry_with_idempotency_key();
 /// let keyed = Request::post("/orders").header("idempotency-key", "abc").body(()).unwrap();
 /// assert!(c.classify(&keyed, &unavailable()).is_retry());
 /// ```
@@ -121,7 +89,6 @@ pub struct HttpClassifier<V = Auto> {
     methods: Methods,
     retry_errors: bool,
     honor_retry_after: bool,
-    max_retry_after: Duration,
     _view: PhantomData<fn() -> V>,
 }
 
@@ -140,10 +107,9 @@ impl HttpClassifier<Auto> {
         }
         HttpClassifier {
             statuses,
-            methods: Methods::Idempotent,
+            methods: Methods::IdempotentOrHeader(HeaderName::from_static(IDEMPOTENCY_KEY)),
             retry_errors: true,
             honor_retry_after: true,
-            max_retry_after: DEFAULT_MAX_PUSHBACK,
             _view: PhantomData,
         }
     }
@@ -192,7 +158,6 @@ impl<V> HttpClassifier<V> {
             methods: self.methods,
             retry_errors: self.retry_errors,
             honor_retry_after: self.honor_retry_after,
-            max_retry_after: self.max_retry_after,
             _view: PhantomData,
         }
     }
@@ -262,7 +227,8 @@ impl<V> HttpClassifier<V> {
 
     /// Also retries non-idempotent methods when the request carries an `Idempotency-Key`
     /// header (the IETF draft's name, used by Stripe and others): the server then
-    /// deduplicates repeated requests.
+    /// deduplicates repeated requests. This is the default; it undoes
+    /// [`retry_only_idempotent_methods`](Self::retry_only_idempotent_methods) or a custom header.
     ///
     /// ```
     /// use tower_retrier::classify::{Classify, HttpClassifier};
@@ -272,7 +238,22 @@ impl<V> HttpClassifier<V> {
     /// assert!(c.classify(&post, &res).is_retry());
     /// ```
     pub fn retry_with_idempotency_key(self) -> Self {
-        self.retry_non_idempotent_with_header(HeaderName::from_static("idempotency-key"))
+        self.retry_non_idempotent_with_header(HeaderName::from_static(IDEMPOTENCY_KEY))
+    }
+
+    /// Retries only the idempotent methods, even when a request carries an `Idempotency-Key`
+    /// (for servers that do not deduplicate).
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, Decision, HttpClassifier};
+    /// let c = HttpClassifier::new().retry_only_idempotent_methods();
+    /// let post = http::Request::post("/charges").header("idempotency-key", "k1").body(()).unwrap();
+    /// let res = Ok::<_, std::io::Error>(http::Response::builder().status(503).body(()).unwrap());
+    /// assert_eq!(c.classify(&post, &res), Decision::Fail);
+    /// ```
+    pub fn retry_only_idempotent_methods(mut self) -> Self {
+        self.methods = Methods::Idempotent;
+        self
     }
 
     /// Retries every method. Only for services where you know every request is safe to
@@ -307,17 +288,6 @@ impl<V> HttpClassifier<V> {
     /// ```
     pub fn honor_retry_after(mut self, on: bool) -> Self {
         self.honor_retry_after = on;
-        self
-    }
-
-    /// The largest `Retry-After` that is believed (default 300 s, as Envoy); a larger value
-    /// is ignored and the backoff applies. The engine caps the delay at `max_delay` anyway.
-    ///
-    /// ```
-    /// let _c = tower_retrier::classify::HttpClassifier::new().max_retry_after(std::time::Duration::from_secs(30));
-    /// ```
-    pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.max_retry_after = max;
         self
     }
 
@@ -365,7 +335,7 @@ impl<V> HttpClassifier<V> {
             .honor_retry_after
             .then(|| res.headers().get(header::RETRY_AFTER))
             .flatten()
-            .and_then(|v| parse_retry_after(v.as_bytes(), now, self.max_retry_after));
+            .and_then(|v| parse_retry_after(v.as_bytes(), now));
         match after {
             Some(d) => Decision::retry_after(reason, d),
             None => Decision::retry(reason),
@@ -387,9 +357,9 @@ impl<V> HttpClassifier<V> {
                 d => d,
             },
             Err(_) if !self.retry_errors => Decision::Fail,
-            Err(e) => match classify_error(V::inspect(e)) {
+            Err(e) => match ErrorClass::of(V::inspect(e)) {
                 ErrorClass::Never => Decision::Fail,
-                ErrorClass::NothingSent => Decision::retry(RetryReason::Error),
+                ErrorClass::NotSent => Decision::retry(RetryReason::NotSent),
                 _ if !self.is_retryable_request(req) => Decision::Fail,
                 ErrorClass::Timeout => Decision::retry(RetryReason::Timeout),
                 ErrorClass::Other => Decision::retry(RetryReason::Error),
@@ -398,6 +368,18 @@ impl<V> HttpClassifier<V> {
     }
 }
 
+/// The header that makes a non-idempotent request safe to resend: the server deduplicates by
+/// its value (IETF draft `Idempotency-Key`, used by Stripe and others).
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Whether a request may be resent after it may have reached the server: an idempotent
+/// method, or an `Idempotency-Key` header. The rule behind
+/// [`Idempotent`](crate::replay::Idempotent) for `http::Request`.
+pub(crate) fn is_idempotent_request(method: &Method, headers: &http::HeaderMap) -> bool {
+    is_idempotent(method) || headers.contains_key(IDEMPOTENCY_KEY)
+}
+
+/// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, PUT, DELETE and TRACE.
 fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -409,6 +391,11 @@ impl<B, ResB, E, V: InspectError<E>> Classify<Request<B>, Response<ResB>, E> for
     fn classify(&self, req: &Request<B>, result: &Result<Response<ResB>, E>) -> Decision {
         self.classify_at(req, result, SystemTime::now())
     }
+
+    /// Its own method rules decide (see [`HttpClassifier`]), so the layer's guard steps aside.
+    fn handles_idempotency(&self) -> bool {
+        true
+    }
 }
 
 impl<V> Clone for HttpClassifier<V> {
@@ -418,7 +405,6 @@ impl<V> Clone for HttpClassifier<V> {
             methods: self.methods.clone(),
             retry_errors: self.retry_errors,
             honor_retry_after: self.honor_retry_after,
-            max_retry_after: self.max_retry_after,
             _view: PhantomData,
         }
     }
@@ -437,7 +423,6 @@ impl<V> fmt::Debug for HttpClassifier<V> {
             .field("methods", &self.methods)
             .field("retry_errors", &self.retry_errors)
             .field("honor_retry_after", &self.honor_retry_after)
-            .field("max_retry_after", &self.max_retry_after)
             .finish()
     }
 }
@@ -445,6 +430,8 @@ impl<V> fmt::Debug for HttpClassifier<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error;
+    use std::time::Duration;
     use tower::BoxError;
 
     fn res(status: u16) -> Result<Response<()>, BoxError> {
@@ -559,7 +546,11 @@ mod tests {
             c.classify_at(&get(), &with(b"Wed, 21 Oct 2015 07:20:10 GMT"), now),
             Decision::retry_after(RetryReason::Throttled, Duration::from_secs(10))
         );
-        for bad in [&b"3600"[..], b"-3", b"soon", b"\xff"] {
+        assert_eq!(
+            c.classify_at(&get(), &with(b"3600"), now),
+            Decision::retry_after(RetryReason::Throttled, Duration::from_secs(3600))
+        );
+        for bad in [&b"-3"[..], b"soon", b"\xff"] {
             assert_eq!(
                 c.classify_at(&get(), &with(bad), now),
                 Decision::retry(RetryReason::Throttled)

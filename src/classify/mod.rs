@@ -13,11 +13,12 @@
 //!   idempotency and server pushback for HTTP and gRPC clients.
 
 mod any_error;
+mod error_class;
 mod error_types;
 mod function;
 mod response;
 
-// issue 5
+// HTTP and gRPC classification (features `http`, `grpc`).
 #[cfg(feature = "grpc")]
 mod grpc;
 #[cfg(feature = "grpc")]
@@ -35,7 +36,9 @@ pub use grpc_trailers::{
 #[cfg(feature = "http")]
 pub use http::HttpClassifier;
 #[cfg(feature = "http")]
-pub use retry_after::{DEFAULT_MAX_PUSHBACK, parse_grpc_pushback, parse_retry_after};
+pub(crate) use http::is_idempotent_request;
+#[cfg(feature = "http")]
+pub use retry_after::{parse_grpc_pushback, parse_retry_after};
 
 use std::time::Duration;
 
@@ -69,9 +72,30 @@ pub use response::RetryResponseIf;
 /// assert_eq!(StatusCodes.classify(&(), &Ok::<u16, ()>(200)), Decision::Success);
 /// assert!(StatusCodes.classify(&(), &Ok::<u16, ()>(503)).is_retry());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot classify results of type `Result<{Res}, {E}>` for requests `{Req}`",
+    label = "not a classifier for this service",
+    note = "the classifier sees the request as the replay keeps it, and the inner service's `Result<Response, Error>`",
+    note = "HttpClassifier/GrpcClassifier need `http::Request`/`http::Response`; `.typed_errors()` needs a concrete `std::error::Error` (a `.timeout(..)` or `Buffer` below the retry layer boxes errors into `BoxError`: drop `.typed_errors()` there)"
+)]
 pub trait Classify<Req, Res, E> {
     /// Classifies `result`, the outcome of sending `req`.
     fn classify(&self, req: &Req, result: &Result<Res, E>) -> Decision;
+
+    /// Whether this classifier judges by itself whether a request may be sent again (its
+    /// retry decisions already account for idempotency), so the layer's idempotency guard
+    /// must step aside. `false` (the default): the layer refuses to resend a request that
+    /// says it is not idempotent (a POST without `Idempotency-Key`, see
+    /// [`Idempotent`](crate::replay::Idempotent)), unless nothing reached the server
+    /// ([`RetryReason::NotSent`]).
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, RetryAnyError};
+    /// assert!(!Classify::<(), (), std::io::Error>::handles_idempotency(&RetryAnyError::new()));
+    /// ```
+    fn handles_idempotency(&self) -> bool {
+        false
+    }
 }
 
 /// What to do after an attempt.
@@ -157,6 +181,9 @@ pub enum RetryReason {
     Throttled,
     /// A successful-looking response matched a retry predicate.
     Response,
+    /// Nothing reached the server (the connection was refused), so resending is safe for
+    /// every request, idempotent or not (Envoy's `connect-failure`, Finagle's requeue).
+    NotSent,
 }
 
 impl RetryReason {
@@ -172,6 +199,7 @@ impl RetryReason {
             RetryReason::ServerError => "server_error",
             RetryReason::Throttled => "throttled",
             RetryReason::Response => "response",
+            RetryReason::NotSent => "not_sent",
         }
     }
 }

@@ -36,6 +36,10 @@ where
             _ => self.inner.classify(req, result),
         }
     }
+
+    fn handles_idempotency(&self) -> bool {
+        self.inner.handles_idempotency()
+    }
 }
 
 impl<C: fmt::Debug, F> fmt::Debug for RetryResponseIf<C, F> {

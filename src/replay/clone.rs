@@ -1,8 +1,12 @@
 //! The default replay: clone the request.
 
-use super::Replay;
+use super::{Idempotent, Replay};
 
 /// Replays `Clone` requests by cloning them. The default.
+///
+/// The request type must say whether it is safe to send twice ([`Idempotent`]): a request
+/// that is not (an HTTP POST without `Idempotency-Key`) is still kept, but only resent when
+/// nothing reached the server.
 ///
 /// The clone is made before the first attempt is sent (the original is consumed by it); for
 /// cheap-to-clone requests such as `http::Request<Full<Bytes>>` or `Arc`-backed payloads that
@@ -31,7 +35,7 @@ impl CloneRequest {
     }
 }
 
-impl<Req: Clone> Replay<Req> for CloneRequest {
+impl<Req: Clone + Idempotent> Replay<Req> for CloneRequest {
     type Request = Req;
     type Saved = Req;
 
@@ -41,5 +45,9 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 
     fn replay(&self, saved: &mut Req) -> Option<Req> {
         Some(saved.clone())
+    }
+
+    fn may_resend(&self, saved: &Req) -> bool {
+        saved.is_idempotent()
     }
 }

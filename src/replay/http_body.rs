@@ -58,10 +58,56 @@ pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct ReplayHttp {
+pub struct ReplayHttp<W = AsReplayBody> {
     max_bytes: usize,
     header: Option<AttemptHeader>,
     counters: Arc<Counters>,
+    wrap: W,
+}
+
+/// How [`ReplayHttp`] hands a body to the inner service: the body type the inner service
+/// takes. [`AsReplayBody`] (the default) passes the [`ReplayBody`] itself, which any client
+/// generic over its body accepts (hyper-util's `Client` infers it); `AsTonicBody` (feature
+/// `tonic`) wraps it in `tonic::body::Body` for a tonic `Channel`.
+///
+/// ```
+/// use tower_retrier::replay::{ReplayBody, WrapBody};
+///
+/// /// Boxes the body, for a client that takes `UnsyncBoxBody`.
+/// #[derive(Clone, Debug)]
+/// struct Boxed;
+/// impl<B> WrapBody<B> for Boxed
+/// where
+///     B: http_body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+/// {
+///     type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, B::Error>;
+///     fn wrap(&self, body: ReplayBody<B>) -> Self::Body {
+///         http_body_util::BodyExt::boxed_unsync(body)
+///     }
+/// }
+/// let _r = tower_retrier::replay::ReplayHttp::new().wrap_body(Boxed);
+/// ```
+pub trait WrapBody<B> {
+    /// The body type the inner service receives.
+    type Body;
+    /// Wraps one attempt's body.
+    fn wrap(&self, body: ReplayBody<B>) -> Self::Body;
+}
+
+/// Hands the [`ReplayBody`] to the inner service as it is (see [`WrapBody`]).
+///
+/// ```
+/// let _r: tower_retrier::replay::ReplayHttp<tower_retrier::replay::AsReplayBody> =
+///     tower_retrier::replay::ReplayHttp::new();
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsReplayBody;
+
+impl<B> WrapBody<B> for AsReplayBody {
+    type Body = ReplayBody<B>;
+    fn wrap(&self, body: ReplayBody<B>) -> ReplayBody<B> {
+        body
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -107,6 +153,30 @@ impl ReplayHttp {
             max_bytes: DEFAULT_MAX_REPLAY_BYTES,
             header: None,
             counters: Arc::default(),
+            wrap: AsReplayBody,
+        }
+    }
+
+    /// The gRPC preset: `grpc-previous-rpc-attempts` on retries (gRFC A6).
+    ///
+    /// ```
+    /// let _r = tower_retrier::replay::ReplayHttp::grpc();
+    /// ```
+    pub fn grpc() -> Self {
+        Self::new().previous_attempts_header(HeaderName::from_static("grpc-previous-rpc-attempts"))
+    }
+}
+
+impl<W> ReplayHttp<W> {
+    /// Hands bodies to the inner service through `wrap` (see [`WrapBody`]).
+    ///
+    /// See [`WrapBody`] for an example.
+    pub fn wrap_body<W2>(self, wrap: W2) -> ReplayHttp<W2> {
+        ReplayHttp {
+            max_bytes: self.max_bytes,
+            header: self.header,
+            counters: self.counters,
+            wrap,
         }
     }
 
@@ -142,15 +212,6 @@ impl ReplayHttp {
     pub fn previous_attempts_header(mut self, name: HeaderName) -> Self {
         self.header = Some(AttemptHeader::Previous(name));
         self
-    }
-
-    /// The gRPC preset: `grpc-previous-rpc-attempts` on retries (gRFC A6).
-    ///
-    /// ```
-    /// let _r = tower_retrier::replay::ReplayHttp::grpc();
-    /// ```
-    pub fn grpc() -> Self {
-        Self::new().previous_attempts_header(HeaderName::from_static("grpc-previous-rpc-attempts"))
     }
 
     /// The counters so far (shared by clones).
@@ -255,11 +316,12 @@ fn lock<B>(m: &Mutex<Recording<B>>) -> MutexGuard<'_, Recording<B>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl<B> Replay<Request<B>> for ReplayHttp
+impl<B, W> Replay<Request<B>> for ReplayHttp<W>
 where
     B: Body<Data = Bytes> + Unpin,
+    W: WrapBody<B>,
 {
-    type Request = Request<ReplayBody<B>>;
+    type Request = Request<W::Body>;
     type Saved = Request<Recorded<B>>;
 
     fn save(&self, req: Request<B>) -> Result<(Self::Request, Self::Saved), Self::Request> {
@@ -275,7 +337,7 @@ where
             let body = ReplayBody {
                 kind: Kind::Passthrough(body),
             };
-            return Err(Request::from_parts(parts, body));
+            return Err(Request::from_parts(parts, self.wrap.wrap(body)));
         }
         let state = if body.is_end_stream() {
             RecState::Complete
@@ -295,7 +357,7 @@ where
             attempts: 1,
         };
         Ok((
-            Request::from_parts(parts.clone(), sent),
+            Request::from_parts(parts.clone(), self.wrap.wrap(sent)),
             Request::from_parts(parts, saved),
         ))
     }
@@ -333,7 +395,7 @@ where
         };
         let attempt = saved.body().attempts.saturating_add(1);
         saved.body_mut().attempts = attempt;
-        let mut req = Request::new(self.body(&saved.body().recording, live));
+        let mut req = Request::new(self.wrap.wrap(self.body(&saved.body().recording, live)));
         *req.method_mut() = saved.method().clone();
         *req.uri_mut() = saved.uri().clone();
         *req.version_mut() = saved.version();
@@ -343,9 +405,13 @@ where
         self.counters.replayed.fetch_add(1, Ordering::Relaxed);
         Some(req)
     }
+
+    fn may_resend(&self, saved: &Self::Saved) -> bool {
+        crate::classify::is_idempotent_request(saved.method(), saved.headers())
+    }
 }
 
-impl ReplayHttp {
+impl<W> ReplayHttp<W> {
     fn body<B>(&self, recording: &Arc<Mutex<Recording<B>>>, live: Option<B>) -> ReplayBody<B> {
         ReplayBody {
             kind: Kind::Shared(Shared {

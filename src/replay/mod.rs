@@ -2,20 +2,30 @@
 //!
 //! Retrying means sending the same request twice, but a `tower::Service` consumes its request.
 //! A [`Replay`] keeps what is needed to rebuild it. [`CloneRequest`] (the default) clones
-//! `Clone` requests; [`replay_fn`] lets you rebuild non-`Clone` ones. A request that cannot be
-//! replayed is sent once and not retried, and a `tracing` event says so.
+//! `Clone` requests; [`replay_fn`] lets you rebuild non-`Clone` ones; `ReplayHttp` (feature
+//! `http`) records streamed HTTP bodies. A request that cannot be replayed is sent once and not
+//! retried, and a `tracing` event says so. A request that is not [`Idempotent`] (an HTTP POST)
+//! is kept but only resent when nothing reached the server.
 
 mod clone;
 mod function;
+mod idempotent;
 
 pub use clone::CloneRequest;
 pub use function::{ReplayFn, replay_fn};
+pub use idempotent::Idempotent;
 
-// issue 5
+// Recording and replaying HTTP bodies (feature `http`).
 #[cfg(feature = "http")]
 mod http_body;
 #[cfg(feature = "http")]
-pub use http_body::{DEFAULT_MAX_REPLAY_BYTES, Recorded, ReplayBody, ReplayHttp, ReplayStats};
+pub use http_body::{
+    AsReplayBody, DEFAULT_MAX_REPLAY_BYTES, Recorded, ReplayBody, ReplayHttp, ReplayStats, WrapBody,
+};
+#[cfg(feature = "tonic")]
+mod tonic_body;
+#[cfg(feature = "tonic")]
+pub use tonic_body::AsTonicBody;
 
 /// Keeps a request available for retries.
 ///
@@ -53,6 +63,11 @@ pub use http_body::{DEFAULT_MAX_REPLAY_BYTES, Recorded, ReplayBody, ReplayHttp, 
 /// assert_eq!(first.payload, [1, 2]);
 /// assert_eq!(ShareUploads.replay(&mut saved).unwrap().payload, [1, 2]);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot replay requests of type `{Req}`",
+    label = "no `Replay<{Req}>` implementation",
+    note = "`CloneRequest` (the default) needs `{Req}: Clone + Idempotent`; for a body that is not `Clone` (hyper's `Incoming`, `tonic::body::Body`) use `ReplayHttp` or the `RetryLayer::new_for_http` / `new_for_grpc` presets; for other types, `replay_fn`"
+)]
 pub trait Replay<Req> {
     /// The request type the inner service receives.
     type Request;
@@ -66,4 +81,20 @@ pub trait Replay<Req> {
     /// Builds the next attempt, or `None` when the request can no longer be replayed (for
     /// example a streamed body that outgrew its buffer): the last result is then returned.
     fn replay(&self, saved: &mut Self::Saved) -> Option<Self::Request>;
+
+    /// Whether the saved request may be sent again after an attempt that may have reached the
+    /// server (see [`Idempotent`]). The layer asks before every retry unless the classifier
+    /// judges idempotency itself or nothing was sent. Defaults to `true`; the built-in replays
+    /// ask the request's [`Idempotent`] impl.
+    ///
+    /// ```
+    /// use tower_retrier::replay::{CloneRequest, Replay};
+    /// let post = http::Request::post("/orders").body(()).unwrap();
+    /// let (_, saved) = CloneRequest::new().save(post).unwrap();
+    /// assert!(!CloneRequest::new().may_resend(&saved));
+    /// ```
+    fn may_resend(&self, saved: &Self::Saved) -> bool {
+        let _ = saved;
+        true
+    }
 }

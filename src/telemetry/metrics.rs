@@ -8,10 +8,10 @@
 
 use super::names::{
     ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL, BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL,
-    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, CALLS_TOTAL, LABEL_OPERATION, LABEL_OUTCOME,
-    LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, RETRIES_TOTAL,
+    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, CALLS_TOTAL, FAILED_CALLS_TOTAL, LABEL_OPERATION,
+    LABEL_OUTCOME, LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON, RETRIES_TOTAL,
 };
-use super::{DelaySource, Outcome};
+use super::{DelaySource, Outcome, StopReason};
 use crate::classify::RetryReason;
 use metrics::{Counter, Histogram, SharedString, Unit};
 use std::borrow::Cow;
@@ -40,7 +40,15 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         RETRIES_TOTAL,
         Unit::Count,
-        "Retries granted, by reason (error, timeout, server_error, throttled, response)."
+        "Retries granted, by reason (error, timeout, server_error, throttled, response, \
+         not_sent)."
+    );
+    metrics::describe_counter!(
+        FAILED_CALLS_TOTAL,
+        Unit::Count,
+        "Failed calls, by the reason retrying stopped (not_retryable, attempts_exhausted, \
+         budget_denied, deadline_exceeded, pushback_too_long, not_idempotent, not_replayable, \
+         not_ready, cancelled)."
     );
     metrics::describe_counter!(
         BUDGET_DENIED_TOTAL,
@@ -74,7 +82,8 @@ pub fn describe_metrics() {
 pub(crate) struct MetricsHandles {
     calls: [Counter; 4],
     attempts: Counter,
-    retries: [Counter; 5],
+    retries: [Counter; 6],
+    failed: [Counter; 9],
     budget_denied: Counter,
     backoff_delay: [Histogram; 2],
     attempts_per_call: Histogram,
@@ -103,15 +112,34 @@ fn reason_index(reason: RetryReason) -> usize {
         RetryReason::ServerError => 2,
         RetryReason::Throttled => 3,
         RetryReason::Response => 4,
+        RetryReason::NotSent => 5,
     }
 }
 
-const REASONS: [RetryReason; 5] = [
+const REASONS: [RetryReason; 6] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
     RetryReason::Throttled,
     RetryReason::Response,
+    RetryReason::NotSent,
+];
+
+fn stop_index(stop: StopReason) -> usize {
+    STOPS.iter().position(|s| *s == stop).unwrap_or(0)
+}
+
+/// Why a failed call stopped (`Success` is not among them).
+const STOPS: [StopReason; 9] = [
+    StopReason::NotRetryable,
+    StopReason::AttemptsExhausted,
+    StopReason::BudgetDenied,
+    StopReason::DeadlineExceeded,
+    StopReason::NotReplayable,
+    StopReason::NotReady,
+    StopReason::Cancelled,
+    StopReason::PushbackTooLong,
+    StopReason::NotIdempotent,
 ];
 
 fn source_index(source: DelaySource) -> usize {
@@ -147,6 +175,9 @@ impl MetricsHandles {
             attempts: metrics::counter!(ATTEMPTS_TOTAL, &base()),
             retries: REASONS
                 .map(|r| metrics::counter!(RETRIES_TOTAL, &with(LABEL_REASON, r.as_str()))),
+            failed: STOPS.map(|s| {
+                metrics::counter!(FAILED_CALLS_TOTAL, &with(LABEL_STOP_REASON, s.as_str()))
+            }),
             budget_denied: metrics::counter!(BUDGET_DENIED_TOTAL, &base()),
             backoff_delay: SOURCES.map(|s| {
                 metrics::histogram!(BACKOFF_DELAY_SECONDS, &with(LABEL_SOURCE, s.as_str()))
@@ -175,8 +206,11 @@ impl MetricsHandles {
     }
 
     #[inline]
-    pub(crate) fn finished(&self, outcome: Outcome, attempts: u32) {
+    pub(crate) fn finished(&self, outcome: Outcome, stop: StopReason, attempts: u32) {
         self.calls[outcome_index(outcome)].increment(1);
         self.attempts_per_call.record(f64::from(attempts));
+        if stop != StopReason::Success {
+            self.failed[stop_index(stop)].increment(1);
+        }
     }
 }

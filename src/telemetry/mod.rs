@@ -114,6 +114,14 @@ pub enum StopReason {
     NotReady,
     /// The caller dropped the call before it finished (e.g. an outer timeout fired).
     Cancelled,
+    /// The server asked for a delay (`Retry-After`, `grpc-retry-pushback-ms`) longer than
+    /// `max_delay` or past the deadline: its response is returned rather than retried sooner
+    /// than it asked (see [`Pushback`](crate::Pushback)).
+    PushbackTooLong,
+    /// The request is not idempotent (an HTTP POST without `Idempotency-Key`, see
+    /// [`Idempotent`](crate::replay::Idempotent)) and may have reached the server: it is not
+    /// sent again.
+    NotIdempotent,
 }
 
 impl StopReason {
@@ -132,6 +140,8 @@ impl StopReason {
             StopReason::NotReplayable => "not_replayable",
             StopReason::NotReady => "not_ready",
             StopReason::Cancelled => "cancelled",
+            StopReason::PushbackTooLong => "pushback_too_long",
+            StopReason::NotIdempotent => "not_idempotent",
         }
     }
 }
@@ -551,7 +561,7 @@ impl Telemetry {
                 .finished(&self.service, &self.operation, outcome, stop, attempts);
         }
         #[cfg(feature = "metrics")]
-        self.metrics(|m| m.finished(outcome, attempts));
+        self.metrics(|m| m.finished(outcome, stop, attempts));
         #[cfg(feature = "opentelemetry")]
         self.otel(|o| o.finished(outcome, attempts, call.total_delay));
     }

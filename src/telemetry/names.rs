@@ -17,6 +17,9 @@ pub const CALLS_TOTAL: &str = "retrier_calls_total";
 pub const ATTEMPTS_TOTAL: &str = "retrier_attempts_total";
 /// Counter of retries granted, by reason; labels `service`, `operation`, `reason`.
 pub const RETRIES_TOTAL: &str = "retrier_retries_total";
+/// Counter of failed calls by the reason retrying stopped ([`StopReason`](super::StopReason),
+/// e.g. `pushback_too_long`, `not_idempotent`); labels `service`, `operation`, `stop_reason`.
+pub const FAILED_CALLS_TOTAL: &str = "retrier_failed_calls_total";
 /// Counter of retries the budget refused; labels `service`, `operation`.
 pub const BUDGET_DENIED_TOTAL: &str = "retrier_budget_denied_total";
 /// Counter of errors talking to a shared budget's back-end (Redis); label `budget`.
@@ -38,6 +41,8 @@ pub const LABEL_OPERATION: &str = "operation";
 pub const LABEL_OUTCOME: &str = "outcome";
 /// Label key: the [`RetryReason`](crate::classify::RetryReason) of a retry.
 pub const LABEL_REASON: &str = "reason";
+/// Label key: the [`StopReason`](super::StopReason) of a failed call.
+pub const LABEL_STOP_REASON: &str = "stop_reason";
 /// Label key: the [`DelaySource`](super::DelaySource) of a retry's delay.
 pub const LABEL_SOURCE: &str = "source";
 /// Label key: the name of a shared budget.

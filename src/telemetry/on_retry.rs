@@ -63,22 +63,36 @@ impl<'a, Res, E> RetryEvent<'a, Res, E> {
 
 /// Called before every retry, after the budget granted it.
 ///
-/// Implemented for closures `Fn(&RetryEvent<'_, Res, E>)`.
+/// Implemented for closures `Fn(&RetryEvent<'_, Res, E>)`. The short form
+/// `|e: &RetryEvent<'_, _, _>|` lets the compiler fill in the response and error types from
+/// the service the layer wraps.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use tower_retrier::{RetryConfig, RetryLayer};
+/// use tower::{Layer, ServiceExt};
 /// use tower_retrier::telemetry::RetryEvent;
 ///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let retries = Arc::new(AtomicU32::new(0));
 /// let seen = retries.clone();
-/// let layer = RetryLayer::new(RetryConfig::default())
-///     .on_retry(move |_e: &RetryEvent<'_, String, std::io::Error>| {
+/// let svc = RetryLayer::new(RetryConfig::default())
+///     .on_retry(move |e: &RetryEvent<'_, _, _>| {
+///         tracing::info!(attempt = e.attempt(), reason = %e.reason(), "retrying");
 ///         seen.fetch_add(1, Ordering::Relaxed);
-///     });
-/// # let _ = layer;
+///     })
+///     .layer(tower::service_fn(|_: u32| async move { Err::<u32, _>(std::io::Error::other("down")) }));
+/// assert!(svc.oneshot(1).await.is_err());
+/// assert_eq!(retries.load(Ordering::Relaxed), 2);
+/// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot observe retries of results `Result<{Res}, {E}>`",
+    label = "the hook's argument type does not match the inner service",
+    note = "the hook takes `&RetryEvent<'_, Res, E>` with the inner service's response and error types; write `|e: &RetryEvent<'_, _, _>|` and let the compiler fill them in",
+    note = "a `.timeout(..)`, `Buffer` or `LoadShed` below the retry layer turns the error into `tower::BoxError`"
+)]
 pub trait OnRetry<Res, E> {
     /// Observes one retry. Must not block.
     fn on_retry(&self, event: &RetryEvent<'_, Res, E>);

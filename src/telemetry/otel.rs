@@ -60,12 +60,13 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::FailedAfterRetry,
 ];
 
-const REASONS: [RetryReason; 5] = [
+const REASONS: [RetryReason; 6] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
     RetryReason::Throttled,
     RetryReason::Response,
+    RetryReason::NotSent,
 ];
 
 /// The instruments of one layer, with their attribute sets.
@@ -79,7 +80,7 @@ pub(crate) struct OtelInstruments {
     call_retry_delay: Histogram<f64>,
     base: [KeyValue; 2],
     by_outcome: [[KeyValue; 3]; 4],
-    by_reason: [[KeyValue; 3]; 5],
+    by_reason: [[KeyValue; 3]; 6],
 }
 
 impl OtelInstruments {

@@ -18,6 +18,8 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     /// Answer before reading the request body (as some proxies do).
     pub early: bool,
+    /// Wait this long (after recording the request) before answering: a slow or hung server.
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Reply {
@@ -26,6 +28,15 @@ impl Reply {
             status,
             headers: Vec::new(),
             early: false,
+            delay: None,
+        }
+    }
+
+    /// Answers `200` only after `delay`: long enough for any per-attempt timeout to cut it.
+    pub fn hang(delay: std::time::Duration) -> Self {
+        Reply {
+            delay: Some(delay),
+            ..Reply::status(200)
         }
     }
 
@@ -156,6 +167,9 @@ async fn answer(
         headers: parts.headers,
         body: body.clone(),
     });
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut res = Response::builder().status(reply.status);
     for (k, v) in &reply.headers {
         res = res.header(*k, v);

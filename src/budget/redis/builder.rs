@@ -167,7 +167,7 @@ impl RedisBudgetBuilder {
     pub async fn build_from_url(self, url: &str) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
         let mut config = Config::from_url(url).map_err(|e| {
-            RedisBudgetError::Config(ConfigError::new(
+            RedisBudgetError::from(ConfigError::new(
                 "url",
                 redact(url),
                 format!("is not a Redis URL: {}", e.details()),
@@ -438,14 +438,14 @@ impl RedisBudgetError {
 
 impl From<ConfigError> for RedisBudgetError {
     fn from(e: ConfigError) -> Self {
-        RedisBudgetError::Config(e)
+        RedisBudgetError::Config(e.subject("Redis retry budget setting"))
     }
 }
 
 impl fmt::Display for RedisBudgetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RedisBudgetError::Config(e) => write!(f, "Redis retry budget: {e}"),
+            RedisBudgetError::Config(e) => write!(f, "{e}"),
             RedisBudgetError::Redis(e) => write!(f, "Redis retry budget: Redis error: {e}"),
             RedisBudgetError::Unavailable(what) => {
                 write!(f, "Redis retry budget: Redis unavailable: {what}")
