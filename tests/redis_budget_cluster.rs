@@ -65,12 +65,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
 /// slowest withdrawal measured 95 ms at load 5+, 45 ms past the timeout).
 const SLACK: Duration = Duration::from_millis(100);
 
-/// A budget on the cluster whose withdrawals we can count exactly: a floor of 1/s over 10 s
-/// (10 retries fleet-wide), no ratio, one token per round trip.
-async fn instance(cluster: &RedisCluster, name: &str) -> RedisBudget {
+/// A budget on the cluster whose withdrawals we can count exactly: a floor of `per_sec` over
+/// 10 s (10 × `per_sec` retries fleet-wide), no ratio, one token per round trip.
+async fn instance(cluster: &RedisCluster, name: &str, per_sec: u32) -> RedisBudget {
     RedisBudget::builder(name)
         .ttl(TTL)
-        .min_per_sec(1)
+        .min_per_sec(per_sec)
         .ratio(0.0)
         .lease_size(1)
         .flush_interval(Duration::from_millis(20))
@@ -103,15 +103,47 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
-/// Withdrawals from `a` and `b` alternately until both are denied: how many each got. With a
-/// shared budget the sum is the fleet's floor, however it splits.
-async fn drain(a: &RedisBudget, b: &RedisBudget) -> (usize, usize) {
-    let (mut from_a, mut from_b) = (0, 0);
-    for _ in 0..40 {
-        from_a += usize::from(bounded(a).await);
-        from_b += usize::from(bounded(b).await);
+/// Withdrawals from `a` and `b` alternately until Redis denies both: how many Redis granted
+/// each, and how many of their round trips failed (timed out) meanwhile. Decisions the
+/// outage policy took after such a failure are neither counted nor an end to the drain.
+async fn drain(a: &RedisBudget, b: &RedisBudget) -> (usize, usize, usize) {
+    let errors = || (a.stats().backend_errors + b.stats().backend_errors) as usize;
+    let before = errors();
+    let mut granted = [0, 0];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut denied_by_redis = 0;
+        for (i, budget) in [a, b].into_iter().enumerate() {
+            let fallbacks = budget.stats().fallback_decisions;
+            let yes = bounded(budget).await;
+            if budget.stats().fallback_decisions == fallbacks {
+                granted[i] += usize::from(yes);
+                denied_by_redis += usize::from(!yes);
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await; // let the probe run
+            }
+        }
+        if denied_by_redis == 2 {
+            return (granted[0], granted[1], errors() - before);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis never denied both"
+        );
     }
-    (from_a, from_b)
+}
+
+/// The two instances shared one floor: `used` withdrawals were in Redis' window before the
+/// drain, `x` and `y` were granted during it. Exact, except that a round trip that timed out
+/// on a saturated machine may still have been counted by Redis (at most one per failed
+/// round trip, `lost`): the fleet never gets more than the floor.
+fn one_floor(floor: usize, used: usize, (x, y, lost): (usize, usize, usize)) {
+    assert!(x > 0 && y > 0, "both instances drew from Redis: {x} + {y}");
+    let total = used + x + y;
+    assert!(
+        total <= floor && total + lost >= floor,
+        "one floor of {floor} for the fleet: {used} + {x} + {y}, {lost} round trips failed"
+    );
 }
 
 /// The node that owns the budget's slot dies (SIGKILL) in the middle of traffic, then comes
@@ -124,12 +156,11 @@ async fn the_slot_owner_dies_mid_load_and_returns() {
     let slot = cluster.keyslot(&format!("{{rb:{name}}}:w"));
     let owner = cluster.owner_of(slot).expect("an owner");
     let (a, b) = (
-        instance(&cluster, name).await,
-        instance(&cluster, name).await,
+        instance(&cluster, name, 1).await,
+        instance(&cluster, name, 1).await,
     );
     // Shared before: 10 retries for the two together.
-    let (x, y) = drain(&a, &b).await;
-    assert_eq!(x + y, 10, "shared floor before the outage ({x} + {y})");
+    one_floor(10, 0, drain(&a, &b).await);
 
     let errors_before = a.stats().backend_errors;
     for i in 0..1500 {
@@ -167,13 +198,7 @@ async fn the_slot_owner_dies_mid_load_and_returns() {
     // instances split what is left of one floor of 10 between them.
     let key = format!("{{rb:{name}}}:w");
     let used = withdrawals(&cluster.nodes[owner], &key);
-    let (x, y) = drain(&a, &b).await;
-    assert!(x > 0 && y > 0, "both instances drew from Redis: {x} + {y}");
-    assert_eq!(
-        used + x + y,
-        10,
-        "one floor for the fleet: {used} + {x} + {y}"
-    );
+    one_floor(10, used, drain(&a, &b).await);
     assert_eq!(withdrawals(&cluster.nodes[owner], &key), 10);
 }
 
@@ -211,8 +236,8 @@ async fn resharding_the_budgets_slot_keeps_it_shared() {
     let from = cluster.owner_of(slot).expect("an owner");
     let to = (from + 1) % 3;
     let (a, b) = (
-        instance(&cluster, name).await,
-        instance(&cluster, name).await,
+        instance(&cluster, name, 1).await,
+        instance(&cluster, name, 1).await,
     );
     for budget in [&a, &b] {
         assert!(bounded(budget).await);
@@ -249,17 +274,104 @@ async fn resharding_the_budgets_slot_keeps_it_shared() {
     // Shared: whatever the window on the new owner holds, the two instances split the rest
     // of one floor of 10.
     let used = withdrawals(&cluster.nodes[to], &key);
-    let (x, y) = drain(&a, &b).await;
-    assert!(x > 0 && y > 0, "both instances drew from Redis: {x} + {y}");
-    assert_eq!(
-        used + x + y,
-        10,
-        "one floor for the fleet: {used} + {x} + {y}"
-    );
+    one_floor(10, used, drain(&a, &b).await);
     assert_eq!(withdrawals(&cluster.nodes[to], &key), 10);
     let moved = cluster.nodes[from].command(&["EXISTS", &key]);
     let to_port = cluster.nodes[to].port();
     assert!(moved.ends_with(&format!(":{to_port}")), "{moved}");
+    for budget in [&a, &b] {
+        assert!(budget.stats().redis_up);
+    }
+}
+
+/// With replicas: the node that owns the budget's slot dies mid-load, its replica is promoted
+/// (a real failover, `cluster-node-timeout` 1 s), and the budget follows the slot to the new
+/// primary while the old one is still down; when the old primary returns it rejoins as a
+/// replica. No withdrawal waits past the command timeout, the outage policy decides until the
+/// promotion, and the two instances share the new primary's window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_takes_over_the_slot_and_the_budget_follows() {
+    let mut cluster = RedisCluster::start_with(3, 1, Some(1000));
+    let name = "promoted";
+    let key = format!("{{rb:{name}}}:w");
+    let slot = cluster.keyslot(&key);
+    let owner = cluster.owner_of(slot).expect("an owner");
+    let replica = cluster.replica_of(owner).expect("a replica of the owner");
+    eventually("the replica to be in sync", || {
+        let info = cluster.nodes[replica].command(&["INFO", "replication"]);
+        async move { info.contains("master_link_status:up") }
+    })
+    .await;
+    let (a, b) = (
+        // A floor of 30: the many rounds of the failover leave enough for both to draw.
+        instance(&cluster, name, 3).await,
+        instance(&cluster, name, 3).await,
+    );
+    for budget in [&a, &b] {
+        assert!(bounded(budget).await);
+    }
+
+    cluster.nodes[owner].kill();
+    // Traffic through the outage, until the replica has been promoted and the budget uses
+    // it: the failure is detected after the 1 s node timeout, then an election.
+    let mut during = 0u64;
+    eventually("the budget to decide through the promoted replica", || {
+        during += 1;
+        let (a, b) = (&a, &b);
+        let promoted = cluster.owner_of(slot) == Some(replica);
+        async move {
+            a.deposit();
+            b.deposit();
+            let before = a.stats();
+            bounded(a).await;
+            bounded(b).await;
+            let after = a.stats();
+            promoted
+                && after.redis_up
+                && after.round_trips > before.round_trips
+                && after.fallback_decisions == before.fallback_decisions
+        }
+    })
+    .await;
+    let s = a.stats();
+    println!("after {during} rounds: {s:?}");
+    assert!(
+        s.fallback_decisions > 0,
+        "the outage policy decided meanwhile: {s:?}"
+    );
+    eventually("the second instance to follow", || async {
+        let before = b.stats();
+        bounded(&b).await;
+        let after = b.stats();
+        after.redis_up && after.fallback_decisions == before.fallback_decisions
+    })
+    .await;
+
+    // The old primary returns and rejoins as a replica of the new one.
+    cluster.nodes[owner].restart();
+    eventually("the old primary to rejoin as a replica", || {
+        let rejoined = cluster.replica_of(replica) == Some(owner);
+        async move { rejoined }
+    })
+    .await;
+    assert_eq!(cluster.owner_of(slot), Some(replica));
+    // The topology changed again (a new replica): the client may see a hiccup; wait until
+    // both instances decide through Redis.
+    for budget in [&a, &b] {
+        eventually("Redis to decide after the old primary rejoined", || async {
+            let before = budget.stats();
+            bounded(budget).await;
+            let after = budget.stats();
+            after.redis_up
+                && after.round_trips > before.round_trips
+                && after.fallback_decisions == before.fallback_decisions
+        })
+        .await;
+    }
+    // Shared on the new primary: the two instances split what is left of one floor of 30.
+    let used = withdrawals(&cluster.nodes[replica], &key);
+    one_floor(30, used, drain(&a, &b).await);
+    assert_eq!(withdrawals(&cluster.nodes[replica], &key), 30);
     for budget in [&a, &b] {
         assert!(budget.stats().redis_up);
     }

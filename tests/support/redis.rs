@@ -44,6 +44,9 @@ pub struct Options {
     pub cluster: bool,
     /// Also listen for TLS on a second port, with these PEM files.
     pub tls: Option<TlsFiles>,
+    /// `cluster-node-timeout` in milliseconds (Redis' default, 15 s, when `None`): how long
+    /// a silent node takes to be declared failed and its replica promoted.
+    pub node_timeout_ms: Option<u64>,
 }
 
 /// Certificate files for a TLS listener.
@@ -362,6 +365,9 @@ impl RedisServer {
         if self.options.cluster {
             cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
                 .arg(self.dir.join(format!("nodes-{}.conf", self.port)));
+            if let Some(ms) = self.options.node_timeout_ms {
+                cmd.args(["--cluster-node-timeout", &ms.to_string()]);
+            }
         }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
@@ -489,10 +495,17 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts `n` cluster-enabled nodes and joins them with `redis-cli --cluster create`.
     pub fn start(n: usize) -> Self {
-        let nodes: Vec<RedisServer> = (0..n)
+        Self::start_with(n, 0, None)
+    }
+
+    /// Starts `primaries × (1 + replicas)` nodes: `primaries` primaries, each with
+    /// `replicas` replicas, and the given `cluster-node-timeout`.
+    pub fn start_with(primaries: usize, replicas: usize, node_timeout_ms: Option<u64>) -> Self {
+        let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(Options {
                     cluster: true,
+                    node_timeout_ms,
                     ..Options::default()
                 })
             })
@@ -504,7 +517,7 @@ impl RedisCluster {
         let out = match Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
         {
             Ok(o) => o,
@@ -534,6 +547,19 @@ impl RedisCluster {
             .command(&["CLUSTER", "KEYSLOT", key])
             .parse()
             .expect("a slot number")
+    }
+
+    /// The index of a replica of node `primary` (by each live node's own `CLUSTER NODES`
+    /// line: `slave <primary-id>`).
+    pub fn replica_of(&self, primary: usize) -> Option<usize> {
+        let id = self.node_id(primary);
+        self.nodes.iter().position(|n| {
+            n.try_command(&["CLUSTER", "NODES"]).is_ok_and(|nodes| {
+                nodes
+                    .lines()
+                    .any(|l| l.contains("myself") && l.contains("slave") && l.contains(id.as_str()))
+            })
+        })
     }
 
     /// The node's cluster ID (`CLUSTER MYID`).

@@ -348,16 +348,16 @@ impl RedisBudgetBuilder {
             params,
         });
         // Load the scripts and check the server answers; this is also the first probe.
-        inner.probe().await;
+        inner.probe_within(self.connect_timeout).await;
         if inner.health.is_down() && !self.lazy_connect {
-            let error = inner.first_error().await;
+            let error = inner.first_error(self.connect_timeout).await;
             if owned {
                 backend.quit(self.connect_timeout).await;
             }
             return Err(error);
         }
         if inner.health.is_down() {
-            let error = inner.first_error().await;
+            let error = inner.first_error(self.connect_timeout).await;
             tracing::warn!(
                 budget = %inner.name,
                 %error,

@@ -267,16 +267,24 @@ impl Inner {
     /// One cheap round trip while down; on success reloads the scripts (a restarted server
     /// has none) and marks Redis up.
     async fn probe(&self) {
+        self.probe_within(self.params.command_timeout).await;
+    }
+
+    /// [`probe`](Self::probe) with each command bounded by `within`: the first probe, while
+    /// the budget is built, may take the connect timeout (a busy server or machine should not
+    /// fail construction because loading a script took longer than one retry may wait).
+    async fn probe_within(&self, within: Duration) {
         bump(&self.health.counters.probes, 1);
-        let client = self.backend.client().with_options(&self.options);
-        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+        let options = Options {
+            timeout: Some(within),
+            ..self.options.clone()
+        };
+        let client = self.backend.client().with_options(&options);
+        let ping = tokio::time::timeout(within, client.ping::<()>(None));
         if let Ok(Ok(())) = ping.await {
             for script in [&self.scripts.deposit, &self.scripts.withdraw] {
                 let load = script.load_on(&client, self.slot);
-                if !matches!(
-                    tokio::time::timeout(self.params.command_timeout, load).await,
-                    Ok(Ok(()))
-                ) {
+                if !matches!(tokio::time::timeout(within, load).await, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -285,13 +293,17 @@ impl Inner {
     }
 
     /// The error to report when the first probe failed.
-    async fn first_error(&self) -> RedisBudgetError {
-        let client = self.backend.client().with_options(&self.options);
-        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+    async fn first_error(&self, within: Duration) -> RedisBudgetError {
+        let options = Options {
+            timeout: Some(within),
+            ..self.options.clone()
+        };
+        let client = self.backend.client().with_options(&options);
+        let ping = tokio::time::timeout(within, client.ping::<()>(None));
         match ping.await {
             Ok(Err(e)) => RedisBudgetError::backend(e),
             Ok(Ok(())) => RedisBudgetError::unavailable("the budget scripts could not be loaded"),
-            Err(_) => RedisBudgetError::unavailable("no answer within the command timeout"),
+            Err(_) => RedisBudgetError::unavailable("no answer within the connect timeout"),
         }
     }
 
