@@ -19,12 +19,14 @@ pub use idempotent::Idempotent;
 #[cfg(feature = "http")]
 mod http_body;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http_body::{
     AsReplayBody, DEFAULT_MAX_REPLAY_BYTES, Recorded, ReplayBody, ReplayHttp, ReplayStats, WrapBody,
 };
 #[cfg(feature = "tonic")]
 mod tonic_body;
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use tonic_body::AsTonicBody;
 
 /// Keeps a request available for retries.

@@ -9,7 +9,7 @@ use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
 use crate::budget::RatioBudget;
 use fred::prelude::{
-    Client, ClientLike, Config, Error, EventInterface, Options, Pool, ReconnectPolicy,
+    Client, ClientLike, Config, Error, ErrorKind, EventInterface, Options, Pool, ReconnectPolicy,
 };
 use fred::types::Builder;
 use fred::util::redis_keyslot;
@@ -165,6 +165,7 @@ impl RedisBudgetBuilder {
     /// # let _ = budget; Ok(()) }
     /// ```
     pub async fn build_from_url(self, url: &str) -> Result<RedisBudget, RedisBudgetError> {
+        let started = tokio::time::Instant::now();
         self.validate()?;
         let mut config = Config::from_url(url).map_err(|e| {
             RedisBudgetError::from(ConfigError::new(
@@ -180,6 +181,7 @@ impl RedisBudgetBuilder {
         if let Some(tls) = &self.tls {
             config.tls = Some(tls.clone());
         }
+        let server = servers(&config);
         let mut builder = Builder::from_config(config);
         let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         builder
@@ -201,23 +203,32 @@ impl RedisBudgetBuilder {
             let (name, within) = (self.name.clone(), self.connect_timeout);
             tokio::spawn(async move {
                 if let Ok(Ok((error, _))) = tokio::time::timeout(within, errors.recv()).await {
-                    let error = RedisBudgetError::backend(error);
                     tracing::warn!(budget = %name, %error, "Redis retry budget cannot connect");
                 }
             });
         } else {
+            // connect_timeout bounds the whole wait: the failed client is shut down in the
+            // background rather than making the caller wait for its QUIT too.
             let connected = tokio::time::timeout(self.connect_timeout, client.init()).await;
             let error = match connected {
                 Ok(Ok(_task)) => None,
-                Ok(Err(e)) => Some(RedisBudgetError::backend(e)),
-                Err(_) => Some(RedisBudgetError::Unavailable("connection timed out")),
+                Ok(Err(e)) => Some(RedisBudgetError::Connect {
+                    server: server.clone(),
+                    error: e,
+                }),
+                Err(_) => Some(RedisBudgetError::Connect {
+                    server: server.clone(),
+                    error: Error::new(ErrorKind::Timeout, format!("{connect_timeout:?} elapsed")),
+                }),
             };
             if let Some(error) = error {
-                let _ = tokio::time::timeout(self.connect_timeout, client.quit()).await;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(connect_timeout, client.quit()).await;
+                });
                 return Err(error);
             }
         }
-        self.finish(Backend::Client(client), true).await
+        self.finish(Backend::Client(client), true, started).await
     }
 
     /// Uses an existing fred client. It must have a reconnect policy (fred never reconnects
@@ -238,7 +249,8 @@ impl RedisBudgetBuilder {
     /// ```
     pub async fn build_with_client(self, client: Client) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
-        self.finish(Backend::Client(client), false).await
+        self.finish(Backend::Client(client), false, tokio::time::Instant::now())
+            .await
     }
 
     /// Uses an existing fred pool (commands go round-robin over its clients), under the same
@@ -258,7 +270,8 @@ impl RedisBudgetBuilder {
     /// ```
     pub async fn build_with_pool(self, pool: Pool) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
-        self.finish(Backend::Pool(pool), false).await
+        self.finish(Backend::Pool(pool), false, tokio::time::Instant::now())
+            .await
     }
 
     fn validate(&self) -> Result<RatioBudget, RedisBudgetError> {
@@ -291,7 +304,13 @@ impl RedisBudgetBuilder {
         Ok(fallback)
     }
 
-    async fn finish(self, backend: Backend, owned: bool) -> Result<RedisBudget, RedisBudgetError> {
+    /// `started`: when the build began; `connect_timeout` bounds the whole of it.
+    async fn finish(
+        self,
+        backend: Backend,
+        owned: bool,
+        started: tokio::time::Instant,
+    ) -> Result<RedisBudget, RedisBudgetError> {
         let fallback = self.validate()?;
         for client in backend.clients() {
             if !client.has_reconnect_policy() {
@@ -347,17 +366,27 @@ impl RedisBudgetBuilder {
             refill: tokio::sync::Mutex::new(()),
             params,
         });
-        // Load the scripts and check the server answers; this is also the first probe.
-        inner.probe_within(self.connect_timeout).await;
+        // Load the scripts and check the server answers; this is also the first probe. Its
+        // commands may take what is left of connect_timeout, not just the command timeout:
+        // a busy server or machine should not fail the build because a SCRIPT LOAD took
+        // longer than a retry may wait.
+        let left = || {
+            self.connect_timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1))
+        };
+        let _ = tokio::time::timeout(left(), inner.probe_within(left())).await;
         if inner.health.is_down() && !self.lazy_connect {
-            let error = inner.first_error(self.connect_timeout).await;
+            let error = inner.first_error(left()).await;
             if owned {
-                backend.quit(self.connect_timeout).await;
+                // In the background: connect_timeout bounds the build, not the clean-up.
+                let timeout = self.connect_timeout;
+                tokio::spawn(async move { backend.quit(timeout).await });
             }
             return Err(error);
         }
         if inner.health.is_down() {
-            let error = inner.first_error(self.connect_timeout).await;
+            let error = inner.first_error(left()).await;
             tracing::warn!(
                 budget = %inner.name,
                 %error,
@@ -386,6 +415,17 @@ fn check_range(
 }
 
 /// The URL without its credentials, for error messages.
+/// The `host:port` of every server the URL names (never credentials), for error messages.
+fn servers(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .server
+        .hosts()
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    hosts.join(", ")
+}
+
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
@@ -413,26 +453,47 @@ fn redact(url: &str) -> String {
 pub enum RedisBudgetError {
     /// A setting (or the URL) is invalid.
     Config(ConfigError),
-    /// Redis answered with an error or the connection failed (wrong password, refused, ...).
+    /// The first connection to `server` failed: refused, timed out, wrong password, TLS
+    /// rejected, ... The message names the server (`host:port`, never credentials) and the
+    /// cause.
+    Connect {
+        /// The `host:port` (or list of them) the URL names.
+        server: String,
+        /// What the client reported.
+        error: Error,
+    },
+    /// Redis answered with an error (a script or command failed).
     Redis(Error),
     /// Redis did not answer in time, or is known to be down.
     Unavailable(&'static str),
-    /// A `rediss://` connection failed because the server's certificate was refused: what
-    /// was wrong with it, and fred's error with the details.
-    Tls(TlsRejection, Error),
 }
 
 impl RedisBudgetError {
-    /// A fred error, told apart as a TLS certificate problem when it is one.
     pub(crate) fn backend(e: Error) -> Self {
-        match TlsRejection::of(&e) {
-            Some(why) => RedisBudgetError::Tls(why, e),
-            None => RedisBudgetError::Redis(e),
-        }
+        RedisBudgetError::Redis(e)
     }
 
     pub(crate) fn unavailable(what: &'static str) -> Self {
         RedisBudgetError::Unavailable(what)
+    }
+
+    /// What was wrong with the server's TLS certificate, when that is why a `rediss://`
+    /// connection failed (the message says it in words too).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_retrier::budget::RedisBudget;
+    /// let err = RedisBudget::builder("orders").build_from_url("redis://127.0.0.1:1").await.unwrap_err();
+    /// assert_eq!(err.tls_rejection(), None); // refused, not a certificate problem
+    /// # }
+    /// ```
+    pub fn tls_rejection(&self) -> Option<TlsRejection> {
+        match self {
+            RedisBudgetError::Connect { error, .. } | RedisBudgetError::Redis(error) => {
+                TlsRejection::of(error)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -446,14 +507,40 @@ impl fmt::Display for RedisBudgetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedisBudgetError::Config(e) => write!(f, "{e}"),
+            RedisBudgetError::Connect { server, error } => write!(
+                f,
+                "Redis retry budget: cannot connect to {server}: {}",
+                connect_cause(error)
+            ),
             RedisBudgetError::Redis(e) => write!(f, "Redis retry budget: Redis error: {e}"),
             RedisBudgetError::Unavailable(what) => {
                 write!(f, "Redis retry budget: Redis unavailable: {what}")
             }
-            RedisBudgetError::Tls(why, e) => {
-                write!(f, "Redis retry budget: {why} ({})", e.details())
-            }
         }
+    }
+}
+
+/// A connection error in words an operator can act on, rather than fred's `Debug` of an
+/// `io::Error` (`IO Error: Os { code: 111, kind: ConnectionRefused, .. }`).
+fn connect_cause(error: &Error) -> String {
+    let details = error.details();
+    if let Some(why) = TlsRejection::of(error) {
+        return format!("{why} ({details})");
+    }
+    let io_kind = |needle: &str| details.contains(needle);
+    match error.kind() {
+        ErrorKind::IO if io_kind("ConnectionRefused") => {
+            "connection refused (is redis-server running and listening there?)".to_owned()
+        }
+        ErrorKind::IO if io_kind("TimedOut") => "connection timed out".to_owned(),
+        ErrorKind::IO if io_kind("NotFound") || io_kind("failed to lookup") => {
+            format!("host not found ({details})")
+        }
+        ErrorKind::Auth => format!("authentication failed: {details} (check user and password)"),
+        ErrorKind::Timeout => format!("no answer within connect_timeout ({details})"),
+        #[cfg(feature = "redis-tls")]
+        ErrorKind::Tls => format!("TLS handshake failed: {details}"),
+        kind => format!("{kind:?}: {details}"),
     }
 }
 
@@ -461,7 +548,8 @@ impl std::error::Error for RedisBudgetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RedisBudgetError::Config(e) => Some(e),
-            RedisBudgetError::Redis(e) | RedisBudgetError::Tls(_, e) => Some(e),
+            RedisBudgetError::Connect { error, .. } => Some(error),
+            RedisBudgetError::Redis(e) => Some(e),
             RedisBudgetError::Unavailable(_) => None,
         }
     }
