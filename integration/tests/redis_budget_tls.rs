@@ -70,8 +70,15 @@ async fn tls_with_a_private_ca_and_acl_credentials() {
         .await
         .expect_err("untrusted certificate");
     assert!(matches!(err, RedisBudgetError::Connect { .. }), "{err:?}");
-    assert_eq!(err.tls_rejection(), Some(TlsRejection::UntrustedIssuer), "{err}");
-    assert!(err.to_string().contains("not signed by a trusted CA"), "{err}");
+    assert_eq!(
+        err.tls_rejection(),
+        Some(TlsRejection::UntrustedIssuer),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("not signed by a trusted CA"),
+        "{err}"
+    );
     assert!(!err.to_string().contains("s3cret"), "{err}");
     println!("untrusted CA: {err}");
     let _ = std::fs::remove_dir_all(dir);
