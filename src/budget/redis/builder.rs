@@ -140,7 +140,7 @@ impl RedisBudgetBuilder {
     /// certificates.
     ///
     /// ```no_run
-    /// # fn f(rustls_config: rustls::ClientConfig) {
+    /// # fn f(rustls_config: fred::rustls::ClientConfig) {
     /// use fred::types::config::{TlsConfig, TlsConnector};
     /// let builder = tower_retrier::budget::RedisBudget::builder("orders")
     ///     .tls(TlsConfig::from(TlsConnector::from(rustls_config)));
