@@ -413,6 +413,10 @@ fn a_call_dropped_mid_backoff_is_counted_as_failed() {
     assert_eq!(inner.calls(), 2);
     assert_eq!(m.calls("failed_after_retry"), 1);
     assert_eq!(m.calls("success_after_retry"), 0);
+    assert_eq!(
+        m.counter(names::FAILED_CALLS_TOTAL, &[("stop_reason", "cancelled")]),
+        1
+    );
     assert_eq!(m.histogram(names::ATTEMPTS_PER_CALL, &[]), vec![2.0]);
 }
 
@@ -435,6 +439,10 @@ fn a_readiness_error_before_a_retry_is_counted_as_failed() {
     assert_eq!(inner.inner.calls(), 1);
     // A retry was granted, but the call ended before it was sent: one attempt, failed.
     assert_eq!(m.calls("failed_without_retry"), 1);
+    assert_eq!(
+        m.counter(names::FAILED_CALLS_TOTAL, &[("stop_reason", "not_ready")]),
+        1
+    );
     assert_eq!(m.counter(names::ATTEMPTS_TOTAL, &[]), 1);
     assert_eq!(m.histogram(names::ATTEMPTS_PER_CALL, &[]), vec![1.0]);
 }
