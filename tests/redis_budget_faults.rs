@@ -340,6 +340,42 @@ async fn a_withdraw_dropped_in_flight_keeps_the_granted_tokens() {
     assert_eq!((s.round_trips, s.fallback_decisions), (3, 0), "{s:?}");
 }
 
+/// Redis answers a lease refill after the caller stopped waiting (slower than the command
+/// timeout, faster than the refill's own bound of 4 × that): the caller got the outage
+/// policy's answer, and the tokens Redis granted land in the lease rather than being lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_arrives_after_the_command_timeout_is_kept() {
+    let server = RedisServer::start();
+    let b = RedisBudget::builder("late")
+        .ttl(Duration::from_secs(10))
+        .min_per_sec(1)
+        .ratio(0.0)
+        .lease_size(5)
+        .command_timeout(Duration::from_millis(100))
+        .on_unavailable(Unavailable::Deny)
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
+    // Stalled for 250 ms: past the 100 ms a retry waits, within the refill's 400 ms.
+    server.pause(250);
+    // Bounded by the command timeout (the slack is measured above).
+    let answer = tokio::time::timeout(Duration::from_millis(100) + SLACK, b.withdraw())
+        .await
+        .expect("the retry waited no longer than the command timeout");
+    assert!(!answer, "the Deny policy answered the waiting retry");
+    eventually("the late grant to reach the lease", || async {
+        b.lease_outstanding() == 5
+    })
+    .await;
+    // Nothing lost: 5 from the lease, 5 more from Redis, then the floor is spent.
+    eventually("Redis to be used again", || async { b.stats().redis_up }).await;
+    let mut granted = 0;
+    for _ in 0..20 {
+        granted += usize::from(bounded(&b).await);
+    }
+    assert_eq!(granted, 10, "{:?}", b.stats());
+}
+
 /// A server that accepts connections but never answers: `connect_timeout` bounds the whole
 /// build (the failed client is shut down in the background, not awaited), and the error
 /// names the server and the cause.

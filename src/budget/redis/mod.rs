@@ -319,22 +319,30 @@ impl Inner {
             return Answer::Token(Grant::new(&self));
         }
         if self.health.is_down() {
-            return Answer::Policy(self.health.decide());
+            return Answer::Unavailable;
         }
         if self.lease.known_empty() {
             bump(&self.health.counters.denied_locally, 1);
-            return Answer::Policy(false);
+            return Answer::Denied;
         }
         bump(&self.health.counters.round_trips, 1);
         let args = self.args_withdraw(self.params.lease_size);
+        // The caller waits at most the command timeout; the call itself may finish later, so
+        // that what a slow Redis grants lands in the lease instead of being counted there and
+        // never used.
+        let late = late_bound(self.params.command_timeout);
+        let options = Options {
+            timeout: Some(late),
+            ..self.options.clone()
+        };
         let call = self.scripts.withdraw.call(
             self.backend.client(),
-            &self.options,
+            &options,
             self.slot,
             &self.key,
             &args,
         );
-        let granted = match tokio::time::timeout(self.params.command_timeout, call).await {
+        let granted = match tokio::time::timeout(late, call).await {
             Ok(Ok(granted)) => {
                 self.health.succeeded();
                 u64::try_from(granted)
@@ -343,16 +351,16 @@ impl Inner {
             }
             Ok(Err(e)) => {
                 self.health.failed("withdraw", &e);
-                return Answer::Policy(self.health.decide());
+                return Answer::Unavailable;
             }
             Err(_) => {
                 self.health.failed("withdraw", &"timed out");
-                return Answer::Policy(self.health.decide());
+                return Answer::Unavailable;
             }
         };
         if granted == 0 {
             self.lease.mark_empty(self.params.flush_interval);
-            return Answer::Policy(false);
+            return Answer::Denied;
         }
         self.lease.put(granted - 1);
         Answer::Token(Grant::new(&self))
@@ -368,21 +376,23 @@ impl Inner {
     }
 }
 
+/// How long a lease refill may take before it is abandoned: longer than any caller waits
+/// (the command timeout), so that a slow answer still reaches the lease.
+fn late_bound(command_timeout: Duration) -> Duration {
+    command_timeout
+        .saturating_mul(4)
+        .max(Duration::from_millis(250))
+}
+
 /// What a refill task hands its caller.
 enum Answer {
     /// A token taken from the lease for this caller.
     Token(Grant),
-    /// A decision that holds no token (the outage policy, or Redis said no).
-    Policy(bool),
-}
-
-impl Answer {
-    fn into_decision(self) -> bool {
-        match self {
-            Answer::Token(grant) => grant.use_it(),
-            Answer::Policy(decision) => decision,
-        }
-    }
+    /// Redis has nothing left for now.
+    Denied,
+    /// Redis is down or failed: the caller asks the outage policy (only a caller that is
+    /// still waiting, so the fallback budget is not drawn on for nobody).
+    Unavailable,
 }
 
 /// One leased token on its way to a caller. If the caller is gone before it arrives (the
@@ -472,9 +482,18 @@ impl Budget for RedisBudget {
             // The round trip has its own timeout; this one also bounds waiting behind another
             // caller's refill, so no retry waits longer than the command timeout.
             match tokio::time::timeout(inner.params.command_timeout, rx).await {
-                Ok(Ok(answer)) => answer.into_decision(),
-                // The task was cancelled (runtime shutting down) or we waited too long.
-                Ok(Err(_)) | Err(_) => inner.health.decide(),
+                Ok(Ok(Answer::Token(grant))) => grant.use_it(),
+                Ok(Ok(Answer::Denied)) => false,
+                // Redis failed, or the task was cancelled (the runtime is shutting down).
+                Ok(Ok(Answer::Unavailable)) | Ok(Err(_)) => inner.health.decide(),
+                Err(_) => {
+                    // Redis is slower than a retry may wait: say so, so that the next
+                    // retries go straight to the policy until a probe finds it fast again.
+                    inner
+                        .health
+                        .failed("withdraw", &"no answer within the command timeout");
+                    inner.health.decide()
+                }
             }
         })))
     }
