@@ -8,7 +8,9 @@
 //!   increment, flushed in batches by a background task (one script call per flush interval).
 //! - A retry takes a token from a small local lease; only an empty lease costs a round trip,
 //!   which then fetches up to `lease_size` tokens. When Redis answers that the budget is
-//!   spent, retries are denied locally until the next flush interval.
+//!   spent, retries are denied locally until the next flush interval. The round trip runs
+//!   in its own task: a retry that stops waiting (its request was dropped, or Redis is
+//!   slower than the command timeout) does not lose what Redis grants; it goes to the lease.
 //! - Each operation is one Lua script reading the server's `TIME`; all keys of a budget share
 //!   one hash tag (Redis Cluster works), and expire when the budget goes idle.
 //! - Redis trouble never breaks requests: every command has a timeout; while Redis is down the
