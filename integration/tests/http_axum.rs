@@ -162,8 +162,11 @@ async fn post_without_idempotency_key_is_not_retried() {
 
 #[tokio::test]
 async fn unreachable_upstream_gives_bad_gateway_after_retries() {
-    let gw = gateway(dead_addr().await, ReplayHttp::new()).await;
+    let replay = ReplayHttp::new();
+    let gw = gateway(dead_addr().await, replay.clone()).await;
     let (status, body) = call(gw, "GET", "/", None, vec![]).await;
     assert_eq!(status, 502);
     assert!(!body.is_empty());
+    // Three attempts: the two retries each sent the (empty) body again.
+    assert_eq!(replay.stats().replayed, 2, "the refused GET was retried");
 }

@@ -5,6 +5,7 @@ use super::health::{Health, Unavailable};
 use super::lease::Lease;
 use super::mode::{Fallback, Mode};
 use super::scripts::Scripts;
+use super::tls_error::TlsRejection;
 use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
 use crate::budget::{AdaptiveBudget, RatioBudget};
@@ -192,6 +193,7 @@ impl RedisBudgetBuilder {
     /// # let _ = budget; Ok(()) }
     /// ```
     pub async fn build_from_url(self, url: &str) -> Result<RedisBudget, RedisBudgetError> {
+        let started = tokio::time::Instant::now();
         self.validate()?;
         let mut config = Config::from_url(url).map_err(|e| {
             RedisBudgetError::from(ConfigError::new(
@@ -254,7 +256,7 @@ impl RedisBudgetBuilder {
                 return Err(error);
             }
         }
-        self.finish(Backend::Client(client), true).await
+        self.finish(Backend::Client(client), true, started).await
     }
 
     /// Uses an existing fred client. It must have a reconnect policy (fred never reconnects
@@ -275,7 +277,8 @@ impl RedisBudgetBuilder {
     /// ```
     pub async fn build_with_client(self, client: Client) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
-        self.finish(Backend::Client(client), false).await
+        self.finish(Backend::Client(client), false, tokio::time::Instant::now())
+            .await
     }
 
     /// Uses an existing fred pool (commands go round-robin over its clients), under the same
@@ -295,7 +298,8 @@ impl RedisBudgetBuilder {
     /// ```
     pub async fn build_with_pool(self, pool: Pool) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
-        self.finish(Backend::Pool(pool), false).await
+        self.finish(Backend::Pool(pool), false, tokio::time::Instant::now())
+            .await
     }
 
     fn min_per_sec_or_default(&self) -> u32 {
@@ -344,7 +348,13 @@ impl RedisBudgetBuilder {
         Ok(fallback)
     }
 
-    async fn finish(self, backend: Backend, owned: bool) -> Result<RedisBudget, RedisBudgetError> {
+    /// `started`: when the build began; `connect_timeout` bounds the whole of it.
+    async fn finish(
+        self,
+        backend: Backend,
+        owned: bool,
+        started: tokio::time::Instant,
+    ) -> Result<RedisBudget, RedisBudgetError> {
         let fallback = self.validate()?;
         for client in backend.clients() {
             if !client.has_reconnect_policy() {
@@ -369,7 +379,12 @@ impl RedisBudgetBuilder {
             timeout: Some(self.command_timeout),
             // Fail in microseconds while disconnected instead of queueing for a reconnect.
             fail_fast: true,
-            max_attempts: Some(1),
+            // A cluster redirection is followed once (a -MOVED after a failover or a
+            // resharding). More attempts than redirections: fred 10.1 re-sends an -ASK'ed
+            // command to the old owner, and if its attempts ran out before its redirections,
+            // it ended the client's connection task for good.
+            max_attempts: Some(2),
+            max_redirections: Some(1),
             ..Options::default()
         };
         let params = Params {
@@ -407,10 +422,18 @@ impl RedisBudgetBuilder {
             refill: tokio::sync::Mutex::new(()),
             params,
         });
-        // Load the scripts and check the server answers; this is also the first probe.
-        inner.probe().await;
+        // Load the scripts and check the server answers; this is also the first probe. Its
+        // commands may take what is left of connect_timeout, not just the command timeout:
+        // a busy server or machine should not fail the build because a SCRIPT LOAD took
+        // longer than a retry may wait.
+        let left = || {
+            self.connect_timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1))
+        };
+        let _ = tokio::time::timeout(left(), inner.probe_within(left())).await;
         if inner.health.is_down() && !self.lazy_connect {
-            let error = inner.first_error().await;
+            let error = inner.first_error(left()).await;
             if owned {
                 // In the background: connect_timeout bounds the build, not the clean-up.
                 let timeout = self.connect_timeout;
@@ -419,7 +442,7 @@ impl RedisBudgetBuilder {
             return Err(error);
         }
         if inner.health.is_down() {
-            let error = inner.first_error().await;
+            let error = inner.first_error(left()).await;
             tracing::warn!(
                 budget = %inner.name,
                 %error,
@@ -509,6 +532,25 @@ impl RedisBudgetError {
     pub(crate) fn unavailable(what: &'static str) -> Self {
         RedisBudgetError::Unavailable(what)
     }
+
+    /// What was wrong with the server's TLS certificate, when that is why a `rediss://`
+    /// connection failed (the message says it in words too).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_retrier::budget::RedisBudget;
+    /// let err = RedisBudget::builder("orders").build_from_url("redis://127.0.0.1:1").await.unwrap_err();
+    /// assert_eq!(err.tls_rejection(), None); // refused, not a certificate problem
+    /// # }
+    /// ```
+    pub fn tls_rejection(&self) -> Option<TlsRejection> {
+        match self {
+            RedisBudgetError::Connect { error, .. } | RedisBudgetError::Redis(error) => {
+                TlsRejection::of(error)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl From<ConfigError> for RedisBudgetError {
@@ -538,6 +580,9 @@ impl fmt::Display for RedisBudgetError {
 /// `io::Error` (`IO Error: Os { code: 111, kind: ConnectionRefused, .. }`).
 fn connect_cause(error: &Error) -> String {
     let details = error.details();
+    if let Some(why) = TlsRejection::of(error) {
+        return format!("{why} ({details})");
+    }
     let io_kind = |needle: &str| details.contains(needle);
     match error.kind() {
         ErrorKind::IO if io_kind("ConnectionRefused") => {

@@ -18,7 +18,9 @@
 //!   flushed in batches by a background task (one script call per flush interval).
 //! - A retry takes a token from a small local lease; only an empty lease costs a round trip,
 //!   which then fetches up to `lease_size` tokens. When Redis answers that the budget is
-//!   spent, retries are denied locally until the next flush interval.
+//!   spent, retries are denied locally until the next flush interval. The round trip runs
+//!   in its own task: a retry that stops waiting (its request was dropped, or Redis is
+//!   slower than the command timeout) does not lose what Redis grants; it goes to the lease.
 //! - Each operation is one Lua script reading the server's `TIME`; all keys of a budget share
 //!   one hash tag (Redis Cluster works), and expire when the budget goes idle.
 //! - Redis trouble never breaks requests: every command has a timeout; while Redis is down the
@@ -41,11 +43,13 @@ mod mode;
 mod name;
 mod scripts;
 mod stats;
+mod tls_error;
 
 pub use builder::{RedisBudgetBuilder, RedisBudgetError};
 pub use health::Unavailable;
 pub use mode::Mode;
 pub use stats::RedisBudgetStats;
+pub use tls_error::TlsRejection;
 
 use super::Budget;
 use backend::Backend;
@@ -365,16 +369,24 @@ impl Inner {
     /// One cheap round trip while down; on success reloads the scripts (a restarted server
     /// has none) and marks Redis up.
     async fn probe(&self) {
+        self.probe_within(self.params.command_timeout).await;
+    }
+
+    /// [`probe`](Self::probe) with each command bounded by `within`: the first probe, while
+    /// the budget is built, may take the connect timeout (a busy server or machine should not
+    /// fail construction because loading a script took longer than one retry may wait).
+    async fn probe_within(&self, within: Duration) {
         bump(&self.health.counters.probes, 1);
-        let client = self.backend.client().with_options(&self.options);
-        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+        let options = Options {
+            timeout: Some(within),
+            ..self.options.clone()
+        };
+        let client = self.backend.client().with_options(&options);
+        let ping = tokio::time::timeout(within, client.ping::<()>(None));
         if let Ok(Ok(())) = ping.await {
             for script in [&self.scripts.deposit, &self.scripts.withdraw] {
                 let load = script.load_on(&client, self.slot);
-                if !matches!(
-                    tokio::time::timeout(self.params.command_timeout, load).await,
-                    Ok(Ok(()))
-                ) {
+                if !matches!(tokio::time::timeout(within, load).await, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -383,40 +395,55 @@ impl Inner {
     }
 
     /// The error to report when the first probe failed.
-    async fn first_error(&self) -> RedisBudgetError {
-        let client = self.backend.client().with_options(&self.options);
-        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+    async fn first_error(&self, within: Duration) -> RedisBudgetError {
+        let options = Options {
+            timeout: Some(within),
+            ..self.options.clone()
+        };
+        let client = self.backend.client().with_options(&options);
+        let ping = tokio::time::timeout(within, client.ping::<()>(None));
         match ping.await {
             Ok(Err(e)) => RedisBudgetError::backend(e),
             Ok(Ok(())) => RedisBudgetError::unavailable("the budget scripts could not be loaded"),
-            Err(_) => RedisBudgetError::unavailable("no answer within the command timeout"),
+            Err(_) => RedisBudgetError::unavailable("no answer within the connect timeout"),
         }
     }
 
     /// Takes a token from the lease, refilling it from Redis if needed (one caller at a time).
-    async fn refill_and_take(&self) -> bool {
+    ///
+    /// Runs in its own task (see [`RedisBudget::withdraw`]), so a round trip always finishes
+    /// and whatever Redis granted lands in the lease, even if the caller has gone.
+    async fn refill_and_take(self: Arc<Self>) -> Answer {
         let _one_at_a_time = self.refill.lock().await;
         // Whoever held the lock before us may have refilled the lease or found Redis empty.
         if self.lease.take() {
             bump(&self.health.counters.lease_hits, 1);
-            return true;
+            return Answer::Token(Grant::new(&self));
         }
         if self.health.is_down() {
-            return self.health.decide();
+            return Answer::Unavailable;
         }
         if self.lease.known_empty() {
             bump(&self.health.counters.denied_locally, 1);
-            return false;
+            return Answer::Denied;
         }
         bump(&self.health.counters.round_trips, 1);
         let args = self.args_withdraw(self.params.lease_size);
+        // The caller waits at most the command timeout; the call itself may finish later, so
+        // that what a slow Redis grants lands in the lease instead of being counted there and
+        // never used.
+        let late = late_bound(self.params.command_timeout);
+        let options = Options {
+            timeout: Some(late),
+            ..self.options.clone()
+        };
         let client = self.backend.client();
         let call = async {
             match self.params.mode {
                 Mode::Adaptive => {
                     let call = self.scripts.withdraw.call_pair(
                         client,
-                        &self.options,
+                        &options,
                         self.slot,
                         &self.key,
                         &args[..5],
@@ -426,18 +453,15 @@ impl Inner {
                     Ok(granted)
                 }
                 Mode::Ratio => {
-                    let call = self.scripts.withdraw.call(
-                        client,
-                        &self.options,
-                        self.slot,
-                        &self.key,
-                        &args,
-                    );
+                    let call = self
+                        .scripts
+                        .withdraw
+                        .call(client, &options, self.slot, &self.key, &args);
                     call.await
                 }
             }
         };
-        let granted = match tokio::time::timeout(self.params.command_timeout, call).await {
+        let granted = match tokio::time::timeout(late, call).await {
             Ok(Ok(granted)) => {
                 self.health.succeeded();
                 u64::try_from(granted)
@@ -446,19 +470,71 @@ impl Inner {
             }
             Ok(Err(e)) => {
                 self.health.failed("withdraw", &e);
-                return self.health.decide();
+                return Answer::Unavailable;
             }
             Err(_) => {
                 self.health.failed("withdraw", &"timed out");
-                return self.health.decide();
+                return Answer::Unavailable;
             }
         };
         if granted == 0 {
             self.lease.mark_empty(self.params.flush_interval);
-            return false;
+            return Answer::Denied;
         }
         self.lease.put(granted - 1);
+        Answer::Token(Grant::new(&self))
+    }
+}
+
+impl Inner {
+    /// [`refill_and_take`](Self::refill_and_take), answering through `tx`; a token nobody
+    /// receives goes back to the lease (see [`Grant`]).
+    async fn refill_and_take_for(self: Arc<Self>, tx: tokio::sync::oneshot::Sender<Answer>) {
+        let answer = self.refill_and_take().await;
+        let _ = tx.send(answer);
+    }
+}
+
+/// How long a lease refill may take before it is abandoned: longer than any caller waits
+/// (the command timeout), so that a slow answer still reaches the lease.
+fn late_bound(command_timeout: Duration) -> Duration {
+    command_timeout
+        .saturating_mul(4)
+        .max(Duration::from_millis(250))
+}
+
+/// What a refill task hands its caller.
+enum Answer {
+    /// A token taken from the lease for this caller.
+    Token(Grant),
+    /// Redis has nothing left for now.
+    Denied,
+    /// Redis is down or failed: the caller asks the outage policy (only a caller that is
+    /// still waiting, so the fallback budget is not drawn on for nobody).
+    Unavailable,
+}
+
+/// One leased token on its way to a caller. If the caller is gone before it arrives (the
+/// request was dropped or timed out), dropping it puts the token back in the lease: Redis
+/// has already counted it as withdrawn, so losing it would shrink the fleet's budget.
+struct Grant(Option<Arc<Inner>>);
+
+impl Grant {
+    fn new(inner: &Arc<Inner>) -> Self {
+        Grant(Some(Arc::clone(inner)))
+    }
+
+    fn use_it(mut self) -> bool {
+        self.0 = None;
         true
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.lease.give_back(1);
+        }
     }
 }
 
@@ -529,12 +605,26 @@ impl Budget for RedisBudget {
         }
         let inner = Arc::clone(inner);
         RedisWithdraw(WithdrawState::Pending(Box::pin(async move {
+            // The refill runs in its own task, started at the first poll: dropping this future
+            // (the request was cancelled) must not cut a script call that Redis may already
+            // have run, or the tokens it granted would be counted in Redis and never used.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(Arc::clone(&inner).refill_and_take_for(tx));
             // The round trip has its own timeout; this one also bounds waiting behind another
             // caller's refill, so no retry waits longer than the command timeout.
-            match tokio::time::timeout(inner.params.command_timeout, inner.refill_and_take()).await
-            {
-                Ok(granted) => granted,
-                Err(_) => inner.health.decide(),
+            match tokio::time::timeout(inner.params.command_timeout, rx).await {
+                Ok(Ok(Answer::Token(grant))) => grant.use_it(),
+                Ok(Ok(Answer::Denied)) => false,
+                // Redis failed, or the task was cancelled (the runtime is shutting down).
+                Ok(Ok(Answer::Unavailable)) | Ok(Err(_)) => inner.health.decide(),
+                Err(_) => {
+                    // Redis is slower than a retry may wait: say so, so that the next
+                    // retries go straight to the policy until a probe finds it fast again.
+                    inner
+                        .health
+                        .failed("withdraw", &"no answer within the command timeout");
+                    inner.health.decide()
+                }
             }
         })))
     }
