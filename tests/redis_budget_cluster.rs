@@ -66,10 +66,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
 /// slowest withdrawal measured 95 ms at load 5+, 45 ms past the timeout).
 const SLACK: Duration = Duration::from_millis(100);
 
-/// A budget on the cluster whose withdrawals we can count exactly: a floor of `per_sec` over
-/// 10 s (10 × `per_sec` retries fleet-wide), no ratio, one token per round trip.
+/// A budget on the cluster whose withdrawals we can count exactly: the ratio mode with a
+/// floor of `per_sec` over 10 s (10 × `per_sec` retries fleet-wide), no ratio, one token per
+/// round trip.
 async fn instance(cluster: &RedisCluster, name: &str, per_sec: u32) -> RedisBudget {
     RedisBudget::builder(name)
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .ttl(TTL)
         .min_per_sec(per_sec)
         .ratio(0.0)
