@@ -301,6 +301,7 @@ fn backend_errors_and_fallbacks_are_counted_in_metrics() {
 async fn a_withdraw_dropped_in_flight_keeps_the_granted_tokens() {
     let server = RedisServer::start();
     let b = RedisBudget::builder("dropped")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .ttl(Duration::from_secs(10))
         .min_per_sec(1)
         .ratio(0.0)
@@ -348,6 +349,7 @@ async fn a_withdraw_dropped_in_flight_keeps_the_granted_tokens() {
 async fn a_grant_that_arrives_after_the_command_timeout_is_kept() {
     let server = RedisServer::start();
     let b = RedisBudget::builder("late")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .ttl(Duration::from_secs(10))
         .min_per_sec(1)
         .ratio(0.0)
