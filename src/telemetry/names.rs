@@ -27,6 +27,16 @@ pub const BUDGET_BACKEND_ERRORS_TOTAL: &str = "retrier_budget_backend_errors_tot
 /// Counter of decisions a shared budget took locally because its back-end was unavailable;
 /// label `budget`.
 pub const BUDGET_FALLBACKS_TOTAL: &str = "retrier_budget_fallbacks_total";
+/// Gauge of the retries a budget would grant right now: the stock of a named
+/// [`AdaptiveBudget`](crate::budget::AdaptiveBudget), or of a shared adaptive `RedisBudget` as
+/// Redis last reported it; label `budget`.
+pub const BUDGET_REMAINING: &str = "retrier_budget_remaining";
+/// Gauge of calls currently waiting (backing off) before a retry; labels `service`,
+/// `operation`.
+pub const RETRIES_WAITING: &str = "retrier_retries_waiting";
+/// Gauge of request body bytes currently held so that a request can be replayed; no labels
+/// (one per process).
+pub const REPLAY_BYTES_HELD: &str = "retrier_replay_bytes_held";
 /// Histogram of the delay before each retry, in seconds; labels `service`, `operation`,
 /// `source`.
 pub const BACKOFF_DELAY_SECONDS: &str = "retrier_backoff_delay_seconds";
@@ -56,6 +66,8 @@ pub const OTEL_ATTEMPTS: &str = "retrier.client.attempts";
 pub const OTEL_RETRIES: &str = "retrier.client.retries";
 /// OpenTelemetry counter of retries the budget refused (unit `{retry}`).
 pub const OTEL_BUDGET_DENIED: &str = "retrier.client.budget.denied";
+/// OpenTelemetry up-down counter of calls currently backing off before a retry (unit `{call}`).
+pub const OTEL_RETRIES_WAITING: &str = "retrier.client.retries.waiting";
 /// OpenTelemetry histogram of retries per call, like gRPC's `grpc.client.call.retries`
 /// (unit `{retry}`; as in gRFC A96, calls without retries record nothing).
 pub const OTEL_CALL_RETRIES: &str = "retrier.client.call.retries";
