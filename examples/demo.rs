@@ -77,6 +77,17 @@ struct Args {
     requests: u64,
 }
 
+const USAGE: &str = "\
+usage: cargo run --example demo [-- [--failure-rate R] [--requests N]]
+
+Sends N requests (default 1000) through a retry layer to an in-process service that fails
+a share R of its calls (default 0.3), then N more during a full outage, and prints what the
+retries and the budget did.
+
+  --failure-rate R   share of calls that fail in the first phase, in [0, 1]
+  --requests N       requests per phase, a positive integer
+  -h, --help         this text";
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         failure_rate: 0.3,
@@ -84,7 +95,16 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        if flag != "--failure-rate" && flag != "--requests" {
+            return Err(format!("unknown flag {flag}\n\n{USAGE}"));
+        }
+        let value = it
+            .next()
+            .ok_or(format!("{flag} needs a value\n\n{USAGE}"))?;
         match flag.as_str() {
             "--failure-rate" => {
                 args.failure_rate = value
@@ -101,9 +121,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--requests must be a positive integer")?
             }
             _ => {
-                return Err(format!(
-                    "unknown flag {flag} (try --failure-rate, --requests)"
-                ));
+                return Err(format!("unknown flag {flag}\n\n{USAGE}"));
             }
         }
     }

@@ -28,8 +28,8 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 # Compile everything first, so the timings below measure only the runs.
-cargo bench --features redis,metrics --bench overhead --bench redis_budget --bench telemetry_overhead --no-run
-cargo build --release --features redis,metrics --example retry_storm
+cargo bench -p tower-retrier-integration --bench overhead --bench redis_budget --bench telemetry_overhead --no-run
+cargo build --release -p tower-retrier-integration --example retry_storm
 
 machine() {
   echo "date: $(date -u +%FT%TZ)"
@@ -43,20 +43,20 @@ machine | tee "$out/machine.txt"
 
 start=$(date +%s)
 if [ "$quick" -eq 1 ]; then
-  BENCH_SUMMARY_ONLY=1 cargo bench --features redis,metrics --bench overhead -- --quick | tee "$out/overhead.txt"
-  cargo bench --features redis,metrics --bench redis_budget -- --quick | tee "$out/redis_budget.txt"
-  cargo bench --features redis,metrics --bench telemetry_overhead -- --quick | tee "$out/telemetry_overhead.txt"
-  cargo run --release --features redis,metrics --example retry_storm -- --quick --out "$out" | tee "$out/storm.txt"
+  BENCH_SUMMARY_ONLY=1 cargo bench -p tower-retrier-integration --bench overhead -- --quick | tee "$out/overhead.txt"
+  cargo bench -p tower-retrier-integration --bench redis_budget -- --quick | tee "$out/redis_budget.txt"
+  cargo bench -p tower-retrier-integration --bench telemetry_overhead -- --quick | tee "$out/telemetry_overhead.txt"
+  cargo run --release -p tower-retrier-integration --example retry_storm -- --quick --out "$out" | tee "$out/storm.txt"
 else
-  cargo bench --features redis,metrics --bench overhead | tee "$out/overhead.txt"
-  cargo bench --features redis,metrics --bench redis_budget | tee "$out/redis_budget.txt"
-  cargo bench --features redis,metrics --bench telemetry_overhead | tee "$out/telemetry_overhead.txt"
-  cargo run --release --features redis,metrics --example retry_storm -- --out "$out" | tee "$out/storm.txt"
+  cargo bench -p tower-retrier-integration --bench overhead | tee "$out/overhead.txt"
+  cargo bench -p tower-retrier-integration --bench redis_budget | tee "$out/redis_budget.txt"
+  cargo bench -p tower-retrier-integration --bench telemetry_overhead | tee "$out/telemetry_overhead.txt"
+  cargo run --release -p tower-retrier-integration --example retry_storm -- --out "$out" | tee "$out/storm.txt"
 
   # Instruction counts per call and per-function profiles (noise-free cross-check of the
   # timings): instructions.txt and callgrind/<case>.txt.
   if command -v valgrind >/dev/null 2>&1; then
-    exe=$(cargo bench --features redis,metrics --bench overhead --no-run 2>&1 |
+    exe=$(cargo bench -p tower-retrier-integration --bench overhead --no-run 2>&1 |
       sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
     scripts/instructions.sh "$exe" "$out" 200000
   else

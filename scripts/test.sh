@@ -16,5 +16,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo test --all-features --all-targets "$@"
-cargo test --all-features --doc "$@"
+cargo test --workspace --all-features --all-targets "$@"
+cargo test --workspace --all-features --doc "$@"

@@ -100,6 +100,7 @@ impl RetryLayer {
 }
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 impl RetryLayer<Exponential, HttpClassifier, RatioBudget, ReplayHttp> {
     /// The preset for HTTP clients and proxies (hyper-util's `Client`, an axum handler that
     /// forwards requests), like tower-http's `TraceLayer::new_for_http()`.
@@ -144,6 +145,7 @@ impl RetryLayer<Exponential, HttpClassifier, RatioBudget, ReplayHttp> {
 }
 
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 impl RetryLayer<Exponential, GrpcClassifier, RatioBudget, ReplayHttp<AsTonicBody>> {
     /// The preset for gRPC over a tonic `Channel`, like tower-http's
     /// `TraceLayer::new_for_grpc()`.

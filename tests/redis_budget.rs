@@ -307,12 +307,17 @@ async fn acl_user_and_password_work_and_never_show() {
     assert_eq!(take(&b, 20).await, 10);
     assert!(!format!("{b:?}").contains("s3cr3t"), "{b:?}");
 
-    let wrong = format!("redis://retrier:not-the-pw@127.0.0.1:{}", server.port());
+    let server_port = server.port();
+    let wrong = format!("redis://retrier:not-the-pw@127.0.0.1:{server_port}");
     let err = RedisBudget::builder("acl")
         .build_from_url(&wrong)
         .await
         .expect_err("wrong password must fail at construction");
-    assert!(matches!(err, RedisBudgetError::Redis(_)), "{err:?}");
+    assert!(
+        matches!(err, RedisBudgetError::Connect { ref server, .. } if *server == format!("127.0.0.1:{}", server_port)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("authentication failed"), "{err}");
     for text in [err.to_string(), format!("{err:?}")] {
         assert!(!text.contains("not-the-pw"), "{text}");
     }
@@ -333,7 +338,7 @@ async fn requirepass_server_and_bad_urls() {
         .build_from_url(&format!("redis://127.0.0.1:{}", server.port()))
         .await
         .expect_err("no password");
-    assert!(matches!(err, RedisBudgetError::Redis(_)), "{err:?}");
+    assert!(matches!(err, RedisBudgetError::Connect { .. }), "{err:?}");
 
     let err = RedisBudget::builder("pw")
         .build_from_url("http://user:secret@nowhere")

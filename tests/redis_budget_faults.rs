@@ -73,11 +73,14 @@ async fn redis_down_at_start_is_a_clear_error() {
     .expect("construction is bounded by connect_timeout")
     .expect_err("nothing listens there");
     assert!(
-        matches!(
-            err,
-            RedisBudgetError::Redis(_) | RedisBudgetError::Unavailable(_)
-        ),
+        matches!(err, RedisBudgetError::Connect { ref server, .. } if *server == format!("127.0.0.1:{port}")),
         "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&format!(
+            "cannot connect to 127.0.0.1:{port}: connection refused"
+        )),
+        "{err}"
     );
     println!("down at start: {err}");
 }
@@ -286,4 +289,37 @@ fn backend_errors_and_fallbacks_are_counted_in_metrics() {
     println!("{counts:?}");
     assert!(counts["retrier_budget_backend_errors_total{budget=metered}"] >= 1);
     assert_eq!(counts["retrier_budget_fallbacks_total{budget=metered}"], 5);
+}
+
+/// A server that accepts connections but never answers: `connect_timeout` bounds the whole
+/// build (the failed client is shut down in the background, not awaited), and the error
+/// names the server and the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_bounds_the_whole_build_against_a_silent_server() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    // Accept and hold every connection, answering nothing.
+    let _holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let connect_timeout = Duration::from_secs(1);
+    // Waiting for QUIT too used to take twice connect_timeout (2 s); 0.6 s of slack covers
+    // scheduling on a loaded 2-core machine without admitting that.
+    let err = tokio::time::timeout(
+        connect_timeout + Duration::from_millis(600),
+        builder("silent")
+            .connect_timeout(connect_timeout)
+            .build_from_url(&format!("redis://127.0.0.1:{}", addr.port())),
+    )
+    .await
+    .expect("build_from_url returns within connect_timeout")
+    .expect_err("the server never answers");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("cannot connect to {addr}")) && text.contains("connect_timeout"),
+        "{text}"
+    );
 }

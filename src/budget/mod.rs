@@ -15,6 +15,7 @@ mod counter;
 mod ratio;
 // The fleet-wide budget (feature `redis`).
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod token_bucket;
 mod unlimited;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use ratio::RatioBudget;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisBudget;
 pub use token_bucket::TokenBucket;
 pub use unlimited::Unlimited;

@@ -28,16 +28,20 @@ mod http;
 #[cfg(feature = "http")]
 mod retry_after;
 #[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub use grpc::{GrpcClassifier, GrpcCode};
 #[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub use grpc_trailers::{
     DEFAULT_MAX_TRAILER_READ, GrpcTrailers, GrpcTrailersLayer, TrailersBody, TrailersFuture,
 };
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::HttpClassifier;
 #[cfg(feature = "http")]
 pub(crate) use http::is_idempotent_request;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use retry_after::{parse_grpc_pushback, parse_retry_after};
 
 use std::time::Duration;

@@ -431,8 +431,8 @@ impl<W> ReplayHttp<W> {
 /// be too large to keep, the original body as is.
 ///
 /// It needs `B: Unpin` (hyper, axum and tonic bodies are; wrap others in `Box::pin`). Services
-/// that need a specific body type (tonic's `Channel` takes `tonic::body::Body`) can convert it
-/// with a `map_request` layer, for example `req.map(tonic::body::Body::new)`.
+/// that need a specific body type get it through [`WrapBody`] (tonic's `Channel`:
+/// `AsTonicBody`, feature `tonic`).
 ///
 /// ```
 /// use bytes::Bytes;

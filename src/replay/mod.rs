@@ -19,12 +19,14 @@ pub use idempotent::Idempotent;
 #[cfg(feature = "http")]
 mod http_body;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http_body::{
     AsReplayBody, DEFAULT_MAX_REPLAY_BYTES, Recorded, ReplayBody, ReplayHttp, ReplayStats, WrapBody,
 };
 #[cfg(feature = "tonic")]
 mod tonic_body;
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use tonic_body::AsTonicBody;
 
 /// Keeps a request available for retries.
@@ -88,9 +90,14 @@ pub trait Replay<Req> {
     /// ask the request's [`Idempotent`] impl.
     ///
     /// ```
-    /// use tower_retrier::replay::{CloneRequest, Replay};
-    /// let post = http::Request::post("/orders").body(()).unwrap();
-    /// let (_, saved) = CloneRequest::new().save(post).unwrap();
+    /// use tower_retrier::replay::{CloneRequest, Idempotent, Replay};
+    ///
+    /// #[derive(Clone)]
+    /// struct Charge;
+    /// impl Idempotent for Charge {
+    ///     fn is_idempotent(&self) -> bool { false }
+    /// }
+    /// let (_, saved) = CloneRequest::new().save(Charge).ok().unwrap();
     /// assert!(!CloneRequest::new().may_resend(&saved));
     /// ```
     fn may_resend(&self, saved: &Self::Saved) -> bool {

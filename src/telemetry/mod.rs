@@ -31,9 +31,11 @@ use std::time::Duration;
 use tracing_spans::CallSpans;
 
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use self::metrics::describe_metrics;
 pub use on_retry::{NoHook, OnRetry, RetryEvent};
 #[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
 pub use otel::instrumentation_scope;
 
 /// How a call ended, in resilience4j's four kinds.

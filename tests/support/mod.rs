@@ -1,12 +1,7 @@
-//! Helpers shared by the integration tests. Each test file uses what it needs.
+//! Helpers shared by the integration tests. Each test file uses what it needs. (The HTTP and
+//! gRPC servers live with the tests that use them, in `integration/tests/support/`.)
 #![allow(dead_code, unreachable_pub)]
 
 pub mod flaky;
 #[cfg(feature = "redis")]
 pub mod redis;
-
-// HTTP and gRPC test services, behind their features.
-#[cfg(feature = "http")]
-pub mod flaky_http;
-#[cfg(feature = "grpc")]
-pub mod greeter;

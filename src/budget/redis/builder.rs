@@ -9,7 +9,7 @@ use crate::ConfigError;
 use crate::budget::RatioBudget;
 use crate::budget::counter::DepositCounter;
 use fred::prelude::{
-    Client, ClientLike, Config, Error, EventInterface, Options, Pool, ReconnectPolicy,
+    Client, ClientLike, Config, Error, ErrorKind, EventInterface, Options, Pool, ReconnectPolicy,
 };
 use fred::types::Builder;
 use fred::util::redis_keyslot;
@@ -140,7 +140,7 @@ impl RedisBudgetBuilder {
     /// certificates.
     ///
     /// ```no_run
-    /// # fn f(rustls_config: rustls::ClientConfig) {
+    /// # fn f(rustls_config: fred::rustls::ClientConfig) {
     /// use fred::types::config::{TlsConfig, TlsConnector};
     /// let builder = tower_retrier::budget::RedisBudget::builder("orders")
     ///     .tls(TlsConfig::from(TlsConnector::from(rustls_config)));
@@ -180,6 +180,7 @@ impl RedisBudgetBuilder {
         if let Some(tls) = &self.tls {
             config.tls = Some(tls.clone());
         }
+        let server = servers(&config);
         let mut builder = Builder::from_config(config);
         let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         builder
@@ -205,14 +206,24 @@ impl RedisBudgetBuilder {
                 }
             });
         } else {
+            // connect_timeout bounds the whole wait: the failed client is shut down in the
+            // background rather than making the caller wait for its QUIT too.
             let connected = tokio::time::timeout(self.connect_timeout, client.init()).await;
             let error = match connected {
                 Ok(Ok(_task)) => None,
-                Ok(Err(e)) => Some(RedisBudgetError::Redis(e)),
-                Err(_) => Some(RedisBudgetError::Unavailable("connection timed out")),
+                Ok(Err(e)) => Some(RedisBudgetError::Connect {
+                    server: server.clone(),
+                    error: e,
+                }),
+                Err(_) => Some(RedisBudgetError::Connect {
+                    server: server.clone(),
+                    error: Error::new(ErrorKind::Timeout, format!("{connect_timeout:?} elapsed")),
+                }),
             };
             if let Some(error) = error {
-                let _ = tokio::time::timeout(self.connect_timeout, client.quit()).await;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(connect_timeout, client.quit()).await;
+                });
                 return Err(error);
             }
         }
@@ -346,7 +357,9 @@ impl RedisBudgetBuilder {
         if inner.health.is_down() && !self.lazy_connect {
             let error = inner.first_error().await;
             if owned {
-                backend.quit(self.connect_timeout).await;
+                // In the background: connect_timeout bounds the build, not the clean-up.
+                let timeout = self.connect_timeout;
+                tokio::spawn(async move { backend.quit(timeout).await });
             }
             return Err(error);
         }
@@ -380,6 +393,17 @@ fn check_range(
 }
 
 /// The URL without its credentials, for error messages.
+/// The `host:port` of every server the URL names (never credentials), for error messages.
+fn servers(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .server
+        .hosts()
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    hosts.join(", ")
+}
+
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
@@ -407,7 +431,16 @@ fn redact(url: &str) -> String {
 pub enum RedisBudgetError {
     /// A setting (or the URL) is invalid.
     Config(ConfigError),
-    /// Redis answered with an error or the connection failed (wrong password, refused, ...).
+    /// The first connection to `server` failed: refused, timed out, wrong password, TLS
+    /// rejected, ... The message names the server (`host:port`, never credentials) and the
+    /// cause.
+    Connect {
+        /// The `host:port` (or list of them) the URL names.
+        server: String,
+        /// What the client reported.
+        error: Error,
+    },
+    /// Redis answered with an error (a script or command failed).
     Redis(Error),
     /// Redis did not answer in time, or is known to be down.
     Unavailable(&'static str),
@@ -433,6 +466,11 @@ impl fmt::Display for RedisBudgetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedisBudgetError::Config(e) => write!(f, "{e}"),
+            RedisBudgetError::Connect { server, error } => write!(
+                f,
+                "Redis retry budget: cannot connect to {server}: {}",
+                connect_cause(error)
+            ),
             RedisBudgetError::Redis(e) => write!(f, "Redis retry budget: Redis error: {e}"),
             RedisBudgetError::Unavailable(what) => {
                 write!(f, "Redis retry budget: Redis unavailable: {what}")
@@ -441,10 +479,32 @@ impl fmt::Display for RedisBudgetError {
     }
 }
 
+/// A connection error in words an operator can act on, rather than fred's `Debug` of an
+/// `io::Error` (`IO Error: Os { code: 111, kind: ConnectionRefused, .. }`).
+fn connect_cause(error: &Error) -> String {
+    let details = error.details();
+    let io_kind = |needle: &str| details.contains(needle);
+    match error.kind() {
+        ErrorKind::IO if io_kind("ConnectionRefused") => {
+            "connection refused (is redis-server running and listening there?)".to_owned()
+        }
+        ErrorKind::IO if io_kind("TimedOut") => "connection timed out".to_owned(),
+        ErrorKind::IO if io_kind("NotFound") || io_kind("failed to lookup") => {
+            format!("host not found ({details})")
+        }
+        ErrorKind::Auth => format!("authentication failed: {details} (check user and password)"),
+        ErrorKind::Timeout => format!("no answer within connect_timeout ({details})"),
+        #[cfg(feature = "redis-tls")]
+        ErrorKind::Tls => format!("TLS handshake failed: {details}"),
+        kind => format!("{kind:?}: {details}"),
+    }
+}
+
 impl std::error::Error for RedisBudgetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RedisBudgetError::Config(e) => Some(e),
+            RedisBudgetError::Connect { error, .. } => Some(error),
             RedisBudgetError::Redis(e) => Some(e),
             RedisBudgetError::Unavailable(_) => None,
         }

@@ -231,3 +231,54 @@ async fn a_malformed_retry_after_falls_back_to_the_backoff() {
     assert_eq!((status.as_u16(), hits), (200, 2));
     assert_eq!(retries[0].1, DelaySource::Backoff);
 }
+
+/// An axum proxy forwarding `Request<axum::body::Body>` (a stream, not `Clone`) through the
+/// HTTP preset with a per-attempt timeout: no type annotation anywhere; the body is replayed
+/// byte for byte to the retry, and a timed-out POST without a key reaches the upstream once.
+#[tokio::test]
+async fn an_axum_proxy_replays_streamed_bodies_and_sends_a_timed_out_post_once() {
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+
+    let upstream = FlakyServer::start(vec![
+        Reply::status(503),
+        Reply::status(200),
+        Reply::hang(HUNG),
+    ])
+    .await;
+    let base = upstream.url("");
+    let client = ServiceBuilder::new()
+        .layer(RetryLayer::new_for_http(quick()))
+        .timeout(PER_ATTEMPT)
+        .service(Client::builder(TokioExecutor::new()).build_http());
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let (mut parts, body) = req.into_parts();
+            parts.uri = format!("{base}{}", parts.uri.path()).parse().unwrap();
+            match client.oneshot(http::Request::from_parts(parts, body)).await {
+                Ok(res) => res.map(Body::new).into_response(),
+                Err(e) => (http::StatusCode::GATEWAY_TIMEOUT, e.to_string()).into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let caller = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let put = request("PUT", format!("http://{proxy}/items/7"));
+    assert_eq!(caller.request(put).await.unwrap().status(), 200);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2, "a 503, then the retry");
+    assert!(seen.iter().all(|s| s.body == "{\"amount\":100}"));
+
+    let post = request("POST", format!("http://{proxy}/orders"));
+    let res = caller.request(post).await.unwrap();
+    assert_eq!(res.status(), http::StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        upstream.hits(),
+        3,
+        "the timed-out POST reached the upstream once"
+    );
+}

@@ -2,8 +2,8 @@
 //! service, `tower::retry` and `tower-resilience-retry`, in one run.
 //!
 //! ```text
-//! cargo bench --features redis,metrics --bench overhead       # criterion, then the summary tables
-//! BENCH_SUMMARY_ONLY=1 cargo bench --features redis,metrics --bench overhead -- --quick  # fast
+//! cargo bench -p tower-retrier-integration --bench overhead       # criterion, then the summary tables
+//! BENCH_SUMMARY_ONLY=1 cargo bench -p tower-retrier-integration --bench overhead -- --quick  # fast
 //! ```
 //!
 //! Every case wraps the same inner service (a `Ready` future: the floor) and runs under two
@@ -41,10 +41,10 @@ use tower_retrier::{RetryConfig, RetryLayer};
 
 #[cfg(feature = "redis")]
 #[allow(dead_code)]
-#[path = "../tests/support/redis.rs"]
+#[path = "../../tests/support/redis.rs"]
 mod redis_server;
 
-#[path = "../tests/support/hand_driven.rs"]
+#[path = "../../tests/support/hand_driven.rs"]
 mod hand_driven;
 use hand_driven::{
     Echo, allocations as allocated_so_far, drive as call_once, drive_result as call_once_result,

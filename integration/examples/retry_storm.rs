@@ -1,7 +1,7 @@
 //! Retry-storm simulation and jitter spread, driven by the real `RetryService` and budgets.
 //!
 //! ```text
-//! cargo run --release --features redis --example retry_storm -- [--quick] [--out DIR]
+//! cargo run --release -p tower-retrier-integration --example retry_storm -- [--quick] [--out DIR]
 //! ```
 //!
 //! **Storm.** N instances (N = 1, 4, 16), each sending `RATE` original requests per second
@@ -45,7 +45,7 @@ use tower_retrier::{RetryConfig, RetryLayer};
 
 #[cfg(feature = "redis")]
 #[allow(dead_code)]
-#[path = "../tests/support/redis.rs"]
+#[path = "../../tests/support/redis.rs"]
 mod redis_server;
 
 /// Original requests per second per instance.

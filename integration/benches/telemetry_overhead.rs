@@ -5,9 +5,9 @@
 //! `tracing` plus `metrics` reporting to a no-op recorder. The target: telemetry with no
 //! subscriber or recorder costs at most 10 % over telemetry off.
 //!
-//! Run: `cargo bench --features metrics --bench telemetry_overhead`
+//! Run: `cargo bench -p tower-retrier-integration --bench telemetry_overhead`
 //! (criterion's report, then a summary with ns/call and the ratio to "telemetry off"); with
-//! `--features metrics,opentelemetry` it also measures OpenTelemetry with the no-op global
+//! the `opentelemetry` feature (on by default) it also measures OpenTelemetry with the no-op global
 //! meter provider.
 
 use criterion::{Criterion, criterion_group};
@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 use tower_retrier::telemetry::Telemetry;
 use tower_retrier::{RetryConfig, RetryLayer};
 
-#[path = "../tests/support/hand_driven.rs"]
+#[path = "../../tests/support/hand_driven.rs"]
 mod hand_driven;
 use hand_driven::{Echo, drive};
 

@@ -1,7 +1,7 @@
 //! An axum gateway that proxies to a flaky upstream through a retrying hyper-util client,
 //! including POSTs with streaming bodies (buffered for replay, up to 64 KiB).
 //!
-//! Run: `cargo run --example axum_gateway --features http`
+//! Run: `cargo run -p tower-retrier-integration --example axum_gateway`
 
 use axum::Router;
 use axum::body::Body;
@@ -24,6 +24,8 @@ use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::{RetryConfig, RetryLayer, RetryService};
 
+/// The retrying client the gateway forwards through (`RetryLayer::new_for_http` over
+/// hyper-util's client), spelled out because it is stored in the router's state.
 type Upstream = RetryService<
     Client<HttpConnector, ReplayBody<Body>>,
     tower_retrier::backoff::Exponential,
@@ -51,11 +53,12 @@ async fn main() -> Result<(), BoxError> {
         .max_attempts(3)
         .initial_delay(Duration::from_millis(20))
         .build()?;
-    let client = RetryLayer::new(config)
-        .with_classifier(HttpClassifier::new().retry_with_idempotency_key())
+    // The HTTP preset (idempotent methods or an Idempotency-Key; bodies recorded for replay),
+    // with an attempt header added to its replay.
+    let client = RetryLayer::new_for_http(config)
         .with_replay(replay.clone())
         .service_name("upstream")
-        .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>());
+        .layer(Client::builder(TokioExecutor::new()).build_http());
     let app = Router::new()
         .fallback(proxy)
         .with_state(Gateway { upstream, client });

@@ -1,7 +1,9 @@
-//! A hyper-util client with `RetryLayer` and a per-attempt `TimeoutLayer`, against a local
-//! hyper server that fails its first calls: a 503 with `Retry-After`, then a hang.
+//! A hyper-util client with `RetryLayer::new_for_http` and a per-attempt `TimeoutLayer`,
+//! against a local hyper server that fails its first calls: a 503 with `Retry-After: 1`
+//! (waited in full), then a hang (cut by the per-attempt timeout). The client's body type is
+//! inferred: no annotation.
 //!
-//! Run: `cargo run --example hyper_client --features http`
+//! Run: `cargo run -p tower-retrier-integration --example hyper_client`
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tower::{BoxError, ServiceBuilder, ServiceExt};
-use tower_retrier::classify::HttpClassifier;
 use tower_retrier::telemetry::RetryEvent;
 use tower_retrier::{RetryConfig, RetryLayer};
 
@@ -27,17 +28,16 @@ async fn main() -> Result<(), BoxError> {
     let config = RetryConfig::builder()
         .max_attempts(4)
         .initial_delay(Duration::from_millis(50))
-        .max_delay(Duration::from_millis(500))
+        .max_delay(Duration::from_secs(2)) // Retry-After above this would end the retries
         .deadline(Duration::from_secs(5))
         .build()?;
     let started = Instant::now();
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = Client::builder(TokioExecutor::new()).build_http();
     let svc = ServiceBuilder::new()
         .layer(
-            RetryLayer::new(config)
-                .with_classifier(HttpClassifier::new())
+            RetryLayer::new_for_http(config)
                 .service_name("users")
-                .on_retry(move |e: &RetryEvent<'_, http::Response<Incoming>, BoxError>| {
+                .on_retry(move |e: &RetryEvent<'_, http::Response<Incoming>, _>| {
                     let what = match e.result() {
                         Ok(res) => format!("status {}", res.status()),
                         Err(err) => format!("error: {err}"),

@@ -1,10 +1,11 @@
 //! A tonic greeter whose server answers UNAVAILABLE (once with `grpc-retry-pushback-ms`)
-//! before succeeding; the client runs over `RetryLayer` on a tonic `Channel`.
+//! before succeeding; the client runs over `RetryLayer::new_for_grpc` on a tonic `Channel`,
+//! with no `map_request` and no type annotations.
 //!
 //! The greeter's client and server are the code `tonic-build` would generate, written by
 //! hand in `tests/support/greeter.rs` (so no `protoc` is needed).
 //!
-//! Run: `cargo run --example tonic_client --features grpc`
+//! Run: `cargo run -p tower-retrier-integration --example tonic_client`
 
 #[path = "../tests/support/greeter.rs"]
 #[allow(dead_code)]
@@ -16,11 +17,8 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tower::{BoxError, ServiceBuilder};
 use tower_retrier::classify::{GrpcClassifier, GrpcCode};
-use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::telemetry::RetryEvent;
 use tower_retrier::{RetryConfig, RetryLayer};
-
-type Res = http::Response<tonic::body::Body>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -44,11 +42,11 @@ async fn main() -> Result<(), BoxError> {
         .await?;
     let svc = ServiceBuilder::new()
         .layer(
-            RetryLayer::new(config)
+            // Sets grpc-previous-rpc-attempts and hands tonic its own body type.
+            RetryLayer::new_for_grpc(config)
                 .with_classifier(GrpcClassifier::new().retry_on(GrpcCode::ResourceExhausted))
-                .with_replay(ReplayHttp::grpc()) // sets grpc-previous-rpc-attempts
                 .service_name("greeter")
-                .on_retry(|e: &RetryEvent<'_, Res, tonic::transport::Error>| {
+                .on_retry(|e: &RetryEvent<'_, http::Response<tonic::body::Body>, _>| {
                     let code = e.result().as_ref().ok().and_then(|r| r.headers().get("grpc-status").cloned());
                     println!(
                         "  attempt {} failed (grpc-status {:?}); retrying in {:?} ({}, delay from {})",
@@ -60,7 +58,6 @@ async fn main() -> Result<(), BoxError> {
                     );
                 }),
         )
-        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| r.map(tonic::body::Body::new))
         .service(channel);
     let mut client = GreeterClient::new(svc);
 

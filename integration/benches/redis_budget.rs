@@ -4,7 +4,7 @@
 //!   a bare `PING` to the same server, the physical floor;
 //! - Redis commands per 1,000 successful requests at two request rates.
 //!
-//! `cargo bench --features redis --bench redis_budget`
+//! `cargo bench -p tower-retrier-integration --bench redis_budget`
 
 use criterion::{Criterion, criterion_group};
 use fred::prelude::{Builder, ClientLike, Config, ReconnectPolicy};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tower_retrier::budget::{Budget, RatioBudget, RedisBudget};
 
 #[allow(dead_code)]
-#[path = "../tests/support/redis.rs"]
+#[path = "../../tests/support/redis.rs"]
 mod redis_server;
 
 /// Full measurements under `cargo bench`; a quick pass under `cargo test --all-targets`.

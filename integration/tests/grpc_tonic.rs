@@ -31,7 +31,7 @@ async fn connect(
         impl tonic::client::GrpcService<
             tonic::body::Body,
             ResponseBody = tonic::body::Body,
-            Error = tonic::transport::Error,
+            Error = tower::BoxError,
         > + Clone,
     >,
     Delays,
@@ -51,6 +51,7 @@ async fn connect(
                     log.lock().unwrap().push((e.delay(), e.delay_source()))
                 }),
         )
+        .timeout(Duration::from_secs(5)) // per attempt; boxes the error
         .service(channel);
     (GreeterClient::new(svc), delays)
 }
