@@ -417,15 +417,20 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     /// # }
     /// ```
     pub fn timed_attempts(self) -> TimedLayer<RetryLayer<K, ClassifyTimeouts<C>, B, R, H>> {
-        let timeout = self.config.attempt_timeout();
-        let mut inner = self.map_classifier(ClassifyTimeouts::new);
-        inner.timed = true;
+        let (inner, timeout) = self.into_timed();
         TimedLayer::new(inner, timeout)
     }
 
-    pub(crate) fn map_classifier<C2>(self, f: impl FnOnce(C) -> C2) -> RetryLayer<K, C2, B, R, H> {
-        let classifier = f(self.classifier);
-        RetryLayer {
+    /// The same parts with the classifier that handles cut attempts, and the timeout.
+    pub(crate) fn into_timed(
+        self,
+    ) -> (
+        RetryLayer<K, ClassifyTimeouts<C>, B, R, H>,
+        Option<std::time::Duration>,
+    ) {
+        let timeout = self.config.attempt_timeout();
+        let classifier = ClassifyTimeouts::new(self.classifier);
+        let inner = RetryLayer {
             classifier,
             config: self.config,
             backoff: self.backoff,
@@ -435,8 +440,9 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             telemetry: self.telemetry,
             seeds: self.seeds,
             retry_non_idempotent: self.retry_non_idempotent,
-            timed: self.timed,
-        }
+            timed: true,
+        };
+        (inner, timeout)
     }
 
     /// The parts every service built from this layer shares (retry and hedge services).

@@ -11,6 +11,7 @@ mod config;
 mod decide;
 mod execute;
 mod future;
+pub mod hedge;
 mod layer;
 pub mod replay;
 mod service;

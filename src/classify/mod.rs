@@ -219,6 +219,9 @@ pub enum RetryReason {
     /// Nothing reached the server (the connection was refused), so resending is safe for
     /// every request, idempotent or not (Envoy's `connect-failure`, Finagle's requeue).
     NotSent,
+    /// No final answer came within the hedging delay, so a hedge was sent (hedging only;
+    /// never returned by a classifier).
+    Hedge,
 }
 
 impl RetryReason {
@@ -235,6 +238,7 @@ impl RetryReason {
             RetryReason::Throttled => "throttled",
             RetryReason::Response => "response",
             RetryReason::NotSent => "not_sent",
+            RetryReason::Hedge => "hedge",
         }
     }
 }

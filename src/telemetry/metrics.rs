@@ -82,7 +82,7 @@ pub fn describe_metrics() {
 pub(crate) struct MetricsHandles {
     calls: [Counter; 4],
     attempts: Counter,
-    retries: [Counter; 6],
+    retries: [Counter; 7],
     failed: [Counter; 9],
     budget_denied: Counter,
     backoff_delay: [Histogram; 2],
@@ -113,16 +113,18 @@ fn reason_index(reason: RetryReason) -> usize {
         RetryReason::Throttled => 3,
         RetryReason::Response => 4,
         RetryReason::NotSent => 5,
+        RetryReason::Hedge => 6,
     }
 }
 
-const REASONS: [RetryReason; 6] = [
+const REASONS: [RetryReason; 7] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
     RetryReason::Throttled,
     RetryReason::Response,
     RetryReason::NotSent,
+    RetryReason::Hedge,
 ];
 
 fn stop_index(stop: StopReason) -> usize {

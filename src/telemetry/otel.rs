@@ -60,13 +60,14 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::FailedAfterRetry,
 ];
 
-const REASONS: [RetryReason; 6] = [
+const REASONS: [RetryReason; 7] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
     RetryReason::Throttled,
     RetryReason::Response,
     RetryReason::NotSent,
+    RetryReason::Hedge,
 ];
 
 /// The instruments of one layer, with their attribute sets.
@@ -80,7 +81,7 @@ pub(crate) struct OtelInstruments {
     call_retry_delay: Histogram<f64>,
     base: [KeyValue; 2],
     by_outcome: [[KeyValue; 3]; 4],
-    by_reason: [[KeyValue; 3]; 6],
+    by_reason: [[KeyValue; 3]; 7],
 }
 
 impl OtelInstruments {
