@@ -219,7 +219,8 @@ where
 /// let c = ClassifyTimeouts::new(RetryAnyError::new());
 /// let cut: Result<Result<u8, std::io::Error>, _> = Err(AttemptError::TimedOut(Duration::from_secs(1)));
 /// assert_eq!(c.classify(&(), &cut), Decision::retry(RetryReason::Timeout));
-/// assert_eq!(c.classify(&(), &Ok(Ok(1))), Decision::Success);
+/// let ok: Result<Result<u8, std::io::Error>, _> = Ok(Ok(1));
+/// assert_eq!(c.classify(&(), &ok), Decision::Success);
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClassifyTimeouts<C> {
