@@ -52,6 +52,10 @@ pub use unlimited::Unlimited;
 ///     fn withdraw(&self) -> Ready<bool> {
 ///         ready(self.0.fetch_sub(1, Ordering::Relaxed) > 0)
 ///     }
+///     // Answers without waiting, so a retry skips polling the `Ready` future.
+///     fn withdraw_now(&self) -> Option<bool> {
+///         Some(self.withdraw().into_inner())
+///     }
 /// }
 ///
 /// let b = Fixed(Arc::new(AtomicI64::new(1)));
