@@ -171,7 +171,11 @@ async fn a_post_without_opt_in_is_never_hedged() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(body_text(res).await, "attempt 0", "waited for the only attempt");
+    assert_eq!(
+        body_text(res).await,
+        "attempt 0",
+        "waited for the only attempt"
+    );
     assert_eq!(server.seen().len(), 1);
 
     // With an Idempotency-Key the same POST is hedged.
@@ -206,8 +210,7 @@ fn streaming(parts: &[&'static str]) -> Chunks {
 async fn a_streamed_body_reaches_every_hedge_byte_for_byte() {
     let server = Server::start(Duration::from_secs(60)).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Chunks>>();
-    let replay =
-        ReplayHttp::new().attempt_count_header(http::HeaderName::from_static("x-attempt"));
+    let replay = ReplayHttp::new().attempt_count_header(http::HeaderName::from_static("x-attempt"));
     let svc = RetryLayer::new_for_http(RetryConfig::default())
         .with_replay(replay.clone())
         .hedge(hedging(30))
