@@ -10,9 +10,9 @@
 //! ```
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
@@ -83,9 +83,7 @@ struct Row {
 fn run<S, E>(
     name: &'static str,
     slow_per_mille: u64,
-    make: impl FnOnce(
-        Box<dyn FnOnce() -> tower::util::BoxCloneSyncService<u64, (), Infallible>>,
-    ) -> S,
+    make: impl FnOnce(Box<dyn FnOnce() -> tower::util::BoxCloneSyncService<u64, (), Infallible>>) -> S,
 ) -> Row
 where
     S: Service<u64, Response = (), Error = E> + Clone + Send + 'static,
@@ -118,7 +116,8 @@ where
             latencies.push(c.await.unwrap());
         }
         latencies.sort();
-        let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        let at =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
         let attempts = inner.attempts.load(Ordering::Relaxed);
         Row {
             name,
@@ -212,11 +211,15 @@ fn main() {
     let heavy_tail = 20; // per mille: 2 % of attempts take 1 s
     let rows = [
         run("no hedging", heavy_tail, |inner| inner()),
-        run("ours: hedging_delay 20 ms, 2 attempts", heavy_tail, |inner| {
-            RetryLayer::new(RetryConfig::default())
-                .hedge(fixed())
-                .layer(inner())
-        }),
+        run(
+            "ours: hedging_delay 20 ms, 2 attempts",
+            heavy_tail,
+            |inner| {
+                RetryLayer::new(RetryConfig::default())
+                    .hedge(fixed())
+                    .layer(inner())
+            },
+        ),
         run(
             "ours: adaptive p95 (5-200 ms), 2 attempts",
             heavy_tail,

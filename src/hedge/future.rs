@@ -22,6 +22,7 @@ use tower_service::Service;
 
 /// One attempt in flight. Boxed: several are in flight at once and the vector moves them.
 struct Attempt<F> {
+    number: u32,
     started: Instant,
     future: Pin<Box<F>>,
 }
@@ -137,6 +138,7 @@ where
             saved,
             call,
             attempts: vec![Attempt {
+                number: 1,
                 started: Instant::now(),
                 future: Box::pin(future),
             }],
@@ -223,6 +225,9 @@ where
             this.attempts.clear();
             *this.next = None;
             *this.withdraw = None;
+            if attempt.number > 1 {
+                core.telemetry.hedge_won();
+            }
             let stop = if decision == Decision::Success {
                 StopReason::Success
             } else {
@@ -308,6 +313,7 @@ where
         if !granted {
             core.telemetry
                 .budget_denied(&mut this.call.telemetry, this.call.attempt);
+            core.telemetry.hedge_denied();
             *this.hedging = Hedging::Closed(StopReason::BudgetDenied);
             return Next::Idle;
         }
@@ -346,7 +352,9 @@ where
                 let _span = call.telemetry.enter_attempt();
                 this.service.call(request)
             };
+            core.telemetry.hedge_sent(&mut call.telemetry);
             this.attempts.push(Attempt {
+                number: call.attempt,
                 started: Instant::now(),
                 future: Box::pin(future),
             });

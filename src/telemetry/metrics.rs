@@ -8,8 +8,9 @@
 
 use super::names::{
     ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL, BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL,
-    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, CALLS_TOTAL, FAILED_CALLS_TOTAL, LABEL_OPERATION,
-    LABEL_OUTCOME, LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON, RETRIES_TOTAL,
+    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, CALLS_TOTAL, FAILED_CALLS_TOTAL,
+    HEDGES_BUDGET_DENIED_TOTAL, HEDGES_TOTAL, HEDGES_WON_TOTAL, LABEL_OPERATION, LABEL_OUTCOME,
+    LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON, RETRIES_TOTAL,
 };
 use super::{DelaySource, Outcome, StopReason};
 use crate::classify::RetryReason;
@@ -65,6 +66,21 @@ pub fn describe_metrics() {
         Unit::Count,
         "Budget decisions taken locally because the shared back-end was unavailable."
     );
+    metrics::describe_counter!(
+        HEDGES_TOTAL,
+        Unit::Count,
+        "Hedges sent: attempts beyond the first of a hedged call."
+    );
+    metrics::describe_counter!(
+        HEDGES_WON_TOTAL,
+        Unit::Count,
+        "Hedged calls whose final answer came from a hedge."
+    );
+    metrics::describe_counter!(
+        HEDGES_BUDGET_DENIED_TOTAL,
+        Unit::Count,
+        "Hedges the retry budget refused (not sent)."
+    );
     metrics::describe_histogram!(
         BACKOFF_DELAY_SECONDS,
         Unit::Seconds,
@@ -85,6 +101,7 @@ pub(crate) struct MetricsHandles {
     retries: [Counter; 7],
     failed: [Counter; 9],
     budget_denied: Counter,
+    hedges: [Counter; 3],
     backoff_delay: [Histogram; 2],
     attempts_per_call: Histogram,
 }
@@ -181,6 +198,8 @@ impl MetricsHandles {
                 metrics::counter!(FAILED_CALLS_TOTAL, &with(LABEL_STOP_REASON, s.as_str()))
             }),
             budget_denied: metrics::counter!(BUDGET_DENIED_TOTAL, &base()),
+            hedges: [HEDGES_TOTAL, HEDGES_WON_TOTAL, HEDGES_BUDGET_DENIED_TOTAL]
+                .map(|name| metrics::counter!(name, &base())),
             backoff_delay: SOURCES.map(|s| {
                 metrics::histogram!(BACKOFF_DELAY_SECONDS, &with(LABEL_SOURCE, s.as_str()))
             }),
@@ -205,6 +224,11 @@ impl MetricsHandles {
 
     pub(crate) fn budget_denied(&self) {
         self.budget_denied.increment(1);
+    }
+
+    /// `event`: 0 a hedge sent, 1 a hedge won, 2 a hedge denied by the budget.
+    pub(crate) fn hedge(&self, event: usize) {
+        self.hedges[event].increment(1);
     }
 
     #[inline]

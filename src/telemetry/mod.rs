@@ -601,6 +601,30 @@ impl Telemetry {
         self.otel(|o| o.budget_denied());
     }
 
+    /// A hedge was just started (after `attempt_started`): its span says so.
+    #[cold]
+    pub(crate) fn hedge_sent(&self, call: &mut CallTelemetry) {
+        if self.tracing {
+            call.spans.hedge_started();
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.hedge(0));
+    }
+
+    /// A hedged call's final answer came from a hedge.
+    #[cold]
+    pub(crate) fn hedge_won(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.hedge(1));
+    }
+
+    /// The budget refused a hedge (after `budget_denied`).
+    #[cold]
+    pub(crate) fn hedge_denied(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.hedge(2));
+    }
+
     #[inline]
     pub(crate) fn finished(
         &self,

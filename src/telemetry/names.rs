@@ -27,6 +27,15 @@ pub const BUDGET_BACKEND_ERRORS_TOTAL: &str = "retrier_budget_backend_errors_tot
 /// Counter of decisions a shared budget took locally because its back-end was unavailable;
 /// label `budget`.
 pub const BUDGET_FALLBACKS_TOTAL: &str = "retrier_budget_fallbacks_total";
+/// Counter of hedges sent (attempts beyond the first of a hedged call); labels `service`,
+/// `operation`.
+pub const HEDGES_TOTAL: &str = "retrier_hedges_total";
+/// Counter of hedged calls whose final answer came from a hedge rather than the first
+/// attempt; labels `service`, `operation`.
+pub const HEDGES_WON_TOTAL: &str = "retrier_hedges_won_total";
+/// Counter of hedges the budget refused (also counted in `retrier_budget_denied_total`);
+/// labels `service`, `operation`.
+pub const HEDGES_BUDGET_DENIED_TOTAL: &str = "retrier_hedges_budget_denied_total";
 /// Histogram of the delay before each retry, in seconds; labels `service`, `operation`,
 /// `source`.
 pub const BACKOFF_DELAY_SECONDS: &str = "retrier_backoff_delay_seconds";

@@ -59,6 +59,13 @@ impl CallSpans {
         }
     }
 
+    /// Marks the attempt just started as a hedge (sent while others were in flight).
+    pub(crate) fn hedge_started(&self) {
+        if let Some(a) = &self.0 {
+            a.attempt.record("retry.hedge", true);
+        }
+    }
+
     /// Records how the current attempt went.
     #[inline]
     pub(crate) fn attempt_finished(&self, result: AttemptResult) {
@@ -182,6 +189,7 @@ impl Active {
                 retry.reason = Empty,
                 retry.delay_ms = Empty,
                 retry.delay_source = Empty,
+                retry.hedge = Empty,
                 otel.status_code = Empty,
             )
         } else {
@@ -195,6 +203,7 @@ impl Active {
                 retry.reason = Empty,
                 retry.delay_ms = Empty,
                 retry.delay_source = Empty,
+                retry.hedge = Empty,
                 otel.status_code = Empty,
             )
         };
