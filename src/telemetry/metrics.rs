@@ -42,7 +42,7 @@ pub fn describe_metrics() {
         RETRIES_TOTAL,
         Unit::Count,
         "Retries granted, by reason (error, timeout, server_error, throttled, response, \
-         not_sent)."
+         not_sent, hedge)."
     );
     metrics::describe_counter!(
         FAILED_CALLS_TOTAL,
