@@ -422,12 +422,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     }
 
     /// The same parts with the classifier that handles cut attempts, and the timeout.
-    pub(crate) fn into_timed(
-        self,
-    ) -> (
-        RetryLayer<K, ClassifyTimeouts<C>, B, R, H>,
-        Option<std::time::Duration>,
-    ) {
+    pub(crate) fn into_timed(self) -> TimedParts<K, C, B, R, H> {
         let timeout = self.config.attempt_timeout();
         let classifier = ClassifyTimeouts::new(self.classifier);
         let inner = RetryLayer {
@@ -473,6 +468,12 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
         }
     }
 }
+
+/// A layer's parts with the timeout-aware classifier, and the per-attempt timeout.
+pub(crate) type TimedParts<K, C, B, R, H> = (
+    RetryLayer<K, ClassifyTimeouts<C>, B, R, H>,
+    Option<std::time::Duration>,
+);
 
 impl<S, K, C, B, R, H> Layer<S> for RetryLayer<K, C, B, R, H>
 where

@@ -39,7 +39,7 @@ fn first_slow(
 ) -> impl tower::Service<u32, Response = u32, Error = std::io::Error, Future: Send> + Clone {
     let n = Arc::new(AtomicU32::new(0));
     service_fn(move |req: u32| {
-        let first = n.fetch_add(1, Ordering::SeqCst) % 2 == 0;
+        let first = n.fetch_add(1, Ordering::SeqCst).is_multiple_of(2);
         async move {
             tokio::time::sleep(Duration::from_millis(if first { first_ms } else { 10 })).await;
             Ok::<_, std::io::Error>(req)

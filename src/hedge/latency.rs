@@ -48,7 +48,7 @@ impl LatencyTracker {
         }
         ring.next = (ring.next + 1) % WINDOW;
         ring.seen += 1;
-        if ring.seen % REFRESH == 0 {
+        if ring.seen.is_multiple_of(REFRESH) {
             let mut sorted = ring.samples.clone();
             drop(ring);
             let last = sorted.len() - 1;
