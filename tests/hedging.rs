@@ -388,3 +388,55 @@ async fn hedges_and_the_attempt_timeout_compose() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(t0.elapsed(), Duration::from_millis(70));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_adaptive_delay_follows_the_latency_percentile() {
+    // 64 calls answering in 10 ms teach the layer its p95 (10 ms, above the 2 ms floor and
+    // below the 500 ms ceiling); then a call whose first attempt hangs is hedged at 10 ms,
+    // not at the 500 ms used before there was data.
+    let mut script = vec![step(10, Outcome::Ok); 64];
+    script.push(step(1000, Outcome::Ok));
+    script.push(step(10, Outcome::Ok));
+    let inner = Scripted::new(script);
+    let cfg = HedgeConfig::builder()
+        .percentile(95.0, Duration::from_millis(2), Duration::from_millis(500))
+        .max_attempts(2)
+        .build()
+        .unwrap();
+    let svc = layer(cfg).layer(inner.clone());
+    for i in 0..64 {
+        svc.clone().oneshot(i).await.unwrap();
+    }
+    assert_eq!(
+        inner.seen().len(),
+        64,
+        "no hedge while every answer is fast"
+    );
+    let t0 = Instant::now();
+    let (index, _) = svc.oneshot(64).await.unwrap();
+    assert_eq!(index, 65, "the hedge answered");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_millis(20),
+        "hedged at 10 ms, answered 10 ms later"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_hedge_is_sent_past_the_deadline() {
+    let inner = Scripted::new(vec![step(1000, Outcome::Ok)]);
+    let cfg = RetryConfig::builder()
+        .deadline(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    let svc = RetryLayer::new(cfg)
+        .with_classifier(by_outcome::<u32>())
+        .hedge(hedging(20, 5))
+        .layer(inner.clone());
+    svc.oneshot(1).await.unwrap();
+    assert_eq!(
+        inner.starts(),
+        [0, 20],
+        "the hedge due at 40 ms is past the 30 ms deadline"
+    );
+}

@@ -292,6 +292,13 @@ where
             if this.timer.as_mut().poll(cx).is_pending() {
                 return Next::Idle;
             }
+            // The retry config's deadline bounds hedges as it bounds retries.
+            if let (Some(deadline), Some(started)) = (core.config.deadline(), this.call.started)
+                && started.elapsed() >= deadline
+            {
+                *this.hedging = Hedging::Closed(StopReason::DeadlineExceeded);
+                return Next::Idle;
+            }
             let saved = this
                 .saved
                 .as_ref()

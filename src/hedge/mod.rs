@@ -5,7 +5,10 @@
 //! [`HedgeConfig::max_attempts`] in all. The first *final* result (a success, or a failure
 //! the classifier says retrying will not fix) wins and every other attempt still in flight is
 //! dropped at once, which cancels it. A *non-fatal* result (the classifier says "retry") lets
-//! the others continue and sends the next hedge at once, or after the server's pushback.
+//! the others continue and sends the next hedge at once, or after the server's pushback (a
+//! pushback the config cannot honour, or the retry config's deadline passing, stops
+//! hedging; a gRPC pushback that is negative or unparsable is a final answer for
+//! [`GrpcClassifier`](crate::classify::GrpcClassifier), so it ends the call).
 //!
 //! What a hedging layer shares with a retry layer, unchanged: the classifier, the budget
 //! (every hedge beyond the first is withdrawn from it; a denied hedge is not sent and no
