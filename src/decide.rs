@@ -48,7 +48,10 @@ where
     B: Budget,
 {
     match classify_attempt::<Req, Res, E, K, C, B, R, H>(shared, call, saved.as_deref(), result) {
-        Decision::Success => Step::Stop(StopReason::Success),
+        Decision::Success => {
+            shared.budget.record_success();
+            Step::Stop(StopReason::Success)
+        }
         Decision::Fail => Step::Stop(StopReason::NotRetryable),
         Decision::Retry { after, reason } => {
             plan_retry::<Req, Res, E, K, C, B, R, H>(shared, call, saved, after, reason)
@@ -56,8 +59,9 @@ where
     }
 }
 
-/// Classifies one attempt's result and reports it; a success refills the budget. (The
-/// hedging driver calls this directly: for it a retryable result is only "non-fatal".)
+/// Classifies one attempt's result and reports it to telemetry (the caller tells the budget
+/// of a success). The hedging driver calls this directly: for it a retryable result is only
+/// "non-fatal".
 #[inline]
 pub(crate) fn classify_attempt<Req, Res, E, K, C, B, R, H>(
     shared: &Shared<K, C, B, R, H>,
@@ -78,9 +82,6 @@ where
     shared
         .telemetry
         .attempt_finished(&mut call.telemetry, &decision, result.is_err());
-    if decision == Decision::Success {
-        shared.budget.record_success();
-    }
     decision
 }
 

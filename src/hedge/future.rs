@@ -229,6 +229,7 @@ where
                 core.telemetry.hedge_won();
             }
             let stop = if decision == Decision::Success {
+                core.budget.record_success();
                 StopReason::Success
             } else {
                 StopReason::NotRetryable
