@@ -609,6 +609,8 @@ impl Telemetry {
         }
         #[cfg(feature = "metrics")]
         self.metrics(|m| m.hedge(0));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.hedge(0));
     }
 
     /// A hedged call's final answer came from a hedge.
@@ -616,6 +618,8 @@ impl Telemetry {
     pub(crate) fn hedge_won(&self) {
         #[cfg(feature = "metrics")]
         self.metrics(|m| m.hedge(1));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.hedge(1));
     }
 
     /// The budget refused a hedge (after `budget_denied`).
@@ -623,6 +627,8 @@ impl Telemetry {
     pub(crate) fn hedge_denied(&self) {
         #[cfg(feature = "metrics")]
         self.metrics(|m| m.hedge(2));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.hedge(2));
     }
 
     #[inline]

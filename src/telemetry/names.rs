@@ -65,6 +65,12 @@ pub const OTEL_ATTEMPTS: &str = "retrier.client.attempts";
 pub const OTEL_RETRIES: &str = "retrier.client.retries";
 /// OpenTelemetry counter of retries the budget refused (unit `{retry}`).
 pub const OTEL_BUDGET_DENIED: &str = "retrier.client.budget.denied";
+/// OpenTelemetry counter of hedges sent (unit `{hedge}`).
+pub const OTEL_HEDGES: &str = "retrier.client.hedges";
+/// OpenTelemetry counter of hedged calls answered by a hedge (unit `{hedge}`).
+pub const OTEL_HEDGES_WON: &str = "retrier.client.hedges.won";
+/// OpenTelemetry counter of hedges the budget refused (unit `{hedge}`).
+pub const OTEL_HEDGES_BUDGET_DENIED: &str = "retrier.client.hedges.budget.denied";
 /// OpenTelemetry histogram of retries per call, like gRPC's `grpc.client.call.retries`
 /// (unit `{retry}`; as in gRFC A96, calls without retries record nothing).
 pub const OTEL_CALL_RETRIES: &str = "retrier.client.call.retries";
