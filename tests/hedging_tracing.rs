@@ -97,3 +97,59 @@ fn a_hedge_is_a_child_span_of_the_call_marked_as_a_hedge() {
     assert_eq!(attempts[1].fields["retry.attempt"], "2");
     assert_eq!(attempts[1].fields["retry.hedge"], "true");
 }
+
+#[test]
+fn each_attempt_records_its_own_outcome() {
+    // The first attempt fails non-fatally after the hedge was sent: its outcome lands on its
+    // own span, and the hedge's success on the hedge's.
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let calls = Arc::new(Mutex::new(0));
+            let inner = service_fn(move |_: u32| {
+                let first = {
+                    let mut n = calls.lock().unwrap();
+                    *n += 1;
+                    *n == 1
+                };
+                async move {
+                    if first {
+                        tokio::time::sleep(Duration::from_millis(25)).await;
+                        Err(std::io::Error::other("reset"))
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        Ok(())
+                    }
+                }
+            });
+            let hedging = HedgeConfig::builder()
+                .delay(Duration::from_millis(20))
+                .build()
+                .unwrap();
+            let svc = RetryLayer::new(RetryConfig::default())
+                .hedge(hedging)
+                .layer(inner);
+            svc.oneshot(1).await.unwrap();
+        });
+    });
+    let spans = spans.0.lock().unwrap();
+    let attempts: Vec<&SpanSeen> = spans
+        .values()
+        .filter(|s| s.name == tower_retrier::telemetry::names::SPAN_ATTEMPT)
+        .collect();
+    assert_eq!(attempts.len(), 2, "{spans:?}");
+    assert_eq!(
+        attempts[0].fields["retry.attempt_outcome"], "\"retryable_failure\"",
+        "{attempts:?}"
+    );
+    assert_eq!(
+        attempts[1].fields["retry.attempt_outcome"], "\"success\"",
+        "{attempts:?}"
+    );
+}

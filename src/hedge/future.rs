@@ -23,6 +23,8 @@ use tower_service::Service;
 /// One attempt in flight. Boxed: several are in flight at once and the vector moves them.
 struct Attempt<F> {
     number: u32,
+    /// Its own span (when tracing listens): several attempts are in flight at once.
+    span: Option<tracing::Span>,
     started: Instant,
     future: Pin<Box<F>>,
 }
@@ -131,6 +133,7 @@ where
             let _span = call.telemetry.enter_attempt();
             service.call(request)
         };
+        let span = call.telemetry.attempt_span();
         let timer = tokio::time::sleep(shared.delay());
         HedgeFuture {
             shared,
@@ -139,6 +142,7 @@ where
             call,
             attempts: vec![Attempt {
                 number: 1,
+                span,
                 started: Instant::now(),
                 future: Box::pin(future),
             }],
@@ -206,11 +210,20 @@ where
     let core = &shared.core;
     let mut i = 0;
     while i < this.attempts.len() {
-        let Poll::Ready(result) = this.attempts[i].future.as_mut().poll(cx) else {
+        let polled = {
+            let attempt = &mut this.attempts[i];
+            let _span = attempt.span.as_ref().map(|s| s.enter());
+            attempt.future.as_mut().poll(cx)
+        };
+        let Poll::Ready(result) = polled else {
             i += 1;
             continue;
         };
-        let attempt = this.attempts.swap_remove(i);
+        let mut attempt = this.attempts.swap_remove(i);
+        if let Some(span) = attempt.span.take() {
+            // Its outcome is recorded on its own span, not the latest hedge's.
+            this.call.telemetry.select_attempt(span);
+        }
         if let Some(latency) = &shared.latency {
             latency.record(attempt.started.elapsed());
         }
@@ -363,6 +376,7 @@ where
             core.telemetry.hedge_sent(&mut call.telemetry);
             this.attempts.push(Attempt {
                 number: call.attempt,
+                span: call.telemetry.attempt_span(),
                 started: Instant::now(),
                 future: Box::pin(future),
             });

@@ -283,6 +283,16 @@ impl CallTelemetry {
         self.finished
     }
 
+    /// The current attempt's span, if spans are open (hedging keeps one per attempt).
+    pub(crate) fn attempt_span(&self) -> Option<tracing::Span> {
+        self.spans.attempt_span()
+    }
+
+    /// Makes `span` the current attempt's span again.
+    pub(crate) fn select_attempt(&mut self, span: tracing::Span) {
+        self.spans.select_attempt(span);
+    }
+
     /// Enter while sending or polling the current attempt (never across an `.await`).
     #[inline]
     pub(crate) fn enter_attempt(&self) -> Option<tracing::span::Entered<'_>> {

@@ -59,6 +59,19 @@ impl CallSpans {
         }
     }
 
+    /// The current attempt's span: hedging keeps one per attempt in flight.
+    pub(crate) fn attempt_span(&self) -> Option<Span> {
+        self.0.as_ref().map(|a| a.attempt.clone())
+    }
+
+    /// Makes `span` the current attempt's span again (a hedged attempt answered), so what
+    /// is recorded next lands on it.
+    pub(crate) fn select_attempt(&mut self, span: Span) {
+        if let Some(a) = &mut self.0 {
+            a.attempt = span;
+        }
+    }
+
     /// Marks the attempt just started as a hedge (sent while others were in flight).
     pub(crate) fn hedge_started(&self) {
         if let Some(a) = &self.0 {
