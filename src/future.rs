@@ -7,7 +7,7 @@ use crate::classify::Classify;
 use crate::decide::{Plan, Step, budget_answered, decide, finish};
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
-use crate::telemetry::{OnRetry, StopReason};
+use crate::telemetry::{OnRetry, RetryWait, StopReason, Telemetry};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -68,8 +68,8 @@ pin_project! {
         Calling { #[pin] future: F },
         // Asking the budget for the retry `plan` describes; `last` is returned if denied.
         Withdrawing { #[pin] withdraw: W, retry: Option<(Q, T, Plan)> },
-        // Backing off before sending `next`.
-        Sleeping { #[pin] sleep: Sleep, next: Option<Q> },
+        // Backing off before sending `next` (counted in the waiting gauge while `wait` lives).
+        Sleeping { #[pin] sleep: Sleep, next: Option<Q>, wait: RetryWait },
         // Polling the inner service ready to send `next`.
         Readying { next: Option<Q> },
         // Finished, or between two states while their data moves across.
@@ -158,18 +158,23 @@ where
     }
     // Release the failed response (and its connection) before backing off.
     drop(last);
-    back_off(this.state.as_mut(), next, plan.delay);
+    back_off(this.state.as_mut(), next, plan.delay, &shared.telemetry);
     None
 }
 
 /// Sleeps before sending `next`, or goes straight to readying the service for no delay.
-fn back_off<F, W, Q, T>(mut state: Pin<&mut State<F, W, Q, T>>, next: Q, delay: Duration) {
+fn back_off<F, W, Q, T>(
+    mut state: Pin<&mut State<F, W, Q, T>>,
+    next: Q,
+    delay: Duration,
+    telemetry: &Telemetry,
+) {
     let next = Some(next);
     state.set(if delay.is_zero() {
         State::Readying { next }
     } else {
-        let sleep = tokio::time::sleep(delay);
-        State::Sleeping { sleep, next }
+        let (sleep, wait) = (tokio::time::sleep(delay), telemetry.retry_wait());
+        State::Sleeping { sleep, next, wait }
     });
 }
 
@@ -198,9 +203,9 @@ where
                     return finish(shared, this.call, stop, last).map(Some);
                 }
                 drop(last);
-                back_off(this.state.as_mut(), next, plan.delay);
+                back_off(this.state.as_mut(), next, plan.delay, &shared.telemetry);
             }
-            StateProj::Sleeping { sleep, next } => {
+            StateProj::Sleeping { sleep, next, .. } => {
                 ready!(sleep.poll(cx));
                 let next = next.take();
                 this.state.set(State::Readying { next });

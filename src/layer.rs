@@ -2,7 +2,7 @@
 
 use crate::RetryConfig;
 use crate::backoff::{Exponential, SeedSource};
-use crate::budget::RatioBudget;
+use crate::budget::AdaptiveBudget;
 #[cfg(feature = "grpc")]
 use crate::classify::GrpcClassifier;
 #[cfg(feature = "http")]
@@ -29,8 +29,9 @@ use tower_layer::Layer;
 /// - [`RetryLayer::new`]: any other service (a database client, a queue, your own protocol).
 ///
 /// `RetryLayer::new(config)` gives the generic defaults: the exponential backoff of `config`
-/// with per-request jitter, [`RetryAnyError`], a local [`RatioBudget`] (10 s, 10 retries/s,
-/// 20 %) and [`CloneRequest`]. Builder methods swap any part.
+/// with per-request jitter, [`RetryAnyError`], a local [`AdaptiveBudget`] (a stock of 100
+/// retries, refilled by 0.2 per success and 1 per second) and [`CloneRequest`]. Builder
+/// methods swap any part.
 ///
 /// Whatever the constructor, a request that says it is not idempotent (an HTTP POST without
 /// `Idempotency-Key`, see [`Idempotent`](crate::replay::Idempotent)) is not resent after it
@@ -56,7 +57,7 @@ use tower_layer::Layer;
 pub struct RetryLayer<
     K = Exponential,
     C = RetryAnyError,
-    B = RatioBudget,
+    B = AdaptiveBudget,
     R = CloneRequest,
     H = NoHook,
 > {
@@ -92,7 +93,7 @@ impl RetryLayer {
             backoff: Exponential::from_config(&config),
             config,
             classifier: RetryAnyError::new(),
-            budget: RatioBudget::default(),
+            budget: AdaptiveBudget::default(),
             replay: CloneRequest::new(),
             on_retry: NoHook,
             telemetry: Telemetry::default(),
@@ -105,7 +106,7 @@ impl RetryLayer {
 
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-impl RetryLayer<Exponential, HttpClassifier, RatioBudget, ReplayHttp> {
+impl RetryLayer<Exponential, HttpClassifier, AdaptiveBudget, ReplayHttp> {
     /// The preset for HTTP clients and proxies (hyper-util's `Client`, an axum handler that
     /// forwards requests), like tower-http's `TraceLayer::new_for_http()`.
     ///
@@ -150,7 +151,7 @@ impl RetryLayer<Exponential, HttpClassifier, RatioBudget, ReplayHttp> {
 
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
-impl RetryLayer<Exponential, GrpcClassifier, RatioBudget, ReplayHttp<AsTonicBody>> {
+impl RetryLayer<Exponential, GrpcClassifier, AdaptiveBudget, ReplayHttp<AsTonicBody>> {
     /// The preset for gRPC over a tonic `Channel`, like tower-http's
     /// `TraceLayer::new_for_grpc()`.
     ///

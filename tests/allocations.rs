@@ -25,7 +25,7 @@ fn allocations_per_1000_calls(telemetry: Telemetry) -> u64 {
 
 #[test]
 fn the_default_layer_success_path_does_not_allocate() {
-    // What `RetryLayer::new(RetryConfig::default())` gives: RatioBudget, CloneRequest, ...
+    // What `RetryLayer::new(RetryConfig::default())` gives: AdaptiveBudget, CloneRequest, ...
     assert_eq!(allocations_per_1000_calls(Telemetry::default()), 0);
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use support::flaky::Flaky;
 use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
-use tower_retrier::budget::{Budget, RatioBudget, Unlimited};
+use tower_retrier::budget::{RatioBudget, Unlimited};
 use tower_retrier::{RetryConfig, RetryLayer};
 
 fn no_jitter(attempts: u32) -> RetryConfig {
@@ -73,20 +73,85 @@ async fn a_readiness_error_ends_the_request_with_that_error() {
     assert_eq!(err.to_string(), "not ready: connection pool closed");
 }
 
-#[tokio::test(start_paused = true)]
-async fn concurrency_limit_inside_the_retry_layer_works_across_retries() {
-    let inner = Flaky::failing(1);
-    let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(no_jitter(3)).with_budget(Unlimited::new()))
-        .concurrency_limit(1)
-        .service(inner.clone());
-    let tasks: Vec<_> = (0..20)
-        .map(|i| tokio::spawn(svc.clone().oneshot(i)))
-        .collect();
+/// An inner service that takes 10 ms per call and records how many calls overlap: it
+/// fails the first attempt of every request, then answers `req * 10`.
+#[derive(Clone, Default)]
+struct Slow {
+    now: Arc<AtomicUsize>,
+    max: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+    failed: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
+}
+
+impl Service<u32> for Slow {
+    type Response = u32;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<u32, std::io::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: u32) -> Self::Future {
+        let s = self.clone();
+        Box::pin(async move {
+            let now = s.now.fetch_add(1, Ordering::SeqCst) + 1;
+            s.max.fetch_max(now, Ordering::SeqCst);
+            s.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            s.now.fetch_sub(1, Ordering::SeqCst);
+            if s.failed.lock().unwrap().insert(req) {
+                Err(std::io::Error::other("first attempt fails"))
+            } else {
+                Ok(req * 10)
+            }
+        })
+    }
+}
+
+/// 20 concurrent callers, each retried once, through `limit` (or no limit): returns the
+/// largest number of calls the inner service saw at once.
+async fn max_in_flight(limit: Option<usize>) -> usize {
+    let inner = Slow::default();
+    let layer = RetryLayer::new(no_jitter(3)).with_budget(Unlimited::new());
+    let tasks: Vec<_> = match limit {
+        Some(n) => {
+            let svc = ServiceBuilder::new()
+                .layer(layer)
+                .concurrency_limit(n)
+                .service(inner.clone());
+            (0..20)
+                .map(|i| tokio::spawn(svc.clone().oneshot(i)))
+                .collect()
+        }
+        None => {
+            let svc = layer.layer(inner.clone());
+            (0..20)
+                .map(|i| tokio::spawn(svc.clone().oneshot(i)))
+                .collect()
+        }
+    };
     for (i, t) in tasks.into_iter().enumerate() {
         assert_eq!(t.await.unwrap().unwrap(), i as u32 * 10);
     }
-    assert_eq!(inner.count(), 40);
+    assert_eq!(
+        inner.calls.load(Ordering::SeqCst),
+        40,
+        "every request retried once"
+    );
+    inner.max.load(Ordering::SeqCst)
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_limit_inside_the_retry_layer_works_across_retries() {
+    // The inner service really is concurrent: without a limit, all 20 callers overlap.
+    assert_eq!(max_in_flight(None).await, 20);
+    // With the limit inside the retry layer, retries take a permit too: never two at once.
+    assert_eq!(max_in_flight(Some(1)).await, 1);
+    assert_eq!(max_in_flight(Some(3)).await, 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,11 +184,16 @@ async fn dropping_mid_backoff_makes_no_further_call_and_leaves_budget_consistent
         "the granted retry was withdrawn once"
     );
     drop(fut);
-    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(budget.remaining(), 9, "dropping gives nothing back");
+    // Past the two backoffs the call would have slept (100 + 200 ms), inside the 10 s window:
+    // no further attempt and no further withdrawal.
+    tokio::time::advance(Duration::from_secs(5)).await;
     tokio::task::yield_now().await;
     assert_eq!(inner.count(), 1);
-    // Nothing left pending: the next withdrawal sees the same, consistent budget.
-    assert!(budget.withdraw().await);
+    assert_eq!(budget.remaining(), 9, "nothing more was withdrawn");
+    // Once the withdrawal leaves the window, the budget is whole again.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(budget.remaining(), 10);
 }
 
 #[tokio::test(start_paused = true)]

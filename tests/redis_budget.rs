@@ -24,6 +24,7 @@ fn builder(
     lease: u32,
 ) -> tower_retrier::budget::redis::RedisBudgetBuilder {
     RedisBudget::builder(name)
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .ttl(TTL)
         .min_per_sec(min)
         .ratio(ratio)
@@ -247,6 +248,7 @@ async fn windows_roll_on_server_time() {
     let server = RedisServer::start();
     let ttl = Duration::from_secs(1);
     let b = RedisBudget::builder("rolling")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .ttl(ttl)
         .min_per_sec(0)
         .ratio(1.0)
@@ -274,6 +276,7 @@ async fn windows_roll_on_server_time() {
 async fn deposits_cost_one_script_call_per_flush_not_per_request() {
     let server = RedisServer::start();
     let b = RedisBudget::builder("flushes")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .flush_interval(Duration::from_secs(1))
         .build_from_url(&server.url())
         .await
@@ -310,6 +313,7 @@ async fn acl_user_and_password_work_and_never_show() {
     let server_port = server.port();
     let wrong = format!("redis://retrier:not-the-pw@127.0.0.1:{server_port}");
     let err = RedisBudget::builder("acl")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .build_from_url(&wrong)
         .await
         .expect_err("wrong password must fail at construction");
@@ -400,6 +404,7 @@ async fn dropping_the_budget_ends_its_task_and_closes_its_client() {
     let server = RedisServer::start();
     let base = connected_clients(&server);
     let b = RedisBudget::builder("dropped")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .flush_interval(Duration::from_millis(10))
         .build_from_url(&server.url())
         .await
@@ -426,6 +431,7 @@ async fn works_as_the_budget_of_a_tower_retry_layer() {
     let server = RedisServer::start();
     // Floor of 3 retries in the window, no ratio: the fleet-wide cap is 3.
     let budget = RedisBudget::builder("tower")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .ttl(Duration::from_secs(1))
         .min_per_sec(3)
         .ratio(0.0)

@@ -51,15 +51,33 @@ async fn non_retryable_errors_return_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_ok_responses_matching_a_predicate() {
-    // An Ok(10) for request 1 is "bad" until the third call; model with a closure classifier.
-    let inner = Flaky::failing(0);
-    let svc = RetryLayer::new(config(4))
-        .with_classifier(
-            tower_retrier::classify::RetryAnyError::new().retry_response_if(|v: &u32| *v == 10),
+    // The service answers 1, 2, 3, ... (one more per call); answers below 3 are "bad".
+    let counting = || {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let c = calls.clone();
+        let svc = tower::service_fn(move |_: u32| {
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move { Ok::<u32, std::io::Error>(n) }
+        });
+        (svc, calls)
+    };
+    let layer = |attempts| {
+        RetryLayer::new(config(attempts)).with_classifier(
+            tower_retrier::classify::RetryAnyError::new().retry_response_if(|v: &u32| *v < 3),
         )
-        .layer(inner.clone());
-    assert_eq!(svc.oneshot(1).await.unwrap(), 10, "last result is returned");
-    assert_eq!(inner.count(), 4);
+    };
+    // Retried while the predicate holds, and not once more after it turns false.
+    let (svc, calls) = counting();
+    assert_eq!(layer(5).layer(svc).oneshot(1).await.unwrap(), 3);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // Out of attempts while still bad: the last response is returned.
+    let (svc, calls) = counting();
+    assert_eq!(
+        layer(2).layer(svc).oneshot(1).await.unwrap(),
+        2,
+        "last result is returned"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 #[tokio::test(start_paused = true)]

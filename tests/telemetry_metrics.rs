@@ -269,8 +269,8 @@ fn ten_thousand_distinct_errors_do_not_add_series() {
         "the set of series grew with distinct error messages"
     );
     // 4 outcomes + attempts + 7 reasons + 9 stop reasons of failed calls + budget denials
-    // + 3 hedge counters + 2 delay sources + attempts/call.
-    assert_eq!(many.len(), 28);
+    // + 3 hedge counters + 2 delay sources + attempts/call + calls waiting to retry.
+    assert_eq!(many.len(), 29);
 }
 
 #[test]
@@ -413,5 +413,36 @@ fn a_call_dropped_mid_backoff_is_counted_as_failed() {
     assert_eq!(inner.calls(), 2);
     assert_eq!(m.calls("failed_after_retry"), 1);
     assert_eq!(m.calls("success_after_retry"), 0);
+    assert_eq!(
+        m.counter(names::FAILED_CALLS_TOTAL, &[("stop_reason", "cancelled")]),
+        1
+    );
     assert_eq!(m.histogram(names::ATTEMPTS_PER_CALL, &[]), vec![2.0]);
+}
+
+#[test]
+fn a_readiness_error_before_a_retry_is_counted_as_failed() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let inner = telemetry_support::NotReadyAfter {
+        inner: Scripted::new(vec![fail(1)]),
+        calls: 1,
+    };
+    let result = metrics::with_local_recorder(&recorder, || {
+        paused_runtime().block_on(async {
+            use tower::Service;
+            billing_layer().seed(7).layer(inner.clone()).call(1).await
+        })
+    });
+    assert_eq!(result.unwrap_err().to_string(), "connection pool closed");
+    let m = Captured::take(&snapshotter);
+    assert_eq!(inner.inner.calls(), 1);
+    // A retry was granted, but the call ended before it was sent: one attempt, failed.
+    assert_eq!(m.calls("failed_without_retry"), 1);
+    assert_eq!(
+        m.counter(names::FAILED_CALLS_TOTAL, &[("stop_reason", "not_ready")]),
+        1
+    );
+    assert_eq!(m.counter(names::ATTEMPTS_TOTAL, &[]), 1);
+    assert_eq!(m.histogram(names::ATTEMPTS_PER_CALL, &[]), vec![1.0]);
 }

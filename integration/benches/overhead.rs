@@ -35,7 +35,7 @@ use tower::util::rng::HasherRng;
 use tower::{Layer, Service, ServiceExt};
 use tower_resilience_retry::{ExponentialRandomBackoff, RetryBudgetBuilder};
 use tower_retrier::backoff::Constant;
-use tower_retrier::budget::{RatioBudget, Unlimited};
+use tower_retrier::budget::{AdaptiveBudget, RatioBudget, Unlimited};
 use tower_retrier::telemetry::Telemetry;
 use tower_retrier::{RetryConfig, RetryLayer};
 
@@ -178,12 +178,13 @@ impl Harness for RuntimeDriven {
 
 const BARE: &str = "bare service (floor)";
 const TOWER_BUDGET: &str = "tower::retry + TpsBudget";
-const OURS_LOCAL: &str = "tower-retrier defaults (local RatioBudget, tracing)";
+const OURS_LOCAL: &str = "tower-retrier defaults (local AdaptiveBudget, tracing)";
 const OURS_REDIS: &str = "tower-retrier + RedisBudget";
 const TOWER_PLAIN: &str = "tower::retry, no budget";
 const OURS_UNLIMITED: &str = "tower-retrier, no budget (Unlimited)";
 const TOWER_RETRY: &str = "tower::retry + TpsBudget, zero delay";
 const OURS_RETRY: &str = "tower-retrier RatioBudget, zero delay";
+const OURS_RETRY_ADAPTIVE: &str = "tower-retrier AdaptiveBudget, zero delay";
 
 /// State some cases need to stay alive while they run (the Redis server and the runtime of
 /// the budget's background flusher), shared by both harnesses.
@@ -242,9 +243,13 @@ fn success_cases(h: &impl Harness, keep: &mut Keep) -> Vec<Case> {
                 .with_telemetry(Telemetry::disabled())
                 .layer(Echo),
         ),
-        // What a default user runs: the local RatioBudget and `tracing` on, with no
+        // What a default user runs: the local AdaptiveBudget and `tracing` on, with no
         // subscriber installed ("tracing, no subscriber").
         h.case(OURS_LOCAL, ours().layer(Echo)),
+        h.case(
+            "tower-retrier + local RatioBudget",
+            ours().with_budget(RatioBudget::default()).layer(Echo),
+        ),
         h.case(
             OURS_UNLIMITED,
             ours().with_budget(Unlimited::new()).layer(Echo),
@@ -278,7 +283,7 @@ fn tracing_only() -> Telemetry {
     t
 }
 
-/// Our layer with its defaults (local `RatioBudget`), named, `tracing` only.
+/// Our layer with its defaults (local `AdaptiveBudget`), named, `tracing` only.
 fn ours() -> RetryLayer {
     RetryLayer::new(RetryConfig::default()).with_telemetry(tracing_only())
 }
@@ -299,6 +304,7 @@ fn redis_case(h: &impl Harness, keep: &mut Keep) -> Case {
     let budget = rt
         .block_on(
             tower_retrier::budget::RedisBudget::builder("bench-overhead")
+                .mode(tower_retrier::budget::redis::Mode::Ratio)
                 .build_from_url(&server.url()),
         )
         .expect("connect to the local redis-server");
@@ -359,6 +365,11 @@ fn generous_ratio_budget() -> RatioBudget {
     RatioBudget::new(Duration::from_secs(10), 1_000_000, 1.0).expect("valid budget")
 }
 
+/// The same for the adaptive budget: each success gives back the retry it cost.
+fn generous_adaptive_budget() -> AdaptiveBudget {
+    AdaptiveBudget::new(1_000_000, 1.0, 1_000_000).expect("valid budget")
+}
+
 /// The retry-path cases: each request fails once and succeeds on the retry, zero delay (the
 /// sleep is excluded; everything else — classification, budget withdraw, backoff context,
 /// re-polling the service clone ready, the second dispatch — is included).
@@ -385,6 +396,13 @@ fn retry_cases() -> Vec<Case> {
                 1.0,
             ))))
             .layer(Alternating::default()),
+        ),
+        h.case(
+            OURS_RETRY_ADAPTIVE,
+            ours()
+                .with_backoff(Constant::new(Duration::ZERO))
+                .with_budget(generous_adaptive_budget())
+                .layer(Alternating::default()),
         ),
         h.case(
             OURS_RETRY,
@@ -644,11 +662,13 @@ fn summary(mode: Mode, cases: &mut Cases) {
         );
     }
     let tower = ns_of(&rrows, TOWER_RETRY).expect("tower retry case") - floor;
-    let ours = ns_of(&rrows, OURS_RETRY).expect("our retry case") - floor;
-    println!(
-        "\nretry decision with RatioBudget ≤ tower+TpsBudget's: {ours:.1} vs {tower:.1} ns → {}",
-        verdict(ours <= tower)
-    );
+    for name in [OURS_RETRY_ADAPTIVE, OURS_RETRY] {
+        let ours = ns_of(&rrows, name).expect("our retry case") - floor;
+        println!(
+            "\nretry decision ({name}) ≤ tower+TpsBudget's: {ours:.1} vs {tower:.1} ns → {}",
+            verdict(ours <= tower)
+        );
+    }
 }
 
 fn verdict(met: bool) -> &'static str {

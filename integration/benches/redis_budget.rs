@@ -32,7 +32,11 @@ fn runtime() -> tokio::runtime::Runtime {
 fn deposit(c: &mut Criterion, url: &str) {
     let rt = runtime();
     let redis = rt
-        .block_on(RedisBudget::builder("bench-deposit").build_from_url(url))
+        .block_on(
+            RedisBudget::builder("bench-deposit")
+                .mode(tower_retrier::budget::redis::Mode::Ratio)
+                .build_from_url(url),
+        )
         .unwrap();
     let local = RatioBudget::default();
     let mut group = c.benchmark_group("deposit");
@@ -54,6 +58,7 @@ fn latency(url: &str) {
     rt.block_on(async {
         // Never runs dry: 1,000,000/s × 10 s floor.
         let budget = RedisBudget::builder("bench-withdraw")
+            .mode(tower_retrier::budget::redis::Mode::Ratio)
             .min_per_sec(1_000_000)
             .lease_size(1)
             .command_timeout(Duration::from_millis(500))
@@ -95,6 +100,7 @@ fn latency(url: &str) {
         );
         // With the default lease of 10, nine retries in ten need no round trip.
         let leased = RedisBudget::builder("bench-withdraw-lease")
+            .mode(tower_retrier::budget::redis::Mode::Ratio)
             .min_per_sec(1_000_000)
             .build_from_url(url)
             .await
@@ -121,6 +127,7 @@ fn commands_per_request(server: &redis_server::RedisServer) {
     for rate in [10_000u64, 100_000] {
         rt.block_on(async {
             let budget = RedisBudget::builder(format!("bench-rate-{rate}"))
+                .mode(tower_retrier::budget::redis::Mode::Ratio)
                 .build_from_url(&server.url())
                 .await
                 .unwrap();

@@ -30,7 +30,7 @@ type Upstream = RetryService<
     Client<HttpConnector, ReplayBody<Body>>,
     tower_retrier::backoff::Exponential,
     HttpClassifier,
-    tower_retrier::budget::RatioBudget,
+    tower_retrier::budget::AdaptiveBudget,
     ReplayHttp,
     tower_retrier::telemetry::NoHook,
 >;

@@ -1,8 +1,14 @@
 //! Retry-storm simulation and jitter spread, driven by the real `RetryService` and budgets.
 //!
 //! ```text
-//! cargo run --release -p tower-retrier-integration --example retry_storm -- [--quick] [--out DIR]
+//! cargo run --release -p tower-retrier-integration --example retry_storm -- [--quick] [--out DIR] [--only storm|jitter|budgets]
 //! ```
+//!
+//! **Budgets.** 16 instances × 100 original requests/s, 10 s healthy, then 30 s of a total
+//! outage, of 10 % of attempts failing, or of 50 % failing (`examples/common/budget_scenarios.rs`).
+//! One table for every budget: none, `RatioBudget` (16 local), `TokenBucket` (16 local),
+//! `AdaptiveBudget` (16 local), `RedisBudget` ratio mode and adaptive mode (shared by the 16).
+//! Writes `budgets.csv`, `budgets_summary.csv` and `budgets.svg`.
 //!
 //! **Storm.** N instances (N = 1, 4, 16), each sending `RATE` original requests per second
 //! (open loop, evenly spaced, instances staggered) through its own `RetryLayer` (the defaults:
@@ -47,6 +53,9 @@ use tower_retrier::{RetryConfig, RetryLayer};
 #[allow(dead_code)]
 #[path = "../../tests/support/redis.rs"]
 mod redis_server;
+
+#[path = "common/budget_scenarios.rs"]
+mod scenarios;
 
 /// Original requests per second per instance.
 const RATE: u32 = 50;
@@ -361,27 +370,149 @@ fn jitter_spread(k: usize) -> Vec<Spread> {
 struct Args {
     quick: bool,
     out: PathBuf,
+    only: Option<String>,
+}
+
+impl Args {
+    fn wants(&self, part: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == part)
+    }
 }
 
 fn args() -> Args {
     let mut a = Args {
         quick: false,
         out: PathBuf::from("bench-results"),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--out" => a.out = it.next().expect("--out DIR").into(),
-            other => panic!("unknown argument {other:?}; use [--quick] [--out DIR]"),
+            "--only" => {
+                let part = it.next().expect("--only storm|jitter|budgets");
+                assert!(
+                    ["storm", "jitter", "budgets"].contains(&part.as_str()),
+                    "--only takes storm, jitter or budgets, not {part:?}"
+                );
+                a.only = Some(part);
+            }
+            other => panic!(
+                "unknown argument {other:?}; use [--quick] [--out DIR] [--only storm|jitter|budgets]"
+            ),
         }
     }
     a
 }
 
+/// Every budget set-up through every scenario of `scenarios`.
+fn budget_runs(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    use scenarios::{FLEET, Row, Scenario, run};
+    use tower_retrier::budget::{AdaptiveBudget, TokenBucket};
+    let all = Scenario::all(args.quick);
+    let mut rows = Vec::new();
+    let virtual_row = |setup: &str, make: &dyn Fn() -> Vec<Box<dyn Fn() -> RunFuture>>| Row {
+        setup: setup.to_owned(),
+        clock: "virtual",
+        runs: make()
+            .into_iter()
+            .map(|f| virtual_runtime().block_on(f()))
+            .collect(),
+    };
+    type RunFuture = std::pin::Pin<Box<dyn std::future::Future<Output = scenarios::Counts>>>;
+    fn per_scenario<B, F>(all: [Scenario; 3], make: F) -> Vec<Box<dyn Fn() -> RunFuture>>
+    where
+        B: Budget + Clone + Send + Sync + 'static,
+        B::Withdraw: Send + 'static,
+        F: Fn() -> B + Clone + 'static,
+    {
+        all.into_iter()
+            .map(|s| {
+                let make = make.clone();
+                Box::new(move || {
+                    let budgets: Vec<B> = (0..FLEET).map(|_| make()).collect();
+                    Box::pin(run(budgets, s, 1)) as RunFuture
+                }) as Box<dyn Fn() -> RunFuture>
+            })
+            .collect()
+    }
+    rows.push(virtual_row("no budget", &|| {
+        per_scenario(all, Unlimited::new)
+    }));
+    rows.push(virtual_row(
+        "RatioBudget, 16 local (10 s, 10/s, 0.2)",
+        &|| per_scenario(all, RatioBudget::default),
+    ));
+    rows.push(virtual_row("TokenBucket, 16 local (200, 0.2)", &|| {
+        per_scenario(all, || TokenBucket::new(200, 0.2).expect("valid"))
+    }));
+    rows.push(virtual_row(
+        "AdaptiveBudget, 16 local (100, 0.2, 1/s)",
+        &|| per_scenario(all, AdaptiveBudget::default),
+    ));
+    #[cfg(feature = "redis")]
+    shared_budget_rows(&all, &mut rows)?;
+    #[cfg(not(feature = "redis"))]
+    eprintln!("built without feature `redis`: the shared-budget rows are skipped");
+    scenarios::report(&args.out, &all, &rows)
+}
+
+#[cfg(feature = "redis")]
+fn shared_budget_rows(
+    all: &[scenarios::Scenario; 3],
+    rows: &mut Vec<scenarios::Row>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use tower_retrier::budget::RedisBudget;
+    use tower_retrier::budget::redis::Mode;
+    let server = redis_server::RedisServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    for (mode, setup) in [
+        (Mode::Ratio, "RedisBudget ratio, shared (10 s, 10/s, 0.2)"),
+        (
+            Mode::Adaptive,
+            "RedisBudget adaptive, shared (100, 0.2, 1/s)",
+        ),
+    ] {
+        let mut runs = Vec::new();
+        for (k, s) in all.iter().enumerate() {
+            eprintln!("{setup}, {}: real time, {:?}", s.name, s.total());
+            let counts = rt.block_on(async {
+                let mut budgets = Vec::new();
+                for _ in 0..scenarios::FLEET {
+                    // One client per instance, as in a fleet; the same budget name.
+                    budgets.push(
+                        RedisBudget::builder(format!("scenario-{mode:?}-{k}"))
+                            .mode(mode)
+                            .build_from_url(&server.url())
+                            .await?,
+                    );
+                }
+                Ok::<_, Box<dyn std::error::Error>>(scenarios::run(budgets, *s, 1).await)
+            })?;
+            runs.push(counts);
+        }
+        rows.push(scenarios::Row {
+            setup: setup.to_owned(),
+            clock: "real",
+            runs,
+        });
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = args();
     std::fs::create_dir_all(&args.out)?;
+    if args.wants("budgets") {
+        budget_runs(&args)?;
+    }
+    if !args.wants("storm") && !args.wants("jitter") {
+        return Ok(());
+    }
     let timeline = if args.quick {
         Timeline {
             healthy: Duration::from_secs(1),
@@ -398,7 +529,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let mut runs = Vec::new();
-    for n in FLEETS {
+    for n in FLEETS.into_iter().filter(|_| args.wants("storm")) {
         let rt = virtual_runtime();
         let counts = rt.block_on(storm(vec![Unlimited::new(); n], timeline, 1));
         runs.push(Run {
@@ -416,15 +547,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             counts,
         });
     }
-    #[cfg(feature = "redis")]
-    redis_runs(timeline, &mut runs)?;
-    #[cfg(not(feature = "redis"))]
-    eprintln!("built without feature `redis`: the shared-budget runs are skipped");
-
-    report(&args, &timeline, &runs)?;
-    let k = 1000;
-    let spread = jitter_spread(k);
-    jitter_report(&args, k, &spread)?;
+    if args.wants("storm") {
+        #[cfg(feature = "redis")]
+        redis_runs(timeline, &mut runs)?;
+        #[cfg(not(feature = "redis"))]
+        eprintln!("built without feature `redis`: the shared-budget runs are skipped");
+        report(&args, &timeline, &runs)?;
+    }
+    if args.wants("jitter") {
+        let k = 1000;
+        let spread = jitter_spread(k);
+        jitter_report(&args, k, &spread)?;
+    }
     Ok(())
 }
 
@@ -447,6 +581,7 @@ fn redis_runs(timeline: Timeline, runs: &mut Vec<Run>) -> Result<(), Box<dyn std
                 // One client per instance, as in a fleet; the same budget name.
                 budgets.push(
                     RedisBudget::builder(format!("storm-{n}"))
+                        .mode(tower_retrier::budget::redis::Mode::Ratio)
                         .build_from_url(&server.url())
                         .await?,
                 );

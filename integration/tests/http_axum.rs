@@ -19,7 +19,7 @@ use std::time::Duration;
 use support::flaky_http::{FlakyServer, Reply, dead_addr};
 use tower::{Layer, ServiceExt};
 use tower_retrier::backoff::Exponential;
-use tower_retrier::budget::RatioBudget;
+use tower_retrier::budget::AdaptiveBudget;
 use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::telemetry::NoHook;
@@ -29,7 +29,7 @@ type Upstream = RetryService<
     Client<HttpConnector, ReplayBody<Body>>,
     Exponential,
     HttpClassifier,
-    RatioBudget,
+    AdaptiveBudget,
     ReplayHttp,
     NoHook,
 >;
@@ -162,8 +162,11 @@ async fn post_without_idempotency_key_is_not_retried() {
 
 #[tokio::test]
 async fn unreachable_upstream_gives_bad_gateway_after_retries() {
-    let gw = gateway(dead_addr().await, ReplayHttp::new()).await;
+    let replay = ReplayHttp::new();
+    let gw = gateway(dead_addr().await, replay.clone()).await;
     let (status, body) = call(gw, "GET", "/", None, vec![]).await;
     assert_eq!(status, 502);
     assert!(!body.is_empty());
+    // Three attempts: the two retries each sent the (empty) body again.
+    assert_eq!(replay.stats().replayed, 2, "the refused GET was retried");
 }

@@ -7,8 +7,8 @@ use fred::types::config::{TlsConfig, TlsConnector};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::time::Duration;
-use support::redis::{Options, RedisServer, TlsFiles};
-use tower_retrier::budget::redis::RedisBudgetError;
+use support::redis::{Leaf, Options, RedisServer, TlsFiles};
+use tower_retrier::budget::redis::{RedisBudgetError, TlsRejection};
 use tower_retrier::budget::{Budget, RedisBudget};
 
 fn trusting(ca: &std::path::Path) -> TlsConfig {
@@ -48,6 +48,7 @@ async fn tls_with_a_private_ca_and_acl_credentials() {
     );
 
     let budget = RedisBudget::builder("tls")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .min_per_sec(1)
         .ratio(0.0)
         .lease_size(1)
@@ -66,11 +67,81 @@ async fn tls_with_a_private_ca_and_acl_credentials() {
 
     // The certificate is really checked: the system roots do not trust the test CA.
     let err = RedisBudget::builder("tls")
+        .mode(tower_retrier::budget::redis::Mode::Ratio)
         .build_from_url(&url)
         .await
         .expect_err("untrusted certificate");
     assert!(matches!(err, RedisBudgetError::Connect { .. }), "{err:?}");
+    assert_eq!(
+        err.tls_rejection(),
+        Some(TlsRejection::UntrustedIssuer),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("not signed by a trusted CA"),
+        "{err}"
+    );
     assert!(!err.to_string().contains("s3cret"), "{err}");
     println!("untrusted CA: {err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Connects to a TLS server presenting `leaf` (issued by the trusted test CA) and returns the
+/// build error.
+async fn refused(dir: &std::path::Path, ca: &std::path::Path, leaf: Leaf) -> RedisBudgetError {
+    let server = RedisServer::start_with(Options {
+        tls: Some(TlsFiles::issue(dir, &format!("{leaf:?}"), leaf)),
+        ..Options::default()
+    });
+    let url = format!("rediss://127.0.0.1:{}", server.tls_port());
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        RedisBudget::builder("tls")
+            .tls(trusting(ca))
+            .build_from_url(&url),
+    )
+    .await
+    .expect("bounded by connect_timeout")
+    .expect_err("the certificate must be refused")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_refused_with_a_clear_error() {
+    let dir = RedisServer::temp_dir();
+    let files = TlsFiles::generate(&dir);
+    let err = refused(&dir, &files.ca, Leaf::Expired).await;
+    println!("expired: {err}");
+    assert!(matches!(err, RedisBudgetError::Connect { .. }), "{err:?}");
+    assert_eq!(err.tls_rejection(), Some(TlsRejection::Expired), "{err}");
+    assert!(err.to_string().contains("certificate has expired"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_host_is_refused_with_a_clear_error() {
+    let dir = RedisServer::temp_dir();
+    let files = TlsFiles::generate(&dir);
+    let err = refused(&dir, &files.ca, Leaf::WrongName).await;
+    println!("wrong name: {err}");
+    assert!(matches!(err, RedisBudgetError::Connect { .. }), "{err:?}");
+    assert_eq!(err.tls_rejection(), Some(TlsRejection::WrongName), "{err}");
+    assert!(
+        err.to_string()
+            .contains("certificate is not valid for the host name in the URL"),
+        "{err}"
+    );
+    // The details name both sides: the host asked for and the name presented.
+    assert!(err.to_string().contains("other.example"), "{err}");
+    // A valid certificate from the same CA is accepted: the failures above are the flaws.
+    let server = RedisServer::start_with(Options {
+        tls: Some(TlsFiles::issue(&dir, "valid", Leaf::Valid)),
+        ..Options::default()
+    });
+    let url = format!("rediss://127.0.0.1:{}", server.tls_port());
+    RedisBudget::builder("tls")
+        .tls(trusting(&files.ca))
+        .build_from_url(&url)
+        .await
+        .expect("a valid certificate");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -614,3 +614,52 @@ fn disabled_telemetry_creates_no_spans() {
     assert_eq!(result.unwrap(), "ok");
     assert!(spans.is_empty(), "{spans:#?}");
 }
+
+/// A call dropped by an outer timeout while it backs off: its span closes with stop reason
+/// `cancelled` and an error status.
+#[test]
+fn a_cancelled_call_ends_its_span_with_stop_reason_cancelled() {
+    let (result, spans) = traced(|_| {
+        paused_runtime().block_on(async {
+            let svc = tower::ServiceBuilder::new()
+                .timeout(Duration::from_millis(150))
+                .layer(layer())
+                .service(Scripted::new(vec![fail(1), fail(2), Step::Ok]));
+            svc.oneshot(1).await
+        })
+    });
+    assert!(result.unwrap_err().is::<tower::timeout::error::Elapsed>());
+    let call = by_name(&spans, names::SPAN_CALL);
+    assert_eq!(call.len(), 1, "{spans:#?}");
+    assert_eq!(
+        attr(call[0], "retry.stop_reason").as_deref(),
+        Some("cancelled")
+    );
+    assert_eq!(attr(call[0], "retry.attempts").as_deref(), Some("2"));
+    assert!(matches!(call[0].status, Status::Error { .. }));
+    assert_eq!(by_name(&spans, names::SPAN_ATTEMPT).len(), 2);
+}
+
+/// The inner service fails to become ready before a retry: the call ends with the readiness
+/// error and its span says `not_ready`.
+#[test]
+fn a_readiness_error_ends_the_span_with_stop_reason_not_ready() {
+    let (result, spans) = traced(|_| {
+        paused_runtime().block_on(async {
+            let inner = telemetry_support::NotReadyAfter {
+                inner: Scripted::new(vec![fail(1)]),
+                calls: 1,
+            };
+            layer().layer(inner).call(1).await
+        })
+    });
+    assert_eq!(result.unwrap_err().to_string(), "connection pool closed");
+    let call = by_name(&spans, names::SPAN_CALL);
+    assert_eq!(call.len(), 1, "{spans:#?}");
+    assert_eq!(
+        attr(call[0], "retry.stop_reason").as_deref(),
+        Some("not_ready")
+    );
+    assert_eq!(attr(call[0], "retry.attempts").as_deref(), Some("1"));
+    assert!(matches!(call[0].status, Status::Error { .. }));
+}

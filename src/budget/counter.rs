@@ -58,6 +58,7 @@ impl DepositCounter {
     }
 
     /// Counts `n` deposits at once (rare: from a background task).
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) fn add(&self, n: u64) {
         self.shared.count.fetch_add(n, Ordering::Relaxed);
     }

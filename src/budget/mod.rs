@@ -5,12 +5,15 @@
 //! [`withdraw`](Budget::withdraw). A denied withdrawal ends the request with its last result.
 //! Budgets are shared by every clone of the layer or budget they come from.
 //!
-//! - [`RatioBudget`] (the default): Finagle/Linkerd semantics; in any `ttl` window at most
+//! - [`AdaptiveBudget`] (the default): a stock of retries paid for by successes, so a partial
+//!   failure is retried away while a total outage gets almost no retries.
+//! - [`RatioBudget`]: Finagle/Linkerd semantics; in any `ttl` window at most
 //!   `min_per_sec × ttl + ratio × requests` retries.
 //! - [`TokenBucket`]: gRPC's retry throttling (gRFC A6).
 //! - [`Unlimited`]: no budget.
-//! - `RedisBudget` (feature `redis`): the ratio budget shared by a whole fleet.
+//! - `RedisBudget` (feature `redis`): either budget shared by a whole fleet.
 
+mod adaptive;
 mod counter;
 mod ratio;
 // The fleet-wide budget (feature `redis`).
@@ -23,6 +26,7 @@ mod unlimited;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use adaptive::AdaptiveBudget;
 pub use ratio::RatioBudget;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -65,7 +69,7 @@ pub use unlimited::Unlimited;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a retry budget",
     label = "expected a `tower_retrier::budget::Budget`",
-    note = "use `RatioBudget::new(ttl, min_per_sec, ratio)?`, `TokenBucket::new(max, ratio)?`, `RedisBudget` (feature `redis`) or `Unlimited::new()`; budget constructors return a `Result`: did you forget the `?`"
+    note = "use `AdaptiveBudget::new(max_retries, ratio, min_per_sec)?`, `RatioBudget::new(ttl, min_per_sec, ratio)?`, `TokenBucket::new(max, ratio)?`, `RedisBudget` (feature `redis`) or `Unlimited::new()`; budget constructors return a `Result`: did you forget the `?`"
 )]
 pub trait Budget {
     /// Resolves to `true` when the retry may go ahead.
@@ -86,7 +90,8 @@ pub trait Budget {
         None
     }
 
-    /// Records that an attempt succeeded (used by [`TokenBucket`]); a no-op by default.
+    /// Records that an attempt succeeded (used by [`AdaptiveBudget`] and [`TokenBucket`]); a
+    /// no-op by default.
     fn record_success(&self) {}
 }
 

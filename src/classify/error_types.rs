@@ -18,10 +18,13 @@ type Matcher = fn(&(dyn Error + 'static)) -> bool;
 /// return), and [`MatchErrors::typed`] for services whose error is a concrete
 /// `std::error::Error` type.
 ///
-/// Rules, in order: an error matching a `never` type fails at once; with no `retry` types every
-/// other error is retried; otherwise only errors matching a `retry` type are. An error that
-/// cannot be looked into (a non-boxed error seen through `boxed()`) is retried only when no
-/// `retry` types are given. `Ok` is success.
+/// Rules, in order: an error matching a `never` type fails at once; a load-shed rejection
+/// (`tower::load_shed::error::Overloaded` anywhere in the chain) fails too, unless you list
+/// `Overloaded` itself with [`retry`](Self::retry) (retrying into an overloaded service is
+/// how overload becomes an outage); with no `retry` types every other error is retried;
+/// otherwise only errors matching a `retry` type are. An error that cannot be looked into (a
+/// non-boxed error seen through `boxed()`) is retried only when no `retry` types are given.
+/// `Ok` is success.
 ///
 /// ```
 /// use tower::BoxError;
@@ -35,6 +38,10 @@ type Matcher = fn(&(dyn Error + 'static)) -> bool;
 /// assert_eq!(c.classify(&(), &timeout), Decision::retry(RetryReason::Timeout));
 /// let other: Result<(), BoxError> = Err("bad request".into());
 /// assert_eq!(c.classify(&(), &other), Decision::Fail);
+///
+/// // A shed request is final, even with no `retry` types at all.
+/// let shed: Result<(), BoxError> = Err(tower::load_shed::error::Overloaded::new().into());
+/// assert_eq!(MatchErrors::boxed().classify(&(), &shed), Decision::Fail);
 /// ```
 pub struct MatchErrors<V = Auto> {
     retry: Arc<[Matcher]>,
@@ -165,7 +172,12 @@ impl<V> MatchErrors<V> {
             if self.never.iter().any(|m| m(e)) {
                 return Decision::Fail;
             }
-            matched_retry |= self.retry.iter().any(|m| m(e));
+            let listed = self.retry.iter().any(|m| m(e));
+            // Only an explicit `retry::<Overloaded>()` may send a shed request again.
+            if !listed && e.is::<tower::load_shed::error::Overloaded>() {
+                return Decision::Fail;
+            }
+            matched_retry |= listed;
             cur = e.source();
         }
         if !matched_retry {

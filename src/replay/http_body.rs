@@ -293,6 +293,8 @@ struct Recording<B> {
     chunks: Vec<Bytes>,
     trailers: Option<HeaderMap>,
     len: usize,
+    /// `len`, as reported in the replay-bytes gauge.
+    held: crate::telemetry::HeldBytes,
     state: RecState,
     /// The unread rest of the original body, handed back by an attempt that stopped before
     /// the end (for example a connection that was refused before anything was sent).
@@ -348,6 +350,7 @@ where
             chunks: Vec::new(),
             trailers: None,
             len: 0,
+            held: Default::default(),
             state,
             rest: None,
         }));
@@ -517,6 +520,7 @@ impl<B: Body<Data = Bytes> + Unpin> Shared<B> {
                         rec.state = RecState::TooLarge;
                         rec.chunks = Vec::new();
                         rec.len = 0;
+                        rec.held.clear();
                         self.counters.too_large.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(
                             max_bytes = self.max,
@@ -525,6 +529,7 @@ impl<B: Body<Data = Bytes> + Unpin> Shared<B> {
                         return Poll::Ready(frame);
                     }
                     if !data.is_empty() {
+                        rec.held.add(data.len());
                         rec.chunks.push(data.clone());
                         self.pos = rec.chunks.len();
                     }

@@ -8,13 +8,14 @@
 
 use super::names::{
     ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL, BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL,
-    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, CALLS_TOTAL, FAILED_CALLS_TOTAL,
+    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, BUDGET_REMAINING, CALLS_TOTAL, FAILED_CALLS_TOTAL,
     HEDGES_BUDGET_DENIED_TOTAL, HEDGES_TOTAL, HEDGES_WON_TOTAL, LABEL_OPERATION, LABEL_OUTCOME,
-    LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON, RETRIES_TOTAL,
+    LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON, REPLAY_BYTES_HELD, RETRIES_TOTAL,
+    RETRIES_WAITING,
 };
 use super::{DelaySource, Outcome, StopReason};
 use crate::classify::RetryReason;
-use metrics::{Counter, Histogram, SharedString, Unit};
+use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -81,6 +82,21 @@ pub fn describe_metrics() {
         Unit::Count,
         "Hedges the retry budget refused (not sent)."
     );
+    metrics::describe_gauge!(
+        BUDGET_REMAINING,
+        Unit::Count,
+        "Retries a budget would grant right now: a named AdaptiveBudget's stock, or a shared budget's as Redis last reported it."
+    );
+    metrics::describe_gauge!(
+        RETRIES_WAITING,
+        Unit::Count,
+        "Calls currently backing off before a retry."
+    );
+    metrics::describe_gauge!(
+        REPLAY_BYTES_HELD,
+        Unit::Bytes,
+        "Request body bytes currently held so that requests can be replayed."
+    );
     metrics::describe_histogram!(
         BACKOFF_DELAY_SECONDS,
         Unit::Seconds,
@@ -102,6 +118,7 @@ pub(crate) struct MetricsHandles {
     failed: [Counter; 9],
     budget_denied: Counter,
     hedges: [Counter; 3],
+    waiting: Gauge,
     backoff_delay: [Histogram; 2],
     attempts_per_call: Histogram,
 }
@@ -200,6 +217,7 @@ impl MetricsHandles {
             budget_denied: metrics::counter!(BUDGET_DENIED_TOTAL, &base()),
             hedges: [HEDGES_TOTAL, HEDGES_WON_TOTAL, HEDGES_BUDGET_DENIED_TOTAL]
                 .map(|name| metrics::counter!(name, &base())),
+            waiting: metrics::gauge!(RETRIES_WAITING, &base()),
             backoff_delay: SOURCES.map(|s| {
                 metrics::histogram!(BACKOFF_DELAY_SECONDS, &with(LABEL_SOURCE, s.as_str()))
             }),
@@ -220,6 +238,11 @@ impl MetricsHandles {
     ) {
         self.retries[reason_index(reason)].increment(1);
         self.backoff_delay[source_index(source)].record(delay.as_secs_f64());
+    }
+
+    /// The gauge of calls backing off (a cheap handle clone).
+    pub(crate) fn retries_waiting(&self) -> Gauge {
+        self.waiting.clone()
     }
 
     pub(crate) fn budget_denied(&self) {

@@ -10,6 +10,7 @@
 //! A back-end that panics (a broken recorder) never fails a request: the panic is caught, the
 //! back-end is switched off for that layer and one error is logged.
 
+mod gauges;
 #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 mod lazy;
 #[cfg(feature = "metrics")]
@@ -29,6 +30,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_spans::CallSpans;
+
+#[cfg(feature = "http")]
+pub(crate) use gauges::HeldBytes;
+pub(crate) use gauges::RetryWait;
 
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
@@ -597,6 +602,20 @@ impl Telemetry {
         self.metrics(|m| m.retry_scheduled(delay, reason, source));
         #[cfg(feature = "opentelemetry")]
         self.otel(|o| o.retry_scheduled(reason));
+    }
+
+    /// A guard counting this call in the "waiting to retry" gauges until it is dropped.
+    pub(crate) fn retry_wait(&self) -> RetryWait {
+        #[allow(unused_mut)]
+        let mut wait = RetryWait::default();
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| wait = std::mem::take(&mut wait).with_gauge(m.retries_waiting()));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| {
+            let (counter, attrs) = o.retries_waiting();
+            wait = std::mem::take(&mut wait).with_otel(counter, attrs);
+        });
+        wait
     }
 
     #[cold]

@@ -36,6 +36,16 @@ pub const HEDGES_WON_TOTAL: &str = "retrier_hedges_won_total";
 /// Counter of hedges the budget refused (also counted in `retrier_budget_denied_total`);
 /// labels `service`, `operation`.
 pub const HEDGES_BUDGET_DENIED_TOTAL: &str = "retrier_hedges_budget_denied_total";
+/// Gauge of the retries a budget would grant right now: the stock of a named
+/// [`AdaptiveBudget`](crate::budget::AdaptiveBudget), or of a shared adaptive `RedisBudget` as
+/// Redis last reported it; label `budget`.
+pub const BUDGET_REMAINING: &str = "retrier_budget_remaining";
+/// Gauge of calls currently waiting (backing off) before a retry; labels `service`,
+/// `operation`.
+pub const RETRIES_WAITING: &str = "retrier_retries_waiting";
+/// Gauge of request body bytes currently held so that a request can be replayed; no labels
+/// (one per process).
+pub const REPLAY_BYTES_HELD: &str = "retrier_replay_bytes_held";
 /// Histogram of the delay before each retry, in seconds; labels `service`, `operation`,
 /// `source`.
 pub const BACKOFF_DELAY_SECONDS: &str = "retrier_backoff_delay_seconds";
@@ -71,6 +81,8 @@ pub const OTEL_HEDGES: &str = "retrier.client.hedges";
 pub const OTEL_HEDGES_WON: &str = "retrier.client.hedges.won";
 /// OpenTelemetry counter of hedges the budget refused (unit `{hedge}`).
 pub const OTEL_HEDGES_BUDGET_DENIED: &str = "retrier.client.hedges.budget.denied";
+/// OpenTelemetry up-down counter of calls currently backing off before a retry (unit `{call}`).
+pub const OTEL_RETRIES_WAITING: &str = "retrier.client.retries.waiting";
 /// OpenTelemetry histogram of retries per call, like gRPC's `grpc.client.call.retries`
 /// (unit `{retry}`; as in gRFC A96, calls without retries record nothing).
 pub const OTEL_CALL_RETRIES: &str = "retrier.client.call.retries";

@@ -11,10 +11,10 @@ use super::Outcome;
 use super::names::{
     OTEL_ATTEMPTS, OTEL_ATTR_OPERATION, OTEL_ATTR_OUTCOME, OTEL_ATTR_REASON, OTEL_ATTR_SERVICE,
     OTEL_BUDGET_DENIED, OTEL_CALL_RETRIES, OTEL_CALL_RETRY_DELAY, OTEL_CALLS, OTEL_HEDGES,
-    OTEL_HEDGES_BUDGET_DENIED, OTEL_HEDGES_WON, OTEL_RETRIES, SCOPE_NAME,
+    OTEL_HEDGES_BUDGET_DENIED, OTEL_HEDGES_WON, OTEL_RETRIES, OTEL_RETRIES_WAITING, SCOPE_NAME,
 };
 use crate::classify::RetryReason;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -77,6 +77,7 @@ pub(crate) struct OtelInstruments {
     attempts: Counter<u64>,
     retries: Counter<u64>,
     budget_denied: Counter<u64>,
+    waiting: UpDownCounter<i64>,
     call_retries: Histogram<u64>,
     call_retry_delay: Histogram<f64>,
     /// Hedges sent, won, denied by the budget.
@@ -121,6 +122,11 @@ impl OtelInstruments {
                 .u64_counter(OTEL_BUDGET_DENIED)
                 .with_unit("{retry}")
                 .with_description("Retries refused by the retry budget.")
+                .build(),
+            waiting: meter
+                .i64_up_down_counter(OTEL_RETRIES_WAITING)
+                .with_unit("{call}")
+                .with_description("Calls currently backing off before a retry.")
                 .build(),
             call_retries: meter
                 .u64_histogram(OTEL_CALL_RETRIES)
@@ -177,6 +183,10 @@ impl OtelInstruments {
     pub(crate) fn retry_scheduled(&self, reason: RetryReason) {
         let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
         self.retries.add(1, &self.by_reason[i]);
+    }
+
+    pub(crate) fn retries_waiting(&self) -> (UpDownCounter<i64>, [KeyValue; 2]) {
+        (self.waiting.clone(), self.base.clone())
     }
 
     pub(crate) fn budget_denied(&self) {

@@ -158,3 +158,28 @@ pub fn three_calls_expected() -> Vec<Result<String, String>> {
         Ok("ok".to_owned()),
     ]
 }
+
+/// [`Scripted`], but its `poll_ready` fails (a closed connection pool) once it has been called
+/// `calls` times: the retry after that ends with stop reason `not_ready`.
+#[derive(Clone, Debug)]
+pub struct NotReadyAfter {
+    pub inner: Scripted,
+    pub calls: u32,
+}
+
+impl Service<u32> for NotReadyAfter {
+    type Response = String;
+    type Error = io::Error;
+    type Future = Ready<Result<String, io::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        if self.inner.calls() >= self.calls {
+            return Poll::Ready(Err(io::Error::other("connection pool closed")));
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: u32) -> Self::Future {
+        self.inner.call(req)
+    }
+}

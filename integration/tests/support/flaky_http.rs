@@ -9,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -77,10 +77,24 @@ impl FlakyServer {
 
     /// Starts the server on `addr` at once, from synchronous code inside a runtime (for
     /// example a retry hook: "the server comes up while the client backs off").
+    ///
+    /// An address from [`dead_addr`] is still held by this process, so listening there
+    /// cannot lose a race with another socket.
     pub fn start_now(addr: SocketAddr, script: Vec<Reply>) -> Self {
-        let std = std::net::TcpListener::bind(addr).expect("bind the loopback port again");
-        std.set_nonblocking(true).unwrap();
-        Self::serve(TcpListener::from_std(std).unwrap(), script)
+        let reserved = {
+            let mut reserved = RESERVED.lock().unwrap();
+            let i = reserved.iter().position(|(a, _)| *a == addr);
+            i.map(|i| reserved.swap_remove(i).1)
+        };
+        let listener = match reserved {
+            Some(socket) => socket.listen(1024).expect("listen on the reserved port"),
+            None => {
+                let std = std::net::TcpListener::bind(addr).expect("bind the loopback port");
+                std.set_nonblocking(true).unwrap();
+                TcpListener::from_std(std).unwrap()
+            }
+        };
+        Self::serve(listener, script)
     }
 
     fn serve(listener: TcpListener, script: Vec<Reply>) -> Self {
@@ -168,8 +182,21 @@ async fn answer(
     res.body(Full::new(Bytes::from(text))).unwrap()
 }
 
-/// A loopback address on which nothing listens (connections are refused).
+/// Loopback sockets bound but not listening, with their addresses: connections to them are
+/// refused, and no other socket can take the port (the kernel hands bound ports to neither
+/// `bind(0)` nor `connect`), until [`FlakyServer::start_now`] turns one into a listener.
+/// Releasing a port and binding it again later could lose it to another test in between.
+static RESERVED: Mutex<Vec<(SocketAddr, TcpSocket)>> = Mutex::new(Vec::new());
+
+/// A loopback address on which nothing listens (connections are refused), reserved for this
+/// test process: [`FlakyServer::start_now`] can later listen there.
 pub async fn dead_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
+    let socket = TcpSocket::new_v4().expect("create a socket");
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind loopback");
+    let addr = socket.local_addr().unwrap();
+    RESERVED.lock().unwrap().push((addr, socket));
+    addr
 }

@@ -3,11 +3,13 @@
 use super::backend::Backend;
 use super::health::{Health, Unavailable};
 use super::lease::Lease;
+use super::mode::{Fallback, Mode};
 use super::scripts::Scripts;
+use super::tls_error::TlsRejection;
 use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
-use crate::budget::RatioBudget;
 use crate::budget::counter::DepositCounter;
+use crate::budget::{AdaptiveBudget, RatioBudget};
 use fred::prelude::{
     Client, ClientLike, Config, Error, ErrorKind, EventInterface, Options, Pool, ReconnectPolicy,
 };
@@ -24,9 +26,11 @@ use std::time::Duration;
 ///
 /// | setting | default | range |
 /// |---|---|---|
-/// | `ttl` | 10 s | 1 s – 60 s |
-/// | `min_per_sec` | 10 | any |
+/// | `mode` | [`Mode::Adaptive`] | |
 /// | `ratio` | 0.2 | 0 – 1000 |
+/// | `max_retries` (adaptive) | 100 | 1 – 1,000,000 |
+/// | `min_per_sec` | 1 (adaptive), 10 (ratio) | adaptive: ≤ `max_retries`; ratio: any |
+/// | `ttl` | 10 s | 1 s – 60 s (ratio: the window; both: idle keys expire after `2 × ttl`) |
 /// | `flush_interval` | 100 ms | 1 ms – 1 s |
 /// | `lease_size` | 10 | 1 – 1000 |
 /// | `command_timeout` | 50 ms | 1 ms – 10 s |
@@ -40,6 +44,7 @@ use std::time::Duration;
 /// use tower_retrier::budget::redis::Unavailable;
 ///
 /// let builder = RedisBudget::builder("search")
+///     .mode(tower_retrier::budget::redis::Mode::Ratio)
 ///     .ttl(Duration::from_secs(10))
 ///     .min_per_sec(5)
 ///     .ratio(0.1)
@@ -54,9 +59,11 @@ use std::time::Duration;
 #[must_use = "a builder does nothing until one of its build methods is awaited"]
 pub struct RedisBudgetBuilder {
     name: String,
+    mode: Mode,
     ttl: Duration,
-    min_per_sec: u32,
+    min_per_sec: Option<u32>,
     ratio: f64,
+    max_retries: u32,
     flush_interval: Duration,
     lease_size: u32,
     command_timeout: Duration,
@@ -81,9 +88,11 @@ impl RedisBudgetBuilder {
     pub(crate) fn new(name: String) -> Self {
         RedisBudgetBuilder {
             name,
+            mode: Mode::Adaptive,
             ttl: Duration::from_secs(10),
-            min_per_sec: 10,
+            min_per_sec: None,
             ratio: 0.2,
+            max_retries: 100,
             flush_interval: Duration::from_millis(100),
             lease_size: 10,
             command_timeout: Duration::from_millis(50),
@@ -96,19 +105,39 @@ impl RedisBudgetBuilder {
     }
 
     setter!(
-        /// The window over which deposits and withdrawals are counted.
+        /// The semantics shared by the fleet: [`Mode::Adaptive`] (default) or [`Mode::Ratio`].
+        mode: Mode
+    );
+    setter!(
+        /// Ratio mode: the window over which deposits and withdrawals are counted. Both modes:
+        /// the budget's key expires after `2 × ttl` without traffic.
         ttl: Duration
     );
+
+    /// Retries per second granted to the whole fleet regardless of traffic (default 1 in
+    /// adaptive mode, 10 in ratio mode).
+    ///
+    /// ```
+    /// let b = tower_retrier::budget::RedisBudget::builder("x").min_per_sec(2);
+    /// # let _ = b;
+    /// ```
+    pub fn min_per_sec(mut self, min_per_sec: u32) -> Self {
+        self.min_per_sec = Some(min_per_sec);
+        self
+    }
+
     setter!(
-        /// Retries per second granted to the whole fleet regardless of traffic.
-        min_per_sec: u32
-    );
-    setter!(
-        /// Retries granted per original request across the fleet (0.2 = 20 % extra load).
+        /// Adaptive mode: retries earned per successful attempt anywhere in the fleet. Ratio
+        /// mode: retries granted per original request (0.2 = 20 % extra load).
         ratio: f64
     );
     setter!(
-        /// How often each instance sends its batched deposits (one script call each time).
+        /// Adaptive mode: the largest stock of retries the fleet can hold (and its size at start).
+        max_retries: u32
+    );
+    setter!(
+        /// How often each instance sends its batched deposits or successes (one script call each
+        /// time).
         flush_interval: Duration
     );
     setter!(
@@ -165,6 +194,7 @@ impl RedisBudgetBuilder {
     /// # let _ = budget; Ok(()) }
     /// ```
     pub async fn build_from_url(self, url: &str) -> Result<RedisBudget, RedisBudgetError> {
+        let started = tokio::time::Instant::now();
         self.validate()?;
         let mut config = Config::from_url(url).map_err(|e| {
             RedisBudgetError::from(ConfigError::new(
@@ -227,7 +257,7 @@ impl RedisBudgetBuilder {
                 return Err(error);
             }
         }
-        self.finish(Backend::Client(client), true).await
+        self.finish(Backend::Client(client), true, started).await
     }
 
     /// Uses an existing fred client. It must have a reconnect policy (fred never reconnects
@@ -248,7 +278,8 @@ impl RedisBudgetBuilder {
     /// ```
     pub async fn build_with_client(self, client: Client) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
-        self.finish(Backend::Client(client), false).await
+        self.finish(Backend::Client(client), false, tokio::time::Instant::now())
+            .await
     }
 
     /// Uses an existing fred pool (commands go round-robin over its clients), under the same
@@ -268,13 +299,30 @@ impl RedisBudgetBuilder {
     /// ```
     pub async fn build_with_pool(self, pool: Pool) -> Result<RedisBudget, RedisBudgetError> {
         self.validate()?;
-        self.finish(Backend::Pool(pool), false).await
+        self.finish(Backend::Pool(pool), false, tokio::time::Instant::now())
+            .await
     }
 
-    fn validate(&self) -> Result<RatioBudget, RedisBudgetError> {
+    fn min_per_sec_or_default(&self) -> u32 {
+        self.min_per_sec.unwrap_or(match self.mode {
+            Mode::Adaptive => 1,
+            Mode::Ratio => 10,
+        })
+    }
+
+    fn validate(&self) -> Result<Fallback, RedisBudgetError> {
         name::validate(&self.name)?;
-        // Same checks (and the same fallback) as the local budget.
-        let fallback = RatioBudget::new(self.ttl, self.min_per_sec, self.ratio)?;
+        // Same checks (and the same fallback) as the local budget; the ttl is checked in both
+        // modes since it sets the key's expiry.
+        let ratio = RatioBudget::new(self.ttl, self.min_per_sec_or_default(), self.ratio)?;
+        let fallback = match self.mode {
+            Mode::Ratio => Fallback::Ratio(ratio),
+            Mode::Adaptive => Fallback::Adaptive(AdaptiveBudget::new(
+                self.max_retries,
+                self.ratio,
+                self.min_per_sec_or_default(),
+            )?),
+        };
         check_range(
             "flush_interval",
             self.flush_interval,
@@ -301,7 +349,13 @@ impl RedisBudgetBuilder {
         Ok(fallback)
     }
 
-    async fn finish(self, backend: Backend, owned: bool) -> Result<RedisBudget, RedisBudgetError> {
+    /// `started`: when the build began; `connect_timeout` bounds the whole of it.
+    async fn finish(
+        self,
+        backend: Backend,
+        owned: bool,
+        started: tokio::time::Instant,
+    ) -> Result<RedisBudget, RedisBudgetError> {
         let fallback = self.validate()?;
         for client in backend.clients() {
             if !client.has_reconnect_policy() {
@@ -314,7 +368,11 @@ impl RedisBudgetBuilder {
                 .into());
             }
         }
-        let key = name::window_key(&self.name);
+        let key = match self.mode {
+            Mode::Adaptive => name::stock_key(&self.name),
+            Mode::Ratio => name::window_key(&self.name),
+        };
+        let min_per_sec = self.min_per_sec_or_default();
         let slot = redis_keyslot(key.as_bytes());
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let unit = UNIT as f64;
@@ -322,13 +380,20 @@ impl RedisBudgetBuilder {
             timeout: Some(self.command_timeout),
             // Fail in microseconds while disconnected instead of queueing for a reconnect.
             fail_fast: true,
-            max_attempts: Some(1),
+            // A cluster redirection is followed once (a -MOVED after a failover or a
+            // resharding). More attempts than redirections: fred 10.1 re-sends an -ASK'ed
+            // command to the old owner, and if its attempts ran out before its redirections,
+            // it ended the client's connection task for good.
+            max_attempts: Some(2),
+            max_redirections: Some(1),
             ..Options::default()
         };
         let params = Params {
+            mode: self.mode,
             ttl: self.ttl,
-            min_per_sec: self.min_per_sec,
+            min_per_sec,
             ratio: self.ratio,
+            max_retries: self.max_retries,
             flush_interval: self.flush_interval,
             lease_size: self.lease_size,
             command_timeout: self.command_timeout,
@@ -336,26 +401,40 @@ impl RedisBudgetBuilder {
         let inner = Arc::new(Inner {
             health: Health::new(&self.name, self.on_unavailable, fallback, true),
             name: self.name,
+            adaptive: self.mode == Mode::Adaptive,
             key,
             slot,
             backend: backend.clone(),
             options,
             slot_ms: (ttl_ms / SLOTS as i64).max(1),
-            reserve_units: (f64::from(self.min_per_sec) * self.ttl.as_secs_f64() * unit).round()
-                as i64,
+            reserve_units: (f64::from(min_per_sec) * self.ttl.as_secs_f64() * unit).round() as i64,
             ratio_units: (self.ratio * unit).round() as i64,
             expire_ms: ttl_ms.saturating_mul(2),
-            scripts: Scripts::new(),
+            cap_units: i64::from(self.max_retries) * UNIT,
+            refill_units: i64::from(min_per_sec) * UNIT,
+            stock_units: std::sync::atomic::AtomicI64::new(-1),
+            scripts: match self.mode {
+                Mode::Adaptive => Scripts::adaptive(),
+                Mode::Ratio => Scripts::ratio(),
+            },
             pending: DepositCounter::default(),
             carry: AtomicU64::new(0),
             lease: Lease::new(self.ttl / SLOTS as u32),
             refill: tokio::sync::Mutex::new(()),
             params,
         });
-        // Load the scripts and check the server answers; this is also the first probe.
-        inner.probe().await;
+        // Load the scripts and check the server answers; this is also the first probe. Its
+        // commands may take what is left of connect_timeout, not just the command timeout:
+        // a busy server or machine should not fail the build because a SCRIPT LOAD took
+        // longer than a retry may wait.
+        let left = || {
+            self.connect_timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1))
+        };
+        let _ = tokio::time::timeout(left(), inner.probe_within(left())).await;
         if inner.health.is_down() && !self.lazy_connect {
-            let error = inner.first_error().await;
+            let error = inner.first_error(left()).await;
             if owned {
                 // In the background: connect_timeout bounds the build, not the clean-up.
                 let timeout = self.connect_timeout;
@@ -364,7 +443,7 @@ impl RedisBudgetBuilder {
             return Err(error);
         }
         if inner.health.is_down() {
-            let error = inner.first_error().await;
+            let error = inner.first_error(left()).await;
             tracing::warn!(
                 budget = %inner.name,
                 %error,
@@ -454,6 +533,25 @@ impl RedisBudgetError {
     pub(crate) fn unavailable(what: &'static str) -> Self {
         RedisBudgetError::Unavailable(what)
     }
+
+    /// What was wrong with the server's TLS certificate, when that is why a `rediss://`
+    /// connection failed (the message says it in words too).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_retrier::budget::RedisBudget;
+    /// let err = RedisBudget::builder("orders").build_from_url("redis://127.0.0.1:1").await.unwrap_err();
+    /// assert_eq!(err.tls_rejection(), None); // refused, not a certificate problem
+    /// # }
+    /// ```
+    pub fn tls_rejection(&self) -> Option<TlsRejection> {
+        match self {
+            RedisBudgetError::Connect { error, .. } | RedisBudgetError::Redis(error) => {
+                TlsRejection::of(error)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl From<ConfigError> for RedisBudgetError {
@@ -483,6 +581,9 @@ impl fmt::Display for RedisBudgetError {
 /// `io::Error` (`IO Error: Os { code: 111, kind: ConnectionRefused, .. }`).
 fn connect_cause(error: &Error) -> String {
     let details = error.details();
+    if let Some(why) = TlsRejection::of(error) {
+        return format!("{why} ({details})");
+    }
     let io_kind = |needle: &str| details.contains(needle);
     match error.kind() {
         ErrorKind::IO if io_kind("ConnectionRefused") => {
@@ -539,6 +640,9 @@ mod tests {
         );
         assert_eq!(field(b().ttl(Duration::from_secs(0))), "ttl");
         assert_eq!(field(b().ratio(f64::NAN)), "ratio");
+        assert_eq!(field(b().max_retries(0)), "max_retries");
+        assert_eq!(field(b().max_retries(5).min_per_sec(6)), "min_per_sec");
+        assert_eq!(field(b().mode(Mode::Ratio).ratio(-1.0)), "ratio");
         assert_eq!(
             field(b().connect_timeout(Duration::ZERO)),
             "connect_timeout"

@@ -1,5 +1,5 @@
-//! The background task: flushes batched deposits to Redis once per flush interval, probes
-//! Redis while it is down, and ends when the budget is dropped.
+//! The background task: flushes batched deposits (or successes) to Redis once per flush
+//! interval, probes Redis while it is down, and ends when the budget is dropped.
 
 use super::Inner;
 use super::backend::Backend;

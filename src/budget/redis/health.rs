@@ -1,7 +1,7 @@
 //! Whether Redis is reachable, and what a retry gets when it is not.
 
+use super::mode::Fallback;
 use super::stats::{Counters, bump};
-use crate::budget::{Budget, RatioBudget};
 #[cfg(feature = "metrics")]
 use crate::telemetry::names;
 use std::fmt;
@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Unavailable {
-    /// Use a local ratio budget with the same parameters, counting this instance's traffic
-    /// only (the default): retries stay bounded per instance.
+    /// Use a local budget of the same [`Mode`](super::Mode) and parameters, counting this
+    /// instance's traffic only (the default): retries stay bounded per instance.
     #[default]
     Fallback,
     /// Grant every retry (fail open).
@@ -32,7 +32,7 @@ pub(crate) struct Health {
     name: String,
     down: AtomicBool,
     policy: Unavailable,
-    pub(crate) fallback: RatioBudget,
+    pub(crate) fallback: Fallback,
     pub(crate) counters: Counters,
 }
 
@@ -46,7 +46,16 @@ impl fmt::Debug for Health {
 }
 
 impl Health {
-    pub(crate) fn new(name: &str, policy: Unavailable, fallback: RatioBudget, down: bool) -> Self {
+    pub(crate) fn new(name: &str, policy: Unavailable, fallback: Fallback, down: bool) -> Self {
+        // Registered at zero so that dashboards and alerts see the series before the first
+        // incident, not only after it.
+        #[cfg(feature = "metrics")]
+        for counter in [
+            names::BUDGET_BACKEND_ERRORS_TOTAL,
+            names::BUDGET_FALLBACKS_TOTAL,
+        ] {
+            metrics::counter!(counter, names::LABEL_BUDGET => name.to_owned()).increment(0);
+        }
         Health {
             name: name.to_owned(),
             down: AtomicBool::new(down),
@@ -90,7 +99,7 @@ impl Health {
         metrics::counter!(names::BUDGET_FALLBACKS_TOTAL, names::LABEL_BUDGET => self.name.clone())
             .increment(1);
         match self.policy {
-            Unavailable::Fallback => self.fallback.withdraw().into_inner(),
+            Unavailable::Fallback => self.fallback.withdraw(),
             Unavailable::Allow => true,
             Unavailable::Deny => false,
         }

@@ -59,6 +59,12 @@ impl Lease {
         self.tokens.store(n, Ordering::Release);
     }
 
+    /// Returns a token taken for a caller that went away before using it. It keeps the
+    /// expiry of the batch it came from (it was counted in Redis' window at the same time).
+    pub(crate) fn give_back(&self, n: u64) {
+        self.tokens.fetch_add(n, Ordering::AcqRel);
+    }
+
     /// Redis just granted nothing. The shared budget can only grow when some instance
     /// flushes deposits (once per flush interval) or a slot leaves the window, so until
     /// `for_how_long` has passed a retry is denied locally instead of asking again.
@@ -102,6 +108,18 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(!lease.take(), "stale after one slot");
         assert_eq!(lease.outstanding(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_given_back_is_handed_out_again_until_the_batch_goes_stale() {
+        let lease = Lease::new(Duration::from_secs(1));
+        lease.put(1);
+        assert!(lease.take());
+        lease.give_back(1);
+        assert!(lease.take(), "given back");
+        lease.give_back(1);
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert!(!lease.take(), "still stale with its batch");
     }
 
     #[tokio::test(start_paused = true)]

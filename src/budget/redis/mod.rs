@@ -1,38 +1,55 @@
 //! A retry budget shared by every instance of a service through Redis (feature `redis`).
 //!
-//! [`RedisBudget`] has the semantics of the local [`RatioBudget`](crate::budget::RatioBudget): in any `ttl` window, at
-//! most `min_per_sec × ttl + ratio × requests` retries, but counted across every instance
-//! that uses the same budget name, so a fleet of N instances cannot multiply an outage by N.
+//! [`RedisBudget`] applies one budget to every instance that uses the same budget name, so a
+//! fleet of N instances cannot multiply an outage by N. Two [`Mode`]s:
 //!
-//! - The success path never waits on Redis: [`deposit`](Budget::deposit) is one local atomic
-//!   increment, flushed in batches by a background task (one script call per flush interval).
+//! - [`Mode::Adaptive`] (the default) has the semantics of the local
+//!   [`AdaptiveBudget`](crate::budget::AdaptiveBudget): one stock of at most `max_retries`
+//!   retries, refilled by `ratio` per successful attempt anywhere in the fleet (plus
+//!   `min_per_sec` per second). A total outage drains it after `max_retries` retries; a
+//!   partial failure never does.
+//! - [`Mode::Ratio`] has the semantics of the local [`RatioBudget`](crate::budget::RatioBudget):
+//!   in any `ttl` window, at most `min_per_sec × ttl + ratio × requests` retries.
+//!
+//! Both share the mechanics:
+//!
+//! - The success path never waits on Redis: [`deposit`](Budget::deposit) (ratio) or
+//!   [`record_success`](Budget::record_success) (adaptive) is one local atomic increment,
+//!   flushed in batches by a background task (one script call per flush interval).
 //! - A retry takes a token from a small local lease; only an empty lease costs a round trip,
 //!   which then fetches up to `lease_size` tokens. When Redis answers that the budget is
-//!   spent, retries are denied locally until the next flush interval.
+//!   spent, retries are denied locally until the next flush interval. The round trip runs
+//!   in its own task: a retry that stops waiting (its request was dropped, or Redis is
+//!   slower than the command timeout) does not lose what Redis grants; it goes to the lease.
 //! - Each operation is one Lua script reading the server's `TIME`; all keys of a budget share
 //!   one hash tag (Redis Cluster works), and expire when the budget goes idle.
 //! - Redis trouble never breaks requests: every command has a timeout; while Redis is down the
-//!   [`Unavailable`] policy decides (by default a local [`RatioBudget`](crate::budget::RatioBudget) with the same
+//!   [`Unavailable`] policy decides (by default a local budget of the same mode with the same
 //!   parameters) without touching the network, and a probe returns to Redis within about a
 //!   second after it recovers.
 //!
-//! What it leaves in Redis: one hash per budget, `{rb:NAME}:w`, with a field per window slot
-//! (at most a few dozen), expiring after `2 × ttl` without traffic. What it sends: one
-//! `EVALSHA` per flush interval per instance while there is traffic, one per lease refill on
-//! the retry path, and a `PING` every 250 ms per instance only while Redis is down.
+//! What it leaves in Redis: one hash per budget, expiring after `2 × ttl` without traffic:
+//! `{rb:NAME}:q` (adaptive: the stock and the time of its last refill) or `{rb:NAME}:w`
+//! (ratio: a field per window slot, at most a few dozen). What it sends: one `EVALSHA` per
+//! flush interval per instance while there is traffic, one per lease refill on the retry
+//! path, and a `PING` every 250 ms per instance only while Redis is down.
 
 mod backend;
 mod builder;
 mod flusher;
 mod health;
 mod lease;
+mod mode;
 mod name;
 mod scripts;
 mod stats;
+mod tls_error;
 
 pub use builder::{RedisBudgetBuilder, RedisBudgetError};
 pub use health::Unavailable;
+pub use mode::Mode;
 pub use stats::RedisBudgetStats;
+pub use tls_error::TlsRejection;
 
 use super::Budget;
 use super::counter::DepositCounter;
@@ -52,28 +69,42 @@ use std::time::Duration;
 
 /// Slots per window, as in the local ratio budget.
 const SLOTS: u64 = 10;
-/// Fixed-point unit for exact fractional ratios, as in the local ratio budget.
+/// Fixed-point unit for exact fractional ratios, as in the local budgets.
 const UNIT: i64 = 1_000_000;
+const _: () = assert!(UNIT as u64 == crate::budget::adaptive::UNIT);
 
 /// A fleet-wide retry budget kept in Redis.
 ///
 /// Build one with [`RedisBudget::builder`]. Clones share one budget (one lease, one
-/// background task); the background task ends when the last clone is dropped. Deposits not
-/// yet flushed when the budget is dropped (at most one flush interval's worth) are not sent.
+/// background task); the background task ends when the last clone is dropped. Successes (or
+/// deposits) not yet flushed when the budget is dropped (at most one flush interval's worth)
+/// are not sent.
 ///
 /// ```no_run
 /// use std::time::Duration;
 /// use tower_retrier::budget::{Budget, RedisBudget};
+/// use tower_retrier::budget::redis::Mode;
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The default: the adaptive budget, shared.
 /// let budget = RedisBudget::builder("checkout-api")
+///     .max_retries(100)
+///     .ratio(0.2)
+///     .min_per_sec(1)
+///     .build_from_url("redis://127.0.0.1:6379")
+///     .await?;
+/// budget.record_success();
+/// let may_retry: bool = budget.withdraw().await;
+///
+/// // The Finagle ratio budget, shared.
+/// let ratio = RedisBudget::builder("search-api")
+///     .mode(Mode::Ratio)
 ///     .ttl(Duration::from_secs(10))
 ///     .min_per_sec(10)
 ///     .ratio(0.2)
 ///     .build_from_url("redis://127.0.0.1:6379")
 ///     .await?;
-/// budget.deposit();
-/// let may_retry: bool = budget.withdraw().await;
+/// ratio.deposit();
 /// # let _ = may_retry; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -84,9 +115,11 @@ pub struct RedisBudget {
 /// Validated parameters.
 #[derive(Clone, Debug)]
 pub(crate) struct Params {
+    pub(crate) mode: Mode,
     pub(crate) ttl: Duration,
     pub(crate) min_per_sec: u32,
     pub(crate) ratio: f64,
+    pub(crate) max_retries: u32,
     pub(crate) flush_interval: Duration,
     pub(crate) lease_size: u32,
     pub(crate) command_timeout: Duration,
@@ -94,18 +127,26 @@ pub(crate) struct Params {
 
 pub(crate) struct Inner {
     name: String,
+    /// `params.mode == Mode::Adaptive`, kept next to `pending` for the hot path.
+    adaptive: bool,
     key: String,
     slot: u16,
     backend: Backend,
     options: Options,
     pub(crate) params: Params,
-    /// Script arguments that do not change: slot_ms, slots, reserve, ratio, unit, expire_ms.
+    /// Script arguments that do not change: slot_ms, slots, reserve, ratio, unit, expire_ms
+    /// (ratio mode); cap and refill per second (adaptive mode).
     slot_ms: i64,
     reserve_units: i64,
     ratio_units: i64,
     expire_ms: i64,
+    cap_units: i64,
+    refill_units: i64,
+    /// The last stock Redis reported (adaptive mode), in units; -1 before the first answer.
+    stock_units: std::sync::atomic::AtomicI64,
     scripts: Scripts,
-    /// Deposits not yet flushed: the only thing `deposit` touches (per-thread shards).
+    /// Deposits (ratio) or successes (adaptive) not yet flushed: the only thing the success
+    /// path touches (per-thread shards, no locked instruction).
     pending: DepositCounter,
     /// Deposits taken from `pending` whose flush failed once; retried at the next flush.
     carry: AtomicU64,
@@ -121,9 +162,11 @@ impl fmt::Debug for RedisBudget {
         let i = &*self.inner;
         f.debug_struct("RedisBudget")
             .field("name", &i.name)
+            .field("mode", &i.params.mode)
             .field("ttl", &i.params.ttl)
             .field("min_per_sec", &i.params.min_per_sec)
             .field("ratio", &i.params.ratio)
+            .field("max_retries", &i.params.max_retries)
             .field("lease_size", &i.params.lease_size)
             .field("flush_interval", &i.params.flush_interval)
             .field("command_timeout", &i.params.command_timeout)
@@ -163,10 +206,26 @@ impl RedisBudget {
     /// # }
     /// ```
     pub fn stats(&self) -> RedisBudgetStats {
-        self.inner
+        let stock = self.inner.stock_units.load(Ordering::Relaxed);
+        let mut stats = self
+            .inner
             .health
             .counters
-            .snapshot(!self.inner.health.is_down())
+            .snapshot(!self.inner.health.is_down());
+        stats.shared_stock = u64::try_from(stock).ok().map(|u| u / UNIT as u64);
+        stats
+    }
+
+    /// The semantics this budget applies.
+    ///
+    /// ```no_run
+    /// # async fn f(b: tower_retrier::budget::RedisBudget) {
+    /// use tower_retrier::budget::redis::Mode;
+    /// assert_eq!(b.mode(), Mode::Adaptive);
+    /// # }
+    /// ```
+    pub fn mode(&self) -> Mode {
+        self.inner.params.mode
     }
 
     /// Retries this instance holds in its local lease (granted by Redis, not yet used).
@@ -178,8 +237,8 @@ impl RedisBudget {
         self.inner.lease.outstanding()
     }
 
-    /// Sends the deposits batched so far now instead of at the next flush interval (for
-    /// example before shutting down). Bounded by the command timeout.
+    /// Sends the deposits (or successes) batched so far now instead of at the next flush
+    /// interval (for example before shutting down). Bounded by the command timeout.
     ///
     /// ```no_run
     /// # async fn f(b: tower_retrier::budget::RedisBudget) {
@@ -195,23 +254,45 @@ impl RedisBudget {
 
 impl Inner {
     fn args_withdraw(&self, want: u32) -> [i64; 7] {
-        [
-            i64::from(want),
-            self.slot_ms,
-            SLOTS as i64,
-            self.reserve_units,
-            self.ratio_units,
-            UNIT,
-            self.expire_ms,
-        ]
+        match self.params.mode {
+            Mode::Adaptive => [
+                i64::from(want),
+                self.cap_units,
+                self.refill_units,
+                self.expire_ms,
+                UNIT,
+                0,
+                0,
+            ],
+            Mode::Ratio => [
+                i64::from(want),
+                self.slot_ms,
+                SLOTS as i64,
+                self.reserve_units,
+                self.ratio_units,
+                UNIT,
+                self.expire_ms,
+            ],
+        }
     }
 
-    /// Moves pending deposits into the fallback budget, which always sees this instance's
-    /// traffic so that it is warm when Redis goes away. Returns them.
+    /// Remembers the stock Redis reported and exports it as a gauge.
+    fn saw_stock(&self, units: i64) {
+        self.stock_units.store(units, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(
+            crate::telemetry::names::BUDGET_REMAINING,
+            crate::telemetry::names::LABEL_BUDGET => self.name.clone()
+        )
+        .set(units as f64 / UNIT as f64);
+    }
+
+    /// Moves pending deposits (or successes) into the fallback budget, which always sees this
+    /// instance's traffic so that it is warm when Redis goes away. Returns them.
     fn take_pending_for_fallback(&self) -> u64 {
         let n = self.pending.take();
         if n > 0 {
-            self.health.fallback.deposit_n(n);
+            self.health.fallback.feed(n);
         }
         n
     }
@@ -232,17 +313,40 @@ impl Inner {
             return Err(RedisBudgetError::unavailable("Redis is down"));
         }
         let count = i64::try_from(n).unwrap_or(i64::MAX);
-        let args = [count, self.slot_ms, SLOTS as i64, self.expire_ms];
-        let call = self.scripts.deposit.call(
-            self.backend.client(),
-            &self.options,
-            self.slot,
-            &self.key,
-            &args,
-        );
+        let client = self.backend.client();
+        let call = async {
+            match self.params.mode {
+                Mode::Adaptive => {
+                    let credit = count.saturating_mul(self.ratio_units);
+                    let args = [credit, self.cap_units, self.refill_units, self.expire_ms];
+                    let call = self.scripts.deposit.call_pair(
+                        client,
+                        &self.options,
+                        self.slot,
+                        &self.key,
+                        &args,
+                    );
+                    call.await.map(|(_, stock)| Some(stock))
+                }
+                Mode::Ratio => {
+                    let args = [count, self.slot_ms, SLOTS as i64, self.expire_ms];
+                    let call = self.scripts.deposit.call(
+                        client,
+                        &self.options,
+                        self.slot,
+                        &self.key,
+                        &args,
+                    );
+                    call.await.map(|_| None)
+                }
+            }
+        };
         let result = tokio::time::timeout(self.params.command_timeout, call).await;
         match result {
-            Ok(Ok(_)) => {
+            Ok(Ok(stock)) => {
+                if let Some(stock) = stock {
+                    self.saw_stock(stock);
+                }
                 self.health.succeeded();
                 self.lease.clear_empty();
                 bump(&self.health.counters.flushes, 1);
@@ -266,16 +370,24 @@ impl Inner {
     /// One cheap round trip while down; on success reloads the scripts (a restarted server
     /// has none) and marks Redis up.
     async fn probe(&self) {
+        self.probe_within(self.params.command_timeout).await;
+    }
+
+    /// [`probe`](Self::probe) with each command bounded by `within`: the first probe, while
+    /// the budget is built, may take the connect timeout (a busy server or machine should not
+    /// fail construction because loading a script took longer than one retry may wait).
+    async fn probe_within(&self, within: Duration) {
         bump(&self.health.counters.probes, 1);
-        let client = self.backend.client().with_options(&self.options);
-        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+        let options = Options {
+            timeout: Some(within),
+            ..self.options.clone()
+        };
+        let client = self.backend.client().with_options(&options);
+        let ping = tokio::time::timeout(within, client.ping::<()>(None));
         if let Ok(Ok(())) = ping.await {
             for script in [&self.scripts.deposit, &self.scripts.withdraw] {
                 let load = script.load_on(&client, self.slot);
-                if !matches!(
-                    tokio::time::timeout(self.params.command_timeout, load).await,
-                    Ok(Ok(()))
-                ) {
+                if !matches!(tokio::time::timeout(within, load).await, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -284,41 +396,73 @@ impl Inner {
     }
 
     /// The error to report when the first probe failed.
-    async fn first_error(&self) -> RedisBudgetError {
-        let client = self.backend.client().with_options(&self.options);
-        let ping = tokio::time::timeout(self.params.command_timeout, client.ping::<()>(None));
+    async fn first_error(&self, within: Duration) -> RedisBudgetError {
+        let options = Options {
+            timeout: Some(within),
+            ..self.options.clone()
+        };
+        let client = self.backend.client().with_options(&options);
+        let ping = tokio::time::timeout(within, client.ping::<()>(None));
         match ping.await {
             Ok(Err(e)) => RedisBudgetError::backend(e),
             Ok(Ok(())) => RedisBudgetError::unavailable("the budget scripts could not be loaded"),
-            Err(_) => RedisBudgetError::unavailable("no answer within the command timeout"),
+            Err(_) => RedisBudgetError::unavailable("no answer within the connect timeout"),
         }
     }
 
     /// Takes a token from the lease, refilling it from Redis if needed (one caller at a time).
-    async fn refill_and_take(&self) -> bool {
+    ///
+    /// Runs in its own task (see [`RedisBudget::withdraw`]), so a round trip always finishes
+    /// and whatever Redis granted lands in the lease, even if the caller has gone.
+    async fn refill_and_take(self: Arc<Self>) -> Answer {
         let _one_at_a_time = self.refill.lock().await;
         // Whoever held the lock before us may have refilled the lease or found Redis empty.
         if self.lease.take() {
             bump(&self.health.counters.lease_hits, 1);
-            return true;
+            return Answer::Token(Grant::new(&self));
         }
         if self.health.is_down() {
-            return self.health.decide();
+            return Answer::Unavailable;
         }
         if self.lease.known_empty() {
             bump(&self.health.counters.denied_locally, 1);
-            return false;
+            return Answer::Denied;
         }
         bump(&self.health.counters.round_trips, 1);
         let args = self.args_withdraw(self.params.lease_size);
-        let call = self.scripts.withdraw.call(
-            self.backend.client(),
-            &self.options,
-            self.slot,
-            &self.key,
-            &args,
-        );
-        let granted = match tokio::time::timeout(self.params.command_timeout, call).await {
+        // The caller waits at most the command timeout; the call itself may finish later, so
+        // that what a slow Redis grants lands in the lease instead of being counted there and
+        // never used.
+        let late = late_bound(self.params.command_timeout);
+        let options = Options {
+            timeout: Some(late),
+            ..self.options.clone()
+        };
+        let client = self.backend.client();
+        let call = async {
+            match self.params.mode {
+                Mode::Adaptive => {
+                    let call = self.scripts.withdraw.call_pair(
+                        client,
+                        &options,
+                        self.slot,
+                        &self.key,
+                        &args[..5],
+                    );
+                    let (granted, stock) = call.await?;
+                    self.saw_stock(stock);
+                    Ok(granted)
+                }
+                Mode::Ratio => {
+                    let call = self
+                        .scripts
+                        .withdraw
+                        .call(client, &options, self.slot, &self.key, &args);
+                    call.await
+                }
+            }
+        };
+        let granted = match tokio::time::timeout(late, call).await {
             Ok(Ok(granted)) => {
                 self.health.succeeded();
                 u64::try_from(granted)
@@ -327,19 +471,71 @@ impl Inner {
             }
             Ok(Err(e)) => {
                 self.health.failed("withdraw", &e);
-                return self.health.decide();
+                return Answer::Unavailable;
             }
             Err(_) => {
                 self.health.failed("withdraw", &"timed out");
-                return self.health.decide();
+                return Answer::Unavailable;
             }
         };
         if granted == 0 {
             self.lease.mark_empty(self.params.flush_interval);
-            return false;
+            return Answer::Denied;
         }
         self.lease.put(granted - 1);
+        Answer::Token(Grant::new(&self))
+    }
+}
+
+impl Inner {
+    /// [`refill_and_take`](Self::refill_and_take), answering through `tx`; a token nobody
+    /// receives goes back to the lease (see [`Grant`]).
+    async fn refill_and_take_for(self: Arc<Self>, tx: tokio::sync::oneshot::Sender<Answer>) {
+        let answer = self.refill_and_take().await;
+        let _ = tx.send(answer);
+    }
+}
+
+/// How long a lease refill may take before it is abandoned: longer than any caller waits
+/// (the command timeout), so that a slow answer still reaches the lease.
+fn late_bound(command_timeout: Duration) -> Duration {
+    command_timeout
+        .saturating_mul(4)
+        .max(Duration::from_millis(250))
+}
+
+/// What a refill task hands its caller.
+enum Answer {
+    /// A token taken from the lease for this caller.
+    Token(Grant),
+    /// Redis has nothing left for now.
+    Denied,
+    /// Redis is down or failed: the caller asks the outage policy (only a caller that is
+    /// still waiting, so the fallback budget is not drawn on for nobody).
+    Unavailable,
+}
+
+/// One leased token on its way to a caller. If the caller is gone before it arrives (the
+/// request was dropped or timed out), dropping it puts the token back in the lease: Redis
+/// has already counted it as withdrawn, so losing it would shrink the fleet's budget.
+struct Grant(Option<Arc<Inner>>);
+
+impl Grant {
+    fn new(inner: &Arc<Inner>) -> Self {
+        Grant(Some(Arc::clone(inner)))
+    }
+
+    fn use_it(mut self) -> bool {
+        self.0 = None;
         true
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.lease.give_back(1);
+        }
     }
 }
 
@@ -377,10 +573,24 @@ impl Future for RedisWithdraw {
 impl Budget for RedisBudget {
     type Withdraw = RedisWithdraw;
 
-    /// One increment of this thread's counter; the background task flushes the batch.
+    /// Ratio mode: one increment of this thread's counter; the background task flushes the
+    /// batch.
+    /// Adaptive mode: nothing (only successes count).
     #[inline]
     fn deposit(&self) {
-        self.inner.pending.add_one();
+        if !self.inner.adaptive {
+            self.inner.pending.add_one();
+        }
+    }
+
+    /// Adaptive mode: one increment of this thread's counter; the background task flushes the
+    /// batch.
+    /// Ratio mode: nothing.
+    #[inline]
+    fn record_success(&self) {
+        if self.inner.adaptive {
+            self.inner.pending.add_one();
+        }
     }
 
     fn withdraw(&self) -> RedisWithdraw {
@@ -398,12 +608,26 @@ impl Budget for RedisBudget {
         }
         let inner = Arc::clone(inner);
         RedisWithdraw(WithdrawState::Pending(Box::pin(async move {
+            // The refill runs in its own task, started at the first poll: dropping this future
+            // (the request was cancelled) must not cut a script call that Redis may already
+            // have run, or the tokens it granted would be counted in Redis and never used.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(Arc::clone(&inner).refill_and_take_for(tx));
             // The round trip has its own timeout; this one also bounds waiting behind another
             // caller's refill, so no retry waits longer than the command timeout.
-            match tokio::time::timeout(inner.params.command_timeout, inner.refill_and_take()).await
-            {
-                Ok(granted) => granted,
-                Err(_) => inner.health.decide(),
+            match tokio::time::timeout(inner.params.command_timeout, rx).await {
+                Ok(Ok(Answer::Token(grant))) => grant.use_it(),
+                Ok(Ok(Answer::Denied)) => false,
+                // Redis failed, or the task was cancelled (the runtime is shutting down).
+                Ok(Ok(Answer::Unavailable)) | Ok(Err(_)) => inner.health.decide(),
+                Err(_) => {
+                    // Redis is slower than a retry may wait: say so, so that the next
+                    // retries go straight to the policy until a probe finds it fast again.
+                    inner
+                        .health
+                        .failed("withdraw", &"no answer within the command timeout");
+                    inner.health.decide()
+                }
             }
         })))
     }

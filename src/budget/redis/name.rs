@@ -37,6 +37,11 @@ pub(crate) fn window_key(name: &str) -> String {
     format!("{{rb:{name}}}:w")
 }
 
+/// The single key holding an adaptive budget's stock (same hash tag as [`window_key`]).
+pub(crate) fn stock_key(name: &str) -> String {
+    format!("{{rb:{name}}}:q")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +64,6 @@ mod tests {
     #[test]
     fn key_has_one_hash_tag() {
         assert_eq!(window_key("svc"), "{rb:svc}:w");
+        assert_eq!(stock_key("svc"), "{rb:svc}:q");
     }
 }

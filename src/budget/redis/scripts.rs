@@ -4,6 +4,10 @@
 //! clocks of the instances do not matter. The window is one hash per budget with a field per
 //! slot (`d<slot>` deposits, `w<slot>` withdrawals), the same layout as the local
 //! [`RatioBudget`](crate::budget::RatioBudget): the window is `SLOTS` slots of `ttl / SLOTS`.
+//!
+//! The adaptive mode keeps one hash per budget, `{rb:NAME}:q`, with the stock `s` (in the
+//! fixed-point units of [`AdaptiveBudget`](crate::budget::AdaptiveBudget)) and the server time
+//! `t` (ms) its time-based refill was last applied. A missing key is a full stock.
 
 use fred::prelude::{ClientLike, Error, ErrorKind, Options};
 use fred::types::{ClusterHash, CustomCommand, Value};
@@ -71,18 +75,53 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
 return grant
 "#;
 
+/// The refill both adaptive scripts apply first: `min_per_sec` for the time since `t`, capped.
+/// ARGV[2] cap_units, ARGV[3] refill units per second (a multiple of 1000, so milliseconds
+/// convert exactly), ARGV[4] expire_ms.
+const ADAPTIVE_REFILL_LUA: &str = r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cap = tonumber(ARGV[2])
+local v = redis.call('HMGET', KEYS[1], 's', 't')
+local stock = tonumber(v[1]) or cap
+local last = tonumber(v[2]) or now_ms
+if last > now_ms then last = now_ms end
+stock = math.min(cap, stock + (now_ms - last) * tonumber(ARGV[3]) / 1000)
+"#;
+
+/// Credits a batch of successes. ARGV[1] count × ratio_units (computed by the client), then
+/// the refill arguments. Returns the stock.
+const CREDIT_LUA_TAIL: &str = r#"
+stock = math.min(cap, stock + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 's', string.format('%d', stock), 't', string.format('%d', now_ms))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return {0, stock}
+"#;
+
+/// Takes up to ARGV[1] whole retries (ARGV[5] units each). Returns {granted, stock}.
+const TAKE_LUA_TAIL: &str = r#"
+local unit = tonumber(ARGV[5])
+local grant = math.min(tonumber(ARGV[1]), math.floor(stock / unit))
+if grant < 0 then grant = 0 end
+stock = stock - grant * unit
+redis.call('HSET', KEYS[1], 's', string.format('%d', stock), 't', string.format('%d', now_ms))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return {grant, stock}
+"#;
+
 /// A script with its SHA-1, called with `EVALSHA` and loaded again after `NOSCRIPT`.
 #[derive(Debug)]
 pub(crate) struct Script {
-    lua: &'static str,
+    lua: String,
     sha: String,
 }
 
 impl Script {
-    fn new(lua: &'static str) -> Self {
+    fn new(lua: impl Into<String>) -> Self {
+        let lua = lua.into();
         Script {
+            sha: sha1_hash(&lua),
             lua,
-            sha: sha1_hash(lua),
         }
     }
 
@@ -96,6 +135,37 @@ impl Script {
         key: &str,
         args: &[i64],
     ) -> Result<i64, Error> {
+        let reply = self.call_value(client, options, slot, key, args).await?;
+        reply.as_i64().ok_or_else(|| unexpected(&reply))
+    }
+
+    /// Runs a script that answers `{first, second}`.
+    pub(crate) async fn call_pair<C: ClientLike>(
+        &self,
+        client: &C,
+        options: &Options,
+        slot: u16,
+        key: &str,
+        args: &[i64],
+    ) -> Result<(i64, i64), Error> {
+        let reply = self.call_value(client, options, slot, key, args).await?;
+        match &reply {
+            Value::Array(v) if v.len() == 2 => match (v[0].as_i64(), v[1].as_i64()) {
+                (Some(a), Some(b)) => Ok((a, b)),
+                _ => Err(unexpected(&reply)),
+            },
+            _ => Err(unexpected(&reply)),
+        }
+    }
+
+    async fn call_value<C: ClientLike>(
+        &self,
+        client: &C,
+        options: &Options,
+        slot: u16,
+        key: &str,
+        args: &[i64],
+    ) -> Result<Value, Error> {
         let mut argv: Vec<Value> = Vec::with_capacity(3 + args.len());
         argv.push(Value::from(self.sha.as_str()));
         argv.push(Value::Integer(1));
@@ -103,32 +173,37 @@ impl Script {
         argv.extend(args.iter().map(|a| Value::Integer(*a)));
         let client = client.with_options(options);
         let evalsha = || CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
-        let reply = match client.custom::<Value, Value>(evalsha(), argv.clone()).await {
+        match client.custom::<Value, Value>(evalsha(), argv.clone()).await {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
                 self.load_on(&client, slot).await?;
-                client.custom::<Value, Value>(evalsha(), argv).await?
+                client.custom::<Value, Value>(evalsha(), argv).await
             }
-            other => other?,
-        };
-        reply.as_i64().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Protocol,
-                format!("budget script returned {reply:?}, expected an integer"),
-            )
-        })
+            other => other,
+        }
     }
 
     /// `SCRIPT LOAD` on the node that owns `slot`.
     pub(crate) async fn load_on<C: ClientLike>(&self, client: &C, slot: u16) -> Result<(), Error> {
         let load = CustomCommand::new_static("SCRIPT", ClusterHash::Custom(slot), false);
         client
-            .custom::<Value, Value>(load, vec![Value::from("LOAD"), Value::from(self.lua)])
+            .custom::<Value, Value>(
+                load,
+                vec![Value::from("LOAD"), Value::from(self.lua.as_str())],
+            )
             .await
             .map(drop)
     }
 }
 
-/// Both scripts of a budget.
+fn unexpected(reply: &Value) -> Error {
+    Error::new(
+        ErrorKind::Protocol,
+        format!("budget script returned {reply:?}, expected integers"),
+    )
+}
+
+/// The two scripts of a budget: one that adds a batch (deposits or successes), one that
+/// grants retries.
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) deposit: Script,
@@ -136,10 +211,19 @@ pub(crate) struct Scripts {
 }
 
 impl Scripts {
-    pub(crate) fn new() -> Self {
+    /// The ratio window's scripts.
+    pub(crate) fn ratio() -> Self {
         Scripts {
             deposit: Script::new(DEPOSIT_LUA),
             withdraw: Script::new(WITHDRAW_LUA),
+        }
+    }
+
+    /// The adaptive stock's scripts.
+    pub(crate) fn adaptive() -> Self {
+        Scripts {
+            deposit: Script::new(format!("{ADAPTIVE_REFILL_LUA}{CREDIT_LUA_TAIL}")),
+            withdraw: Script::new(format!("{ADAPTIVE_REFILL_LUA}{TAKE_LUA_TAIL}")),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct RedisBudgetStats {
     /// Deposit batches written to Redis (one script call each).
     pub flushes: u64,
-    /// Deposits carried to Redis by those batches.
+    /// Deposits (ratio mode) or successes (adaptive mode) carried to Redis by those batches.
     pub deposits_flushed: u64,
     /// Withdraw script calls (one per lease refill).
     pub round_trips: u64,
@@ -29,6 +29,9 @@ pub struct RedisBudgetStats {
     pub probes: u64,
     /// Whether Redis is currently considered reachable.
     pub redis_up: bool,
+    /// The fleet's stock of retries as Redis last reported it (adaptive mode; `None` in ratio
+    /// mode or before Redis first answered).
+    pub shared_stock: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +63,7 @@ impl Counters {
             backend_errors: get(&self.backend_errors),
             probes: get(&self.probes),
             redis_up,
+            shared_stock: None,
         }
     }
 }

@@ -1,0 +1,118 @@
+//! The local budgets under contention: 8 tasks on 8 worker threads depositing, withdrawing
+//! and refunding at once must give exactly the counts a single thread would.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tower_retrier::budget::{Budget, RatioBudget, TokenBucket};
+
+const THREADS: u64 = 8;
+
+/// Runs `work(thread)` on `THREADS` tasks at once, released together by a barrier so that
+/// they really overlap, and waits for all of them.
+async fn on_every_thread<F>(work: F)
+where
+    F: Fn(u64) + Send + Sync + 'static,
+{
+    let work = Arc::new(work);
+    let start = Arc::new(std::sync::Barrier::new(THREADS as usize));
+    let tasks: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (work, start) = (work.clone(), start.clone());
+            // Blocking tasks: each gets its own thread, and the barrier needs them all.
+            tokio::task::spawn_blocking(move || {
+                start.wait();
+                work(t);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Deposits racing withdrawals (and the fold every 1,024 deposits racing both): every deposit
+/// counts once, and the retries granted are exactly `ratio × deposits`, never one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn ratio_budget_is_exact_under_eight_threads() {
+    // A 60 s window: the test runs well inside it, so nothing expires while it runs.
+    let budget = RatioBudget::new(Duration::from_secs(60), 0, 0.25).unwrap();
+    const DEPOSITS_PER_THREAD: u64 = 50_000;
+    let granted = Arc::new(AtomicU64::new(0));
+    let (b, g) = (budget.clone(), granted.clone());
+    on_every_thread(move |_| {
+        for i in 0..DEPOSITS_PER_THREAD {
+            b.deposit();
+            if i % 3 == 0 && b.withdraw().into_inner() {
+                g.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+    .await;
+    let deposits = THREADS * DEPOSITS_PER_THREAD;
+    let allowed = deposits / 4; // ratio 0.25, no floor
+    let during = granted.load(Ordering::Relaxed);
+    assert!(
+        during <= allowed,
+        "{during} granted for {deposits} deposits"
+    );
+    assert_eq!(budget.remaining(), allowed - during, "no deposit lost");
+    // Drain what is left, again from 8 threads at once.
+    let (b, g) = (budget.clone(), granted.clone());
+    on_every_thread(move |_| {
+        while b.withdraw().into_inner() {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+    .await;
+    assert_eq!(
+        granted.load(Ordering::Relaxed),
+        allowed,
+        "exactly ratio × deposits"
+    );
+    assert_eq!(budget.remaining(), 0);
+}
+
+/// Withdrawals racing refunds: the bucket ends exactly where a single thread would leave it,
+/// retries stop exactly at half, and refunds cap exactly at the maximum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn token_bucket_is_exact_under_eight_threads() {
+    let bucket = TokenBucket::new(1000, 0.5).unwrap();
+
+    // Each retry followed by two successes (2 × 0.5 = 1 token back): a wash, under contention.
+    let b = bucket.clone();
+    on_every_thread(move |_| {
+        for _ in 0..10_000 {
+            assert!(b.withdraw().into_inner(), "far above half");
+            b.record_success();
+            b.record_success();
+        }
+    })
+    .await;
+    assert_eq!(bucket.tokens(), 1000.0);
+
+    // 8 × 100 withdrawals from 1000: granted while the bucket stays above 500 after the
+    // withdrawal, i.e. exactly 499 grants (1000 → 501); the bucket ends at 200.
+    let granted = Arc::new(AtomicU64::new(0));
+    let (b, g) = (bucket.clone(), granted.clone());
+    on_every_thread(move |_| {
+        for _ in 0..100 {
+            if b.withdraw().into_inner() {
+                g.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+    .await;
+    assert_eq!(granted.load(Ordering::Relaxed), 499);
+    assert_eq!(bucket.tokens(), 200.0);
+
+    // 8 × 300 successes × 0.5 = 1200 tokens offered to a bucket missing 800: capped at 1000.
+    let b = bucket.clone();
+    on_every_thread(move |_| {
+        for _ in 0..300 {
+            b.record_success();
+        }
+    })
+    .await;
+    assert_eq!(bucket.tokens(), 1000.0);
+}
