@@ -146,7 +146,7 @@ fn layer(
 ) -> tower_retrier::hedge::HedgeLayer<
     tower_retrier::backoff::Exponential,
     impl tower_retrier::classify::Classify<u32, (usize, Outcome), std::io::Error> + Clone,
-    tower_retrier::budget::RatioBudget,
+    tower_retrier::budget::AdaptiveBudget,
     tower_retrier::replay::CloneRequest,
     tower_retrier::telemetry::NoHook,
 > {

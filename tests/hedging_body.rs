@@ -34,10 +34,12 @@ fn hedging() -> HedgeConfig {
 
 /// The first attempt waits `read_after` before reading its body, then hangs; later attempts
 /// read theirs and answer. Every body read is logged.
+type Bodies = Arc<Mutex<Vec<Bytes>>>;
+
 fn server(
     read_after: Duration,
 ) -> (
-    Arc<Mutex<Vec<Bytes>>>,
+    Bodies,
     impl tower::Service<
         http::Request<ReplayBody<Chunks>>,
         Response = http::Response<()>,
@@ -45,7 +47,7 @@ fn server(
         Future: Send,
     > + Clone,
 ) {
-    let bodies: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let bodies: Bodies = Arc::default();
     let log = bodies.clone();
     let svc = service_fn(move |req: http::Request<ReplayBody<Chunks>>| {
         let log = log.clone();

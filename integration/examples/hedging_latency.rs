@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
-use tower_retrier::budget::Unlimited;
+use tower_retrier::budget::{RatioBudget, Unlimited};
 use tower_retrier::hedge::HedgeConfig;
 use tower_retrier::{RetryConfig, RetryLayer};
 
@@ -240,8 +240,18 @@ fn main() {
 
     let all_slow = 1000;
     let rows = [
-        run("ours, default budget (20 % + 10/s)", all_slow, |inner| {
+        run(
+            "ours, default AdaptiveBudget (100, 0.2/success, 1/s)",
+            all_slow,
+            |inner| {
+                RetryLayer::new(RetryConfig::default())
+                    .hedge(fixed())
+                    .layer(inner())
+            },
+        ),
+        run("ours, RatioBudget (20 % + 10/s)", all_slow, |inner| {
             RetryLayer::new(RetryConfig::default())
+                .with_budget(RatioBudget::default())
                 .hedge(fixed())
                 .layer(inner())
         }),
