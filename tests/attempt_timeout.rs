@@ -167,3 +167,42 @@ async fn without_a_configured_timeout_attempts_are_not_cut() {
     assert_eq!(start.elapsed(), Duration::from_secs(10));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// The HTTP preset judges idempotency itself: a timed-out GET is retried, a timed-out POST
+/// is not (unless it carries an `Idempotency-Key`).
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn the_http_preset_retries_timed_out_gets_but_not_posts() {
+    use tower_retrier::replay::ReplayBody;
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let inner = service_fn(move |_: http::Request<ReplayBody<String>>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, std::io::Error>(http::Response::new(()))
+        }
+    });
+    let layer = RetryLayer::new_for_http(config(100)).timed_attempts();
+    let get = http::Request::get("/a").body(String::new()).unwrap();
+    let err = layer.layer(inner.clone()).oneshot(get).await.unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 3);
+
+    let post = http::Request::post("/a").body("x".to_string()).unwrap();
+    let err = layer.layer(inner.clone()).oneshot(post).await.unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(
+        calls.swap(0, Ordering::SeqCst),
+        1,
+        "a timed-out POST is sent once"
+    );
+
+    let keyed = http::Request::post("/a")
+        .header("idempotency-key", "k1")
+        .body("x".to_string())
+        .unwrap();
+    let err = layer.layer(inner).oneshot(keyed).await.unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
