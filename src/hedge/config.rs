@@ -27,7 +27,9 @@ pub enum HedgeDelay {
 
 /// The hedging policy: at most `max_attempts` attempts per call (the first included), a new
 /// one after each `delay` without a final answer. Built with [`HedgeConfig::builder`];
-/// valid by construction.
+/// valid by construction. With feature `serde` it deserializes (validated) from config
+/// files: `{"max_attempts": 2, "delay": "20ms"}`, or `{"percentile": 95.0, "min_delay":
+/// "5ms", "max_delay": "200ms"}` for the adaptive delay.
 ///
 /// ```
 /// use std::time::Duration;
@@ -169,6 +171,59 @@ impl HedgeConfigBuilder {
     }
 }
 
+/// Deserialized (feature `serde`) from `{"max_attempts": 2, "delay": "20ms"}` or, for the
+/// adaptive delay, `{"percentile": 95.0, "min_delay": "5ms", "max_delay": "200ms"}`; every
+/// field is optional (the builder's defaults) and validated, and unknown fields are errors.
+#[cfg(feature = "serde")]
+mod serde_impl {
+    use super::*;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        max_attempts: Option<u32>,
+        #[serde(default, with = "humantime_serde")]
+        delay: Option<Duration>,
+        percentile: Option<f64>,
+        #[serde(default, with = "humantime_serde")]
+        min_delay: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        max_delay: Option<Duration>,
+    }
+
+    impl<'de> Deserialize<'de> for HedgeConfig {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let raw = Raw::deserialize(d)?;
+            let mut b = HedgeConfig::builder();
+            if let Some(n) = raw.max_attempts {
+                b = b.max_attempts(n);
+            }
+            let missing = |field| {
+                ConfigError::new(field, "none", "is required with percentile")
+                    .subject("hedge config")
+            };
+            match (raw.percentile, raw.delay) {
+                (Some(_), Some(_)) => {
+                    let e = ConfigError::new("delay", "set", "cannot be combined with percentile")
+                        .subject("hedge config");
+                    return Err(serde::de::Error::custom(e));
+                }
+                (Some(p), None) => {
+                    let min = raw.min_delay.ok_or_else(|| missing("min_delay"));
+                    let min = min.map_err(serde::de::Error::custom)?;
+                    let max = raw.max_delay.ok_or_else(|| missing("max_delay"));
+                    let max = max.map_err(serde::de::Error::custom)?;
+                    b = b.percentile(p, min, max);
+                }
+                (None, Some(delay)) => b = b.delay(delay),
+                (None, None) => {}
+            }
+            b.build().map_err(serde::de::Error::custom)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +266,37 @@ mod tests {
             let err = res.unwrap_err();
             assert_eq!(err.field(), field);
             assert!(err.to_string().contains("hedge config"), "{err}");
+        }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_and_validates() {
+        let ms = Duration::from_millis;
+        let cfg: HedgeConfig =
+            serde_json::from_str(r#"{"max_attempts": 3, "delay": "20ms"}"#).unwrap();
+        assert_eq!(cfg.max_attempts(), 3);
+        assert_eq!(cfg.delay(), HedgeDelay::Fixed(ms(20)));
+        let cfg: HedgeConfig = serde_json::from_str(
+            r#"{"percentile": 95.0, "min_delay": "5ms", "max_delay": "200ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.delay(),
+            HedgeDelay::Percentile {
+                percentile: 95.0,
+                min: ms(5),
+                max: ms(200)
+            }
+        );
+        for (json, field) in [
+            (r#"{"max_attempts": 6}"#, "max_attempts"),
+            (r#"{"percentile": 95.0, "max_delay": "1s"}"#, "min_delay"),
+            (r#"{"percentile": 95.0, "delay": "1s"}"#, "delay"),
+            (r#"{"dealy": "1s"}"#, "dealy"),
+        ] {
+            let err = serde_json::from_str::<HedgeConfig>(json).unwrap_err();
+            assert!(err.to_string().contains(field), "{json}: {err}");
         }
     }
 }
