@@ -29,7 +29,7 @@ fi
 
 # Compile everything first, so the timings below measure only the runs.
 cargo bench -p tower-retrier-integration --bench overhead --bench redis_budget --bench telemetry_overhead --no-run
-cargo build --release -p tower-retrier-integration --example retry_storm
+cargo build --release -p tower-retrier-integration --example retry_storm --example hedging_latency
 
 machine() {
   echo "date: $(date -u +%FT%TZ)"
@@ -47,11 +47,13 @@ if [ "$quick" -eq 1 ]; then
   cargo bench -p tower-retrier-integration --bench redis_budget -- --quick | tee "$out/redis_budget.txt"
   cargo bench -p tower-retrier-integration --bench telemetry_overhead -- --quick | tee "$out/telemetry_overhead.txt"
   cargo run --release -p tower-retrier-integration --example retry_storm -- --quick --out "$out" | tee "$out/storm.txt"
+  cargo run --release -p tower-retrier-integration --example hedging_latency | tee "$out/hedging.txt"
 else
   cargo bench -p tower-retrier-integration --bench overhead | tee "$out/overhead.txt"
   cargo bench -p tower-retrier-integration --bench redis_budget | tee "$out/redis_budget.txt"
   cargo bench -p tower-retrier-integration --bench telemetry_overhead | tee "$out/telemetry_overhead.txt"
   cargo run --release -p tower-retrier-integration --example retry_storm -- --out "$out" | tee "$out/storm.txt"
+  cargo run --release -p tower-retrier-integration --example hedging_latency | tee "$out/hedging.txt"
 
   # Instruction counts per call and per-function profiles (noise-free cross-check of the
   # timings): instructions.txt and callgrind/<case>.txt.

@@ -36,6 +36,7 @@ pub struct RetryConfig {
     jitter: bool,
     jitter_factor: f64,
     deadline: Option<Duration>,
+    attempt_timeout: Option<Duration>,
     pushback: Pushback,
 }
 
@@ -89,6 +90,7 @@ impl Default for RetryConfig {
             jitter: true,
             jitter_factor: 0.1,
             deadline: None,
+            attempt_timeout: None,
             pushback: Pushback::Honor,
         }
     }
@@ -176,6 +178,23 @@ impl RetryConfig {
         self.deadline
     }
 
+    /// How long one attempt (the first, a retry or a hedge) may take before the layer cuts
+    /// it, if set. A timed-out attempt is classified as a timeout (reason `timeout`) and
+    /// retried under the same rules as any failure (the idempotency guard, attempts, budget).
+    ///
+    /// The cut happens inside the layer, so the inner service keeps its own error type and
+    /// typed classifiers keep working; it applies to layers switched with
+    /// [`RetryLayer::timed_attempts`](crate::RetryLayer::timed_attempts), whose error type
+    /// is [`AttemptError<E>`](crate::AttemptError) (a plain layer cannot return a timeout as
+    /// the inner service's own error, and logs a warning when built with one set).
+    ///
+    /// ```
+    /// assert_eq!(tower_retrier::RetryConfig::default().attempt_timeout(), None);
+    /// ```
+    pub fn attempt_timeout(&self) -> Option<Duration> {
+        self.attempt_timeout
+    }
+
     /// What happens when a server asks for a delay longer than `max_delay` or past the
     /// deadline (see [`Pushback`]).
     ///
@@ -233,6 +252,24 @@ impl RetryConfig {
                 "0s",
                 "must be positive (leave it unset for no deadline)",
             ));
+        }
+        if let Some(t) = self.attempt_timeout {
+            if t.is_zero() {
+                return Err(ConfigError::new(
+                    "attempt_timeout",
+                    "0s",
+                    "must be positive (leave it unset for no per-attempt timeout)",
+                ));
+            }
+            if let Some(deadline) = self.deadline
+                && t > deadline
+            {
+                return Err(ConfigError::new(
+                    "attempt_timeout",
+                    format!("{t:?}"),
+                    format!("must not exceed deadline ({deadline:?})"),
+                ));
+            }
         }
         Ok(self)
     }
@@ -335,6 +372,22 @@ impl RetryConfigBuilder {
     /// ```
     pub fn deadline(mut self, d: Duration) -> Self {
         self.config.deadline = Some(d);
+        self
+    }
+
+    /// Cuts each attempt after `d` (positive, at most the deadline); see
+    /// [`RetryConfig::attempt_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = tower_retrier::RetryConfig::builder()
+    ///     .attempt_timeout(Duration::from_millis(300))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(cfg.attempt_timeout(), Some(Duration::from_millis(300)));
+    /// ```
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.config.attempt_timeout = Some(d);
         self
     }
 
@@ -470,6 +523,8 @@ mod serde_impl {
         jitter_factor: Option<f64>,
         #[serde(default, with = "humantime_serde")]
         deadline: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        attempt_timeout: Option<Duration>,
         pushback: Option<PushbackRaw>,
     }
 
@@ -503,6 +558,7 @@ mod serde_impl {
                 cfg.jitter_factor = v;
             }
             cfg.deadline = raw.deadline;
+            cfg.attempt_timeout = raw.attempt_timeout;
             if let Some(p) = raw.pushback {
                 cfg.pushback = match p {
                     PushbackRaw::Honor => Pushback::Honor,
@@ -551,6 +607,16 @@ mod tests {
             (b().jitter_factor(-0.1).build(), "jitter_factor"),
             (b().jitter_factor(f64::NAN).build(), "jitter_factor"),
             (b().deadline(Duration::ZERO).build(), "deadline"),
+            (
+                b().attempt_timeout(Duration::ZERO).build(),
+                "attempt_timeout",
+            ),
+            (
+                b().deadline(Duration::from_secs(1))
+                    .attempt_timeout(Duration::from_secs(2))
+                    .build(),
+                "attempt_timeout",
+            ),
             // The field the user changed is the one named.
             (b().max_delay(Duration::ZERO).build(), "max_delay"),
             (
@@ -602,6 +668,10 @@ mod tests {
 
         let err = serde_json::from_str::<RetryConfig>(r#"{"jitter_factor": 2.0}"#).unwrap_err();
         assert!(err.to_string().contains("jitter_factor"), "{err}");
+        let cfg: RetryConfig = serde_json::from_str(r#"{"attempt_timeout": "250ms"}"#).unwrap();
+        assert_eq!(cfg.attempt_timeout(), Some(Duration::from_millis(250)));
+        let err = serde_json::from_str::<RetryConfig>(r#"{"attempt_timeout": "0s"}"#).unwrap_err();
+        assert!(err.to_string().contains("attempt_timeout"), "{err}");
         let err = serde_json::from_str::<RetryConfig>(r#"{"max_attemps": 2}"#).unwrap_err();
         assert!(
             err.to_string().contains("max_attemps"),

@@ -47,15 +47,7 @@ where
     C: Classify<R::Saved, Res, E>,
     B: Budget,
 {
-    let decision = match saved.as_deref() {
-        Some(saved) => shared.classifier.classify(saved, result),
-        None if result.is_ok() => Decision::Success,
-        None => Decision::Fail,
-    };
-    shared
-        .telemetry
-        .attempt_finished(&mut call.telemetry, &decision, result.is_err());
-    match decision {
+    match classify_attempt::<Req, Res, E, K, C, B, R, H>(shared, call, saved.as_deref(), result) {
         Decision::Success => {
             shared.budget.record_success();
             Step::Stop(StopReason::Success)
@@ -65,6 +57,32 @@ where
             plan_retry::<Req, Res, E, K, C, B, R, H>(shared, call, saved, after, reason)
         }
     }
+}
+
+/// Classifies one attempt's result and reports it to telemetry (the caller tells the budget
+/// of a success). The hedging driver calls this directly: for it a retryable result is only
+/// "non-fatal".
+#[inline]
+pub(crate) fn classify_attempt<Req, Res, E, K, C, B, R, H>(
+    shared: &Shared<K, C, B, R, H>,
+    call: &mut CallState,
+    saved: Option<&R::Saved>,
+    result: &Result<Res, E>,
+) -> Decision
+where
+    R: Replay<Req>,
+    C: Classify<R::Saved, Res, E>,
+    B: Budget,
+{
+    let decision = match saved {
+        Some(saved) => shared.classifier.classify(saved, result),
+        None if result.is_ok() => Decision::Success,
+        None => Decision::Fail,
+    };
+    shared
+        .telemetry
+        .attempt_finished(&mut call.telemetry, &decision, result.is_err());
+    decision
 }
 
 /// The checks a retryable failure must pass before the budget is asked, in order: the
@@ -134,7 +152,7 @@ where
 /// The delay before the next attempt, or why there is none: a server pushback the config
 /// cannot honour ends the retries (never sooner than the server asked) unless
 /// [`Pushback::Cap`] was chosen; no retry is started if its delay crosses the deadline.
-fn check_delay(
+pub(crate) fn check_delay(
     config: &RetryConfig,
     started: Option<Instant>,
     delay: Duration,

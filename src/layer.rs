@@ -16,6 +16,7 @@ use crate::replay::ReplayHttp;
 use crate::service::RetryService;
 use crate::shared::Shared;
 use crate::telemetry::{NoHook, Telemetry};
+use crate::timeout::{ClassifyTimeouts, TimedLayer};
 use std::borrow::Cow;
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -69,6 +70,8 @@ pub struct RetryLayer<
     telemetry: Telemetry,
     seeds: Arc<SeedSource>,
     retry_non_idempotent: bool,
+    /// Built by `timed_attempts`: the per-attempt timeout is applied around the inner service.
+    timed: bool,
 }
 
 impl RetryLayer {
@@ -96,6 +99,7 @@ impl RetryLayer {
             telemetry: Telemetry::default(),
             seeds: Arc::new(SeedSource::random()),
             retry_non_idempotent: false,
+            timed: false,
         }
     }
 }
@@ -230,6 +234,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             telemetry: self.telemetry,
             seeds: self.seeds,
             retry_non_idempotent: self.retry_non_idempotent,
+            timed: self.timed,
         }
     }
 
@@ -252,6 +257,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             telemetry: self.telemetry,
             seeds: self.seeds,
             retry_non_idempotent: self.retry_non_idempotent,
+            timed: self.timed,
         }
     }
 
@@ -273,6 +279,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             telemetry: self.telemetry,
             seeds: self.seeds,
             retry_non_idempotent: self.retry_non_idempotent,
+            timed: self.timed,
         }
     }
 
@@ -294,6 +301,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             telemetry: self.telemetry,
             seeds: self.seeds,
             retry_non_idempotent: self.retry_non_idempotent,
+            timed: self.timed,
         }
     }
 
@@ -311,6 +319,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             telemetry: self.telemetry,
             seeds: self.seeds,
             retry_non_idempotent: self.retry_non_idempotent,
+            timed: self.timed,
         }
     }
 
@@ -376,6 +385,97 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     }
 }
 
+impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
+    /// Cuts each attempt after the config's
+    /// [`attempt_timeout`](RetryConfig::attempt_timeout), inside the layer: the classifier
+    /// keeps seeing the inner service's own error type, a cut attempt is classified by
+    /// [`Classify::classify_timeout`](crate::classify::Classify::classify_timeout) (reason
+    /// `timeout`, idempotency guard applied), and the service's error becomes
+    /// [`AttemptError<E>`](crate::AttemptError) so the caller can be told the last attempt
+    /// timed out. Call it last (after the `with_*` methods). See [`crate::timeout`].
+    ///
+    /// Without it the layer's error type stays the inner service's own, and a configured
+    /// `attempt_timeout` is ignored (with a warning when the layer is applied).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use tower_retrier::{AttemptError, RetryConfig, RetryLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let cfg = RetryConfig::builder().attempt_timeout(Duration::from_millis(100)).build().unwrap();
+    /// let calls = &*Box::leak(Box::new(AtomicU32::new(0)));
+    /// let svc = RetryLayer::new(cfg).timed_attempts().layer(service_fn(move |_: ()| async move {
+    ///     // The first attempt hangs; the retry answers at once.
+    ///     if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+    ///         tokio::time::sleep(Duration::from_secs(60)).await;
+    ///     }
+    ///     Ok::<_, std::io::Error>("ok")
+    /// }));
+    /// let res: Result<&str, AttemptError<std::io::Error>> = svc.oneshot(()).await;
+    /// assert_eq!(res.unwrap(), "ok");
+    /// # }
+    /// ```
+    pub fn timed_attempts(self) -> TimedLayer<RetryLayer<K, ClassifyTimeouts<C>, B, R, H>> {
+        let (inner, timeout) = self.into_timed();
+        TimedLayer::new(inner, timeout)
+    }
+
+    /// The same parts with the classifier that handles cut attempts, and the timeout.
+    pub(crate) fn into_timed(self) -> TimedParts<K, C, B, R, H> {
+        let timeout = self.config.attempt_timeout();
+        let classifier = ClassifyTimeouts::new(self.classifier);
+        let inner = RetryLayer {
+            classifier,
+            config: self.config,
+            backoff: self.backoff,
+            budget: self.budget,
+            replay: self.replay,
+            on_retry: self.on_retry,
+            telemetry: self.telemetry,
+            seeds: self.seeds,
+            retry_non_idempotent: self.retry_non_idempotent,
+            timed: true,
+        };
+        (inner, timeout)
+    }
+
+    /// The parts every service built from this layer shares (retry and hedge services).
+    pub(crate) fn to_shared(&self) -> Shared<K, C, B, R, H>
+    where
+        K: Clone,
+        C: Clone,
+        B: Clone,
+        R: Clone,
+        H: Clone,
+    {
+        if !self.timed && self.config.attempt_timeout().is_some() {
+            tracing::warn!(
+                service = %self.telemetry.service_name(),
+                "attempt_timeout is configured but this layer does not apply it: call .timed_attempts()"
+            );
+        }
+        Shared {
+            config: self.config.clone(),
+            backoff: self.backoff.clone(),
+            classifier: self.classifier.clone(),
+            budget: self.budget.clone(),
+            replay: self.replay.clone(),
+            on_retry: self.on_retry.clone(),
+            telemetry: self.telemetry.clone(),
+            seeds: self.seeds.clone(),
+            retry_non_idempotent: self.retry_non_idempotent,
+        }
+    }
+}
+
+/// A layer's parts with the timeout-aware classifier, and the per-attempt timeout.
+pub(crate) type TimedParts<K, C, B, R, H> = (
+    RetryLayer<K, ClassifyTimeouts<C>, B, R, H>,
+    Option<std::time::Duration>,
+);
+
 impl<S, K, C, B, R, H> Layer<S> for RetryLayer<K, C, B, R, H>
 where
     K: Clone,
@@ -387,19 +487,6 @@ where
     type Service = RetryService<S, K, C, B, R, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService::from_shared(
-            inner,
-            Arc::new(Shared {
-                config: self.config.clone(),
-                backoff: self.backoff.clone(),
-                classifier: self.classifier.clone(),
-                budget: self.budget.clone(),
-                replay: self.replay.clone(),
-                on_retry: self.on_retry.clone(),
-                telemetry: self.telemetry.clone(),
-                seeds: self.seeds.clone(),
-                retry_non_idempotent: self.retry_non_idempotent,
-            }),
-        )
+        RetryService::from_shared(inner, Arc::new(self.to_shared()))
     }
 }

@@ -11,17 +11,20 @@ mod config;
 mod decide;
 mod execute;
 mod future;
+pub mod hedge;
 mod layer;
 pub mod replay;
 mod service;
 mod shared;
 pub mod telemetry;
+pub mod timeout;
 
 pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, Pushback, RetryConfig, RetryConfigBuilder};
 pub use execute::execute_with_retry;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use service::RetryService;
+pub use timeout::AttemptError;
 
 /// The error type most tower middleware uses.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -268,9 +268,9 @@ fn ten_thousand_distinct_errors_do_not_add_series() {
         few, many,
         "the set of series grew with distinct error messages"
     );
-    // 4 outcomes + attempts + 6 reasons + 9 stop reasons of failed calls + budget denials
-    // + 2 delay sources + attempts/call + calls waiting to retry.
-    assert_eq!(many.len(), 25);
+    // 4 outcomes + attempts + 7 reasons + 9 stop reasons of failed calls + budget denials
+    // + 3 hedge counters + 2 delay sources + attempts/call + calls waiting to retry.
+    assert_eq!(many.len(), 29);
 }
 
 #[test]

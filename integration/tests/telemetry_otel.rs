@@ -245,6 +245,48 @@ fn budget_denials_are_counted() {
 }
 
 #[test]
+fn hedges_sent_and_won_are_counted() {
+    let (provider, exporter) = meter_provider();
+    let hedging = tower_retrier::hedge::HedgeConfig::builder()
+        .delay(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let layer = RetryLayer::new(RetryConfig::default())
+        .with_telemetry(
+            Telemetry::new("billing", "charge")
+                .with_meter(provider.meter_with_scope(instrumentation_scope())),
+        )
+        .hedge(hedging);
+    paused_runtime().block_on(async {
+        // The first attempt hangs; the hedge sent at 20 ms answers.
+        let n = Arc::new(Mutex::new(0));
+        let inner = tower::service_fn(move |x: u32| {
+            let first = std::mem::replace(&mut *n.lock().unwrap(), 1) == 0;
+            async move {
+                tokio::time::sleep(Duration::from_millis(if first { 1000 } else { 10 })).await;
+                Ok::<_, std::io::Error>(x)
+            }
+        });
+        assert_eq!(layer.layer(inner).oneshot(1).await.unwrap(), 1);
+    });
+    provider.force_flush().unwrap();
+    let m = exporter.get_finished_metrics().unwrap();
+    assert_eq!(
+        points(&m, names::OTEL_HEDGES),
+        vec![(labels(&[]), Point::Sum(1))]
+    );
+    assert_eq!(
+        points(&m, names::OTEL_HEDGES_WON),
+        vec![(labels(&[]), Point::Sum(1))]
+    );
+    assert_eq!(points(&m, names::OTEL_HEDGES_BUDGET_DENIED), vec![]);
+    assert_eq!(
+        points(&m, names::OTEL_ATTEMPTS),
+        vec![(labels(&[]), Point::Sum(2))]
+    );
+}
+
+#[test]
 fn ten_thousand_distinct_errors_do_not_add_data_points() {
     let (provider, exporter) = meter_provider();
     let config = RetryConfig::builder().max_attempts(2).build().unwrap();

@@ -274,6 +274,21 @@ impl<Req, B, E, V: InspectError<E>> Classify<Req, Response<B>, E> for GrpcClassi
     fn handles_idempotency(&self) -> bool {
         true
     }
+
+    /// A timed-out attempt is retried like a timeout error (unless errors are not retried).
+    fn classify_timeout(&self, _req: &Req) -> Decision {
+        if self.retry_errors {
+            Decision::retry(RetryReason::Timeout)
+        } else {
+            Decision::Fail
+        }
+    }
+
+    /// Configuring hedging for a method is the gRPC opt-in (gRFC A6), as the retryable codes
+    /// are for retries.
+    fn allows_resend(&self, _req: &Req) -> bool {
+        true
+    }
 }
 
 impl<V> Clone for GrpcClassifier<V> {

@@ -396,6 +396,21 @@ impl<B, ResB, E, V: InspectError<E>> Classify<Request<B>, Response<ResB>, E> for
     fn handles_idempotency(&self) -> bool {
         true
     }
+
+    /// A timed-out attempt is retried like a timeout error: only for requests that may be
+    /// resent (idempotent methods, an `Idempotency-Key`, or `retry_all_methods`).
+    fn classify_timeout(&self, req: &Request<B>) -> Decision {
+        if self.retry_errors && self.is_retryable_request(req) {
+            Decision::retry(RetryReason::Timeout)
+        } else {
+            Decision::Fail
+        }
+    }
+
+    /// Hedges follow the same method rules as retries.
+    fn allows_resend(&self, req: &Request<B>) -> bool {
+        self.is_retryable_request(req)
+    }
 }
 
 impl<V> Clone for HttpClassifier<V> {

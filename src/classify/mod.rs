@@ -100,6 +100,37 @@ pub trait Classify<Req, Res, E> {
     fn handles_idempotency(&self) -> bool {
         false
     }
+
+    /// The decision for an attempt the layer cut because it outlived
+    /// [`RetryConfig::attempt_timeout`](crate::RetryConfig::attempt_timeout): there is no
+    /// result to look at, only the request. Defaults to a retry with reason
+    /// [`RetryReason::Timeout`], which the layer's idempotency guard then checks like any
+    /// other retry (a timed-out POST is not resent without an opt-in). Classifiers that judge
+    /// idempotency themselves apply their own rules here.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, Decision, RetryAnyError, RetryReason};
+    /// let d = Classify::<(), (), std::io::Error>::classify_timeout(&RetryAnyError::new(), &());
+    /// assert_eq!(d, Decision::retry(RetryReason::Timeout));
+    /// ```
+    fn classify_timeout(&self, req: &Req) -> Decision {
+        let _ = req;
+        Decision::retry(RetryReason::Timeout)
+    }
+
+    /// Whether `req` may be sent again before any answer is known (a hedge), for classifiers
+    /// that [judge idempotency themselves](Classify::handles_idempotency); others are not
+    /// asked (the replay's [`may_resend`](crate::replay::Replay::may_resend) decides).
+    /// Defaults to `true`.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, RetryAnyError};
+    /// assert!(Classify::<(), (), std::io::Error>::allows_resend(&RetryAnyError::new(), &()));
+    /// ```
+    fn allows_resend(&self, req: &Req) -> bool {
+        let _ = req;
+        true
+    }
 }
 
 /// What to do after an attempt.
@@ -188,6 +219,9 @@ pub enum RetryReason {
     /// Nothing reached the server (the connection was refused), so resending is safe for
     /// every request, idempotent or not (Envoy's `connect-failure`, Finagle's requeue).
     NotSent,
+    /// No final answer came within the hedging delay, so a hedge was sent (hedging only;
+    /// never returned by a classifier).
+    Hedge,
 }
 
 impl RetryReason {
@@ -204,6 +238,7 @@ impl RetryReason {
             RetryReason::Throttled => "throttled",
             RetryReason::Response => "response",
             RetryReason::NotSent => "not_sent",
+            RetryReason::Hedge => "hedge",
         }
     }
 }

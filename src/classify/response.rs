@@ -40,6 +40,14 @@ where
     fn handles_idempotency(&self) -> bool {
         self.inner.handles_idempotency()
     }
+
+    fn classify_timeout(&self, req: &Req) -> Decision {
+        self.inner.classify_timeout(req)
+    }
+
+    fn allows_resend(&self, req: &Req) -> bool {
+        self.inner.allows_resend(req)
+    }
 }
 
 impl<C: fmt::Debug, F> fmt::Debug for RetryResponseIf<C, F> {

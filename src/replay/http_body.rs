@@ -412,6 +412,11 @@ where
     fn may_resend(&self, saved: &Self::Saved) -> bool {
         crate::classify::is_idempotent_request(saved.method(), saved.headers())
     }
+
+    /// Only a fully recorded body can be copied while the first attempt is in flight.
+    fn is_complete(&self, saved: &Self::Saved) -> bool {
+        lock(&saved.body().recording).state == RecState::Complete
+    }
 }
 
 impl<W> ReplayHttp<W> {

@@ -104,4 +104,20 @@ pub trait Replay<Req> {
         let _ = saved;
         true
     }
+
+    /// Whether a copy built now would be whole even though the first attempt may still be
+    /// sending (a hedge goes out while the first attempt is in flight). `ReplayHttp` says
+    /// `false` until a streamed body has been fully recorded, so a hedge never carries a
+    /// truncated body; the hedging layer asks again at its next hedge time. Defaults to
+    /// `true` (a cloned request is always whole).
+    ///
+    /// ```
+    /// use tower_retrier::replay::{CloneRequest, Replay};
+    /// let (_, saved) = CloneRequest::new().save(7u32).unwrap();
+    /// assert!(CloneRequest::new().is_complete(&saved));
+    /// ```
+    fn is_complete(&self, saved: &Self::Saved) -> bool {
+        let _ = saved;
+        true
+    }
 }

@@ -9,8 +9,9 @@
 use super::names::{
     ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL, BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL,
     BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, BUDGET_REMAINING, CALLS_TOTAL, FAILED_CALLS_TOTAL,
-    LABEL_OPERATION, LABEL_OUTCOME, LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON,
-    REPLAY_BYTES_HELD, RETRIES_TOTAL, RETRIES_WAITING,
+    HEDGES_BUDGET_DENIED_TOTAL, HEDGES_TOTAL, HEDGES_WON_TOTAL, LABEL_OPERATION, LABEL_OUTCOME,
+    LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON, REPLAY_BYTES_HELD, RETRIES_TOTAL,
+    RETRIES_WAITING,
 };
 use super::{DelaySource, Outcome, StopReason};
 use crate::classify::RetryReason;
@@ -42,7 +43,7 @@ pub fn describe_metrics() {
         RETRIES_TOTAL,
         Unit::Count,
         "Retries granted, by reason (error, timeout, server_error, throttled, response, \
-         not_sent)."
+         not_sent, hedge)."
     );
     metrics::describe_counter!(
         FAILED_CALLS_TOTAL,
@@ -65,6 +66,21 @@ pub fn describe_metrics() {
         BUDGET_FALLBACKS_TOTAL,
         Unit::Count,
         "Budget decisions taken locally because the shared back-end was unavailable."
+    );
+    metrics::describe_counter!(
+        HEDGES_TOTAL,
+        Unit::Count,
+        "Hedges sent: attempts beyond the first of a hedged call."
+    );
+    metrics::describe_counter!(
+        HEDGES_WON_TOTAL,
+        Unit::Count,
+        "Hedged calls whose final answer came from a hedge."
+    );
+    metrics::describe_counter!(
+        HEDGES_BUDGET_DENIED_TOTAL,
+        Unit::Count,
+        "Hedges the retry budget refused (not sent)."
     );
     metrics::describe_gauge!(
         BUDGET_REMAINING,
@@ -98,9 +114,10 @@ pub fn describe_metrics() {
 pub(crate) struct MetricsHandles {
     calls: [Counter; 4],
     attempts: Counter,
-    retries: [Counter; 6],
+    retries: [Counter; 7],
     failed: [Counter; 9],
     budget_denied: Counter,
+    hedges: [Counter; 3],
     waiting: Gauge,
     backoff_delay: [Histogram; 2],
     attempts_per_call: Histogram,
@@ -130,16 +147,18 @@ fn reason_index(reason: RetryReason) -> usize {
         RetryReason::Throttled => 3,
         RetryReason::Response => 4,
         RetryReason::NotSent => 5,
+        RetryReason::Hedge => 6,
     }
 }
 
-const REASONS: [RetryReason; 6] = [
+const REASONS: [RetryReason; 7] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
     RetryReason::Throttled,
     RetryReason::Response,
     RetryReason::NotSent,
+    RetryReason::Hedge,
 ];
 
 fn stop_index(stop: StopReason) -> usize {
@@ -196,6 +215,8 @@ impl MetricsHandles {
                 metrics::counter!(FAILED_CALLS_TOTAL, &with(LABEL_STOP_REASON, s.as_str()))
             }),
             budget_denied: metrics::counter!(BUDGET_DENIED_TOTAL, &base()),
+            hedges: [HEDGES_TOTAL, HEDGES_WON_TOTAL, HEDGES_BUDGET_DENIED_TOTAL]
+                .map(|name| metrics::counter!(name, &base())),
             waiting: metrics::gauge!(RETRIES_WAITING, &base()),
             backoff_delay: SOURCES.map(|s| {
                 metrics::histogram!(BACKOFF_DELAY_SECONDS, &with(LABEL_SOURCE, s.as_str()))
@@ -226,6 +247,11 @@ impl MetricsHandles {
 
     pub(crate) fn budget_denied(&self) {
         self.budget_denied.increment(1);
+    }
+
+    /// `event`: 0 a hedge sent, 1 a hedge won, 2 a hedge denied by the budget.
+    pub(crate) fn hedge(&self, event: usize) {
+        self.hedges[event].increment(1);
     }
 
     #[inline]

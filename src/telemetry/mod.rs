@@ -288,6 +288,16 @@ impl CallTelemetry {
         self.finished
     }
 
+    /// The current attempt's span, if spans are open (hedging keeps one per attempt).
+    pub(crate) fn attempt_span(&self) -> Option<tracing::Span> {
+        self.spans.attempt_span()
+    }
+
+    /// Makes `span` the current attempt's span again.
+    pub(crate) fn select_attempt(&mut self, span: tracing::Span) {
+        self.spans.select_attempt(span);
+    }
+
     /// Enter while sending or polling the current attempt (never across an `.await`).
     #[inline]
     pub(crate) fn enter_attempt(&self) -> Option<tracing::span::Entered<'_>> {
@@ -618,6 +628,36 @@ impl Telemetry {
         self.metrics(|m| m.budget_denied());
         #[cfg(feature = "opentelemetry")]
         self.otel(|o| o.budget_denied());
+    }
+
+    /// A hedge was just started (after `attempt_started`): its span says so.
+    #[cold]
+    pub(crate) fn hedge_sent(&self, call: &mut CallTelemetry) {
+        if self.tracing {
+            call.spans.hedge_started();
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.hedge(0));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.hedge(0));
+    }
+
+    /// A hedged call's final answer came from a hedge.
+    #[cold]
+    pub(crate) fn hedge_won(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.hedge(1));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.hedge(1));
+    }
+
+    /// The budget refused a hedge (after `budget_denied`).
+    #[cold]
+    pub(crate) fn hedge_denied(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.hedge(2));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.hedge(2));
     }
 
     #[inline]

@@ -27,6 +27,15 @@ pub const BUDGET_BACKEND_ERRORS_TOTAL: &str = "retrier_budget_backend_errors_tot
 /// Counter of decisions a shared budget took locally because its back-end was unavailable;
 /// label `budget`.
 pub const BUDGET_FALLBACKS_TOTAL: &str = "retrier_budget_fallbacks_total";
+/// Counter of hedges sent (attempts beyond the first of a hedged call); labels `service`,
+/// `operation`.
+pub const HEDGES_TOTAL: &str = "retrier_hedges_total";
+/// Counter of hedged calls whose final answer came from a hedge rather than the first
+/// attempt; labels `service`, `operation`.
+pub const HEDGES_WON_TOTAL: &str = "retrier_hedges_won_total";
+/// Counter of hedges the budget refused (also counted in `retrier_budget_denied_total`);
+/// labels `service`, `operation`.
+pub const HEDGES_BUDGET_DENIED_TOTAL: &str = "retrier_hedges_budget_denied_total";
 /// Gauge of the retries a budget would grant right now: the stock of a named
 /// [`AdaptiveBudget`](crate::budget::AdaptiveBudget), or of a shared adaptive `RedisBudget` as
 /// Redis last reported it; label `budget`.
@@ -66,6 +75,12 @@ pub const OTEL_ATTEMPTS: &str = "retrier.client.attempts";
 pub const OTEL_RETRIES: &str = "retrier.client.retries";
 /// OpenTelemetry counter of retries the budget refused (unit `{retry}`).
 pub const OTEL_BUDGET_DENIED: &str = "retrier.client.budget.denied";
+/// OpenTelemetry counter of hedges sent (unit `{hedge}`).
+pub const OTEL_HEDGES: &str = "retrier.client.hedges";
+/// OpenTelemetry counter of hedged calls answered by a hedge (unit `{hedge}`).
+pub const OTEL_HEDGES_WON: &str = "retrier.client.hedges.won";
+/// OpenTelemetry counter of hedges the budget refused (unit `{hedge}`).
+pub const OTEL_HEDGES_BUDGET_DENIED: &str = "retrier.client.hedges.budget.denied";
 /// OpenTelemetry up-down counter of calls currently backing off before a retry (unit `{call}`).
 pub const OTEL_RETRIES_WAITING: &str = "retrier.client.retries.waiting";
 /// OpenTelemetry histogram of retries per call, like gRPC's `grpc.client.call.retries`

@@ -10,8 +10,8 @@
 use super::Outcome;
 use super::names::{
     OTEL_ATTEMPTS, OTEL_ATTR_OPERATION, OTEL_ATTR_OUTCOME, OTEL_ATTR_REASON, OTEL_ATTR_SERVICE,
-    OTEL_BUDGET_DENIED, OTEL_CALL_RETRIES, OTEL_CALL_RETRY_DELAY, OTEL_CALLS, OTEL_RETRIES,
-    OTEL_RETRIES_WAITING, SCOPE_NAME,
+    OTEL_BUDGET_DENIED, OTEL_CALL_RETRIES, OTEL_CALL_RETRY_DELAY, OTEL_CALLS, OTEL_HEDGES,
+    OTEL_HEDGES_BUDGET_DENIED, OTEL_HEDGES_WON, OTEL_RETRIES, OTEL_RETRIES_WAITING, SCOPE_NAME,
 };
 use crate::classify::RetryReason;
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
@@ -60,13 +60,14 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::FailedAfterRetry,
 ];
 
-const REASONS: [RetryReason; 6] = [
+const REASONS: [RetryReason; 7] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
     RetryReason::Throttled,
     RetryReason::Response,
     RetryReason::NotSent,
+    RetryReason::Hedge,
 ];
 
 /// The instruments of one layer, with their attribute sets.
@@ -79,9 +80,11 @@ pub(crate) struct OtelInstruments {
     waiting: UpDownCounter<i64>,
     call_retries: Histogram<u64>,
     call_retry_delay: Histogram<f64>,
+    /// Hedges sent, won, denied by the budget.
+    hedges: [Counter<u64>; 3],
     base: [KeyValue; 2],
     by_outcome: [[KeyValue; 3]; 4],
-    by_reason: [[KeyValue; 3]; 6],
+    by_reason: [[KeyValue; 3]; 7],
 }
 
 impl OtelInstruments {
@@ -145,6 +148,27 @@ impl OtelInstruments {
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                 ])
                 .build(),
+            hedges: [
+                (
+                    OTEL_HEDGES,
+                    "Hedges sent: attempts beyond the first of a hedged call.",
+                ),
+                (
+                    OTEL_HEDGES_WON,
+                    "Hedged calls whose final answer came from a hedge.",
+                ),
+                (
+                    OTEL_HEDGES_BUDGET_DENIED,
+                    "Hedges refused by the retry budget (not sent).",
+                ),
+            ]
+            .map(|(name, description)| {
+                meter
+                    .u64_counter(name)
+                    .with_unit("{hedge}")
+                    .with_description(description)
+                    .build()
+            }),
             by_outcome: OUTCOMES.map(|o| with(OTEL_ATTR_OUTCOME, o.as_str())),
             by_reason: REASONS.map(|r| with(OTEL_ATTR_REASON, r.as_str())),
             base,
@@ -167,6 +191,11 @@ impl OtelInstruments {
 
     pub(crate) fn budget_denied(&self) {
         self.budget_denied.add(1, &self.base);
+    }
+
+    /// `event`: 0 a hedge sent, 1 a hedge won, 2 a hedge denied by the budget.
+    pub(crate) fn hedge(&self, event: usize) {
+        self.hedges[event].add(1, &self.base);
     }
 
     #[inline]

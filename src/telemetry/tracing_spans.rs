@@ -59,6 +59,26 @@ impl CallSpans {
         }
     }
 
+    /// The current attempt's span: hedging keeps one per attempt in flight.
+    pub(crate) fn attempt_span(&self) -> Option<Span> {
+        self.0.as_ref().map(|a| a.attempt.clone())
+    }
+
+    /// Makes `span` the current attempt's span again (a hedged attempt answered), so what
+    /// is recorded next lands on it.
+    pub(crate) fn select_attempt(&mut self, span: Span) {
+        if let Some(a) = &mut self.0 {
+            a.attempt = span;
+        }
+    }
+
+    /// Marks the attempt just started as a hedge (sent while others were in flight).
+    pub(crate) fn hedge_started(&self) {
+        if let Some(a) = &self.0 {
+            a.attempt.record("retry.hedge", true);
+        }
+    }
+
     /// Records how the current attempt went.
     #[inline]
     pub(crate) fn attempt_finished(&self, result: AttemptResult) {
@@ -182,6 +202,7 @@ impl Active {
                 retry.reason = Empty,
                 retry.delay_ms = Empty,
                 retry.delay_source = Empty,
+                retry.hedge = Empty,
                 otel.status_code = Empty,
             )
         } else {
@@ -195,6 +216,7 @@ impl Active {
                 retry.reason = Empty,
                 retry.delay_ms = Empty,
                 retry.delay_source = Empty,
+                retry.hedge = Empty,
                 otel.status_code = Empty,
             )
         };

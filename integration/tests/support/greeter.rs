@@ -72,6 +72,9 @@ pub enum Step {
     /// Send a `200` head without status, then fail with this code in the trailers (as a
     /// proxy, or a server failing after its head, may do).
     FailInTrailers(Code),
+    /// Answer after this long (a slow attempt, for hedging); counted in
+    /// [`FlakyGreeter::cancelled`] if the client gives up on it first.
+    Slow(std::time::Duration),
     /// Answer.
     Ok,
 }
@@ -81,6 +84,7 @@ struct State {
     calls: AtomicUsize,
     script: Vec<Step>,
     previous_attempts: Mutex<Vec<Option<String>>>,
+    cancelled: Arc<AtomicUsize>,
 }
 
 /// A greeter that follows a script, then answers; the generated server, by hand.
@@ -102,6 +106,11 @@ impl FlakyGreeter {
     /// Calls received so far.
     pub fn calls(&self) -> usize {
         self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// Slow calls whose handler was dropped before answering (the client cancelled them).
+    pub fn cancelled(&self) -> usize {
+        self.state.cancelled.load(Ordering::SeqCst)
     }
 
     /// The `grpc-previous-rpc-attempts` header of each call received.
@@ -173,12 +182,25 @@ impl tower::Service<http::Request<tonic::body::Body>> for FlakyGreeter {
                 HelloReply,
                 HelloRequest,
             >::default());
-            Ok(grpc.unary(SayHello(step), req).await)
+            Ok(grpc
+                .unary(SayHello(step, state.cancelled.clone()), req)
+                .await)
         })
     }
 }
 
-struct SayHello(Step);
+struct SayHello(Step, Arc<AtomicUsize>);
+
+/// Counts a handler dropped before it answered.
+struct CountDrop(Arc<AtomicUsize>, bool);
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
 
 impl tonic::server::UnaryService<HelloRequest> for SayHello {
     type Response = HelloReply;
@@ -186,8 +208,17 @@ impl tonic::server::UnaryService<HelloRequest> for SayHello {
 
     fn call(&mut self, request: tonic::Request<HelloRequest>) -> Self::Future {
         let step = self.0.clone();
+        let cancelled = self.1.clone();
         Box::pin(async move {
             match step {
+                Step::Slow(delay) => {
+                    let mut guard = CountDrop(cancelled, false);
+                    tokio::time::sleep(delay).await;
+                    guard.1 = true;
+                    Ok(tonic::Response::new(HelloReply {
+                        message: format!("Hello {}, slowly!", request.into_inner().name),
+                    }))
+                }
                 Step::Fail(code, pushback) => {
                     let mut md = MetadataMap::new();
                     if let Some(p) = pushback {

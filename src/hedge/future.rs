@@ -1,0 +1,436 @@
+//! [`HedgeFuture`]: one hedged call. The decisions are the retry engine's
+//! ([`classify_attempt`], [`check_delay`], [`finish`]); this file only schedules attempts
+//! side by side instead of one after another.
+
+use super::service::HedgeShared;
+use crate::budget::Budget;
+use crate::classify::{Classify, Decision, RetryReason};
+use crate::decide::{check_delay, classify_attempt, finish};
+use crate::replay::Replay;
+use crate::shared::{CallState, Shared};
+use crate::telemetry::{DelaySource, OnRetry, RetryEvent, StopReason};
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+/// One attempt in flight. Boxed: several are in flight at once and the vector moves them.
+struct Attempt<F> {
+    number: u32,
+    /// Its own span (when tracing listens): several attempts are in flight at once.
+    span: Option<tracing::Span>,
+    started: Instant,
+    future: Pin<Box<F>>,
+}
+
+/// Whether further hedges may be sent, or why not (the stop reason if every attempt ends
+/// non-fatal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hedging {
+    Open,
+    Closed(StopReason),
+}
+
+pin_project! {
+    /// The future returned by [`HedgeService`](super::HedgeService): one call, with its
+    /// hedges. Dropping it drops every attempt in flight.
+    #[project = HedgeFutureProj]
+    pub struct HedgeFuture<Req, S, K, C, B, R, H>
+    where
+        R: Replay<Req>,
+        S: Service<R::Request>,
+        B: Budget,
+    {
+        shared: Arc<HedgeShared<K, C, B, R, H>>,
+        service: S,
+        saved: Option<R::Saved>,
+        call: CallState,
+        attempts: Vec<Attempt<S::Future>>,
+        // When the next hedge is due (unused once hedging is closed).
+        #[pin]
+        timer: Sleep,
+        hedging: Hedging,
+        // Why the next hedge goes: `Some` after a non-fatal result, `None` for the delay.
+        trigger: Option<RetryReason>,
+        // A shared budget's answer on its way.
+        withdraw: Option<Pin<Box<B::Withdraw>>>,
+        // A granted hedge waiting for the service to be ready.
+        next: Option<R::Request>,
+        // The latest non-fatal result, returned if no attempt ends final.
+        last: Option<Result<S::Response, S::Error>>,
+        _req: PhantomData<fn(Req)>,
+    }
+
+    impl<Req, S, K, C, B, R, H> PinnedDrop for HedgeFuture<Req, S, K, C, B, R, H>
+    where
+        R: Replay<Req>,
+        S: Service<R::Request>,
+        B: Budget,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !this.call.telemetry.is_finished() {
+                let _ = finish(&this.shared.core, this.call, StopReason::Cancelled, ());
+            }
+        }
+    }
+}
+
+/// Whether a hedge of this request may be sent at all (before any answer is known).
+fn may_hedge<Req, Res, E, K, C, B, R, H>(core: &Shared<K, C, B, R, H>, saved: &R::Saved) -> bool
+where
+    R: Replay<Req>,
+    C: Classify<R::Saved, Res, E>,
+{
+    core.retry_non_idempotent
+        || if core.classifier.handles_idempotency() {
+            core.classifier.allows_resend(saved)
+        } else {
+            core.replay.may_resend(saved)
+        }
+}
+
+impl<Req, S, K, C, B, R, H> HedgeFuture<Req, S, K, C, B, R, H>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    C: Classify<R::Saved, S::Response, S::Error>,
+    B: Budget,
+{
+    /// Sends the first attempt on the ready `service`.
+    pub(crate) fn start(
+        shared: Arc<HedgeShared<K, C, B, R, H>>,
+        mut service: S,
+        mut call: CallState,
+        req: Req,
+    ) -> Self {
+        let core = &shared.core;
+        let (request, saved) = match core.replay.save(req) {
+            Ok((request, saved)) => (request, Some(saved)),
+            Err(request) => {
+                core.telemetry.not_replayable(&mut call.telemetry);
+                (request, None)
+            }
+        };
+        let hedging = match &saved {
+            None => Hedging::Closed(StopReason::NotReplayable),
+            Some(_) if shared.hedge.max_attempts() <= 1 => {
+                Hedging::Closed(StopReason::AttemptsExhausted)
+            }
+            Some(saved) if !may_hedge::<Req, S::Response, S::Error, K, C, B, R, H>(core, saved) => {
+                Hedging::Closed(StopReason::NotIdempotent)
+            }
+            Some(_) => Hedging::Open,
+        };
+        core.telemetry.attempt_started(&mut call.telemetry, 1);
+        let future = {
+            let _span = call.telemetry.enter_attempt();
+            service.call(request)
+        };
+        let span = call.telemetry.attempt_span();
+        let timer = tokio::time::sleep(shared.delay());
+        HedgeFuture {
+            shared,
+            service,
+            saved,
+            call,
+            attempts: vec![Attempt {
+                number: 1,
+                span,
+                started: Instant::now(),
+                future: Box::pin(future),
+            }],
+            timer,
+            hedging,
+            trigger: None,
+            withdraw: None,
+            next: None,
+            last: None,
+            _req: PhantomData,
+        }
+    }
+}
+
+type Proj<'a, Req, S, K, C, B, R, H> = HedgeFutureProj<'a, Req, S, K, C, B, R, H>;
+type Output<S, Q> = Result<<S as Service<Q>>::Response, <S as Service<Q>>::Error>;
+
+impl<Req, S, K, C, B, R, H> Future for HedgeFuture<Req, S, K, C, B, R, H>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    C: Classify<R::Saved, S::Response, S::Error>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            if let Some(done) = poll_attempts(&mut this, cx) {
+                return done;
+            }
+            match next_hedge(&mut this, cx) {
+                // A new attempt or a new timer: poll it too, so it registers its waker.
+                Next::Again => continue,
+                Next::Done(done) => return done,
+                Next::Idle => {}
+            }
+            let idle = this.attempts.is_empty() && this.next.is_none() && this.withdraw.is_none();
+            if let (true, Hedging::Closed(stop)) = (idle, *this.hedging) {
+                // Every attempt ended non-fatal and no hedge is left: the last one stands.
+                let last = this.last.take().expect("an attempt answered");
+                return finish(&this.shared.core, this.call, stop, last);
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+/// Polls every attempt in flight: the first final result ends the call (the others are
+/// dropped, which cancels them); a non-fatal one schedules the next hedge at once (or after
+/// the server's pushback).
+fn poll_attempts<Req, S, K, C, B, R, H>(
+    this: &mut Proj<'_, Req, S, K, C, B, R, H>,
+    cx: &mut Context<'_>,
+) -> Option<Poll<Output<S, R::Request>>>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    C: Classify<R::Saved, S::Response, S::Error>,
+    B: Budget,
+{
+    let shared = &**this.shared;
+    let core = &shared.core;
+    let mut i = 0;
+    while i < this.attempts.len() {
+        let polled = {
+            let attempt = &mut this.attempts[i];
+            let _span = attempt.span.as_ref().map(|s| s.enter());
+            attempt.future.as_mut().poll(cx)
+        };
+        let Poll::Ready(result) = polled else {
+            i += 1;
+            continue;
+        };
+        let mut attempt = this.attempts.swap_remove(i);
+        if let Some(span) = attempt.span.take() {
+            // Its outcome is recorded on its own span, not the latest hedge's.
+            this.call.telemetry.select_attempt(span);
+        }
+        if let Some(latency) = &shared.latency {
+            latency.record(attempt.started.elapsed());
+        }
+        let decision = classify_attempt::<Req, _, _, K, C, B, R, H>(
+            core,
+            this.call,
+            this.saved.as_ref(),
+            &result,
+        );
+        let Decision::Retry { after, reason } = decision else {
+            // Cancel the losers now, not when the caller drops this future.
+            this.attempts.clear();
+            *this.next = None;
+            *this.withdraw = None;
+            if attempt.number > 1 {
+                core.telemetry.hedge_won();
+            }
+            let stop = if decision == Decision::Success {
+                core.budget.record_success();
+                StopReason::Success
+            } else {
+                StopReason::NotRetryable
+            };
+            return Some(finish(core, this.call, stop, result));
+        };
+        *this.last = Some(result);
+        if *this.hedging == Hedging::Open && this.next.is_none() && this.withdraw.is_none() {
+            *this.trigger = Some(reason);
+            let now = Instant::now();
+            match after {
+                None => this.timer.as_mut().reset(now),
+                Some(pushback) => match check_delay(
+                    &core.config,
+                    this.call.started,
+                    pushback,
+                    DelaySource::Pushback,
+                ) {
+                    Ok(delay) => this.timer.as_mut().reset(now + delay),
+                    Err(stop) => *this.hedging = Hedging::Closed(stop),
+                },
+            }
+        }
+    }
+    None
+}
+
+enum Next<T> {
+    /// Something moved (an attempt sent, a timer reset): poll again.
+    Again,
+    Idle,
+    Done(Poll<T>),
+}
+
+/// Sends the next hedge when it is due: the budget is asked first (a refusal closes
+/// hedging), then the request is replayed and the service polled ready.
+fn next_hedge<Req, S, K, C, B, R, H>(
+    this: &mut Proj<'_, Req, S, K, C, B, R, H>,
+    cx: &mut Context<'_>,
+) -> Next<Output<S, R::Request>>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    C: Classify<R::Saved, S::Response, S::Error>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+{
+    let shared = &**this.shared;
+    let core = &shared.core;
+    if *this.hedging != Hedging::Open {
+        return Next::Idle;
+    }
+    if this.next.is_none() {
+        let granted = if let Some(withdraw) = this.withdraw.as_mut() {
+            let Poll::Ready(granted) = withdraw.as_mut().poll(cx) else {
+                return Next::Idle;
+            };
+            *this.withdraw = None;
+            granted
+        } else {
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Next::Idle;
+            }
+            // The retry config's deadline bounds hedges as it bounds retries.
+            if let (Some(deadline), Some(started)) = (core.config.deadline(), this.call.started)
+                && started.elapsed() >= deadline
+            {
+                *this.hedging = Hedging::Closed(StopReason::DeadlineExceeded);
+                return Next::Idle;
+            }
+            let saved = this
+                .saved
+                .as_ref()
+                .expect("hedging is closed without a saved request");
+            if !this.attempts.is_empty() && !core.replay.is_complete(saved) {
+                // The body is still being sent: never hedge a truncated copy; look again later.
+                let again = Instant::now() + shared.delay();
+                this.timer.as_mut().reset(again);
+                return Next::Again;
+            }
+            match core.budget.withdraw_now() {
+                Some(granted) => granted,
+                None => {
+                    *this.withdraw = Some(Box::pin(core.budget.withdraw()));
+                    return Next::Again; // poll the withdrawal
+                }
+            }
+        };
+        if !granted {
+            core.telemetry
+                .budget_denied(&mut this.call.telemetry, this.call.attempt);
+            core.telemetry.hedge_denied();
+            *this.hedging = Hedging::Closed(StopReason::BudgetDenied);
+            return Next::Idle;
+        }
+        let saved = this
+            .saved
+            .as_mut()
+            .expect("hedging is closed without a saved request");
+        let Some(request) = core.replay.replay(saved) else {
+            core.telemetry.not_replayable(&mut this.call.telemetry);
+            *this.hedging = Hedging::Closed(StopReason::NotReplayable);
+            return Next::Idle;
+        };
+        hedge_granted(core, this.call, this.trigger.take(), this.last.as_ref());
+        *this.next = Some(request);
+    }
+    match this.service.poll_ready(cx) {
+        Poll::Pending => Next::Idle,
+        Poll::Ready(Err(e)) => {
+            *this.next = None;
+            *this.hedging = Hedging::Closed(StopReason::NotReady);
+            if this.attempts.is_empty() {
+                return Next::Done(finish(core, this.call, StopReason::NotReady, Err(e)));
+            }
+            Next::Idle
+        }
+        Poll::Ready(Ok(())) => {
+            let request = this
+                .next
+                .take()
+                .expect("a granted hedge waits for the service");
+            let call = &mut *this.call;
+            call.attempt += 1;
+            core.telemetry
+                .attempt_started(&mut call.telemetry, call.attempt);
+            let future = {
+                let _span = call.telemetry.enter_attempt();
+                this.service.call(request)
+            };
+            core.telemetry.hedge_sent(&mut call.telemetry);
+            this.attempts.push(Attempt {
+                number: call.attempt,
+                span: call.telemetry.attempt_span(),
+                started: Instant::now(),
+                future: Box::pin(future),
+            });
+            if call.attempt >= shared.hedge.max_attempts() {
+                *this.hedging = Hedging::Closed(StopReason::AttemptsExhausted);
+            } else {
+                let due = Instant::now() + shared.delay();
+                this.timer.as_mut().reset(due);
+            }
+            Next::Again
+        }
+    }
+}
+
+/// The hook and telemetry hear of a granted hedge. The hook (an `on_retry` hook) is called
+/// for hedges sent after a non-fatal result, with that result; a hedge sent because the
+/// delay passed has no result to show, and is only reported to telemetry (reason `hedge`).
+fn hedge_granted<K, C, B, R, H, Res, E>(
+    core: &Shared<K, C, B, R, H>,
+    call: &mut CallState,
+    trigger: Option<RetryReason>,
+    last: Option<&Result<Res, E>>,
+) where
+    H: OnRetry<Res, E>,
+{
+    let reason = trigger.unwrap_or(RetryReason::Hedge);
+    if let (Some(_), Some(result)) = (trigger, last) {
+        core.on_retry.on_retry(&RetryEvent {
+            attempt: call.attempt,
+            delay: Duration::ZERO,
+            reason,
+            source: DelaySource::Backoff,
+            result,
+        });
+    }
+    core.telemetry.retry_scheduled(
+        &mut call.telemetry,
+        call.attempt,
+        Duration::ZERO,
+        reason,
+        DelaySource::Backoff,
+    );
+}
+
+impl<Req, S, K, C, B, R, H> fmt::Debug for HedgeFuture<Req, S, K, C, B, R, H>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    B: Budget,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HedgeFuture")
+            .field("attempts_sent", &self.call.attempt)
+            .field("in_flight", &self.attempts.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,113 @@
+//! [`HedgeLayer`]: a retry layer's parts with a hedging policy.
+
+use super::config::{HedgeConfig, HedgeDelay};
+use super::latency::LatencyTracker;
+use super::service::{HedgeService, HedgeShared};
+use crate::RetryLayer;
+use crate::timeout::{ClassifyTimeouts, TimedLayer};
+use std::sync::Arc;
+use tower_layer::Layer;
+
+/// Wraps services in [`HedgeService`]; built by [`RetryLayer::hedge`]. Clones share the
+/// budget and the latency window of an adaptive delay.
+///
+/// See the [module docs](super) for an example.
+#[derive(Clone, Debug)]
+pub struct HedgeLayer<K, C, B, R, H> {
+    parts: RetryLayer<K, C, B, R, H>,
+    hedge: HedgeConfig,
+    latency: Option<Arc<LatencyTracker>>,
+}
+
+impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
+    /// Hedges calls instead of retrying them, with this layer's classifier, budget, replay,
+    /// hook and telemetry (the backoff and `max_attempts` of the retry config are not used:
+    /// `hedging` has its own). Call it after the `with_*` methods; see [`crate::hedge`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_retrier::{RetryConfig, RetryLayer, hedge::HedgeConfig};
+    /// let layer = RetryLayer::new(RetryConfig::default())
+    ///     .hedge(HedgeConfig::builder().delay(Duration::from_millis(20)).build().unwrap());
+    /// assert_eq!(layer.hedge_config().max_attempts(), 2);
+    /// ```
+    pub fn hedge(self, hedging: HedgeConfig) -> HedgeLayer<K, C, B, R, H> {
+        let latency = match hedging.delay() {
+            HedgeDelay::Percentile { percentile, .. } => {
+                Some(Arc::new(LatencyTracker::new(percentile)))
+            }
+            HedgeDelay::Fixed(_) => None,
+        };
+        HedgeLayer {
+            parts: self,
+            hedge: hedging,
+            latency,
+        }
+    }
+}
+
+impl<K, C, B, R, H> HedgeLayer<K, C, B, R, H> {
+    /// The hedging policy.
+    ///
+    /// See [`RetryLayer::hedge`] for an example.
+    pub fn hedge_config(&self) -> &HedgeConfig {
+        &self.hedge
+    }
+
+    /// The budget (clones share it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_retrier::{RetryLayer, hedge::HedgeConfig};
+    /// let layer = RetryLayer::new(Default::default()).hedge(HedgeConfig::builder().build().unwrap());
+    /// assert_eq!(layer.budget().remaining(), 100);
+    /// # }
+    /// ```
+    pub fn budget(&self) -> &B {
+        self.parts.budget()
+    }
+
+    /// Cuts each attempt (the first and every hedge) after the retry config's
+    /// `attempt_timeout`, keeping the inner error type for the classifier; see
+    /// [`RetryLayer::timed_attempts`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_retrier::{RetryConfig, RetryLayer, hedge::HedgeConfig};
+    /// let cfg = RetryConfig::builder().attempt_timeout(Duration::from_millis(500)).build().unwrap();
+    /// let _layer = RetryLayer::new(cfg).hedge(HedgeConfig::builder().build().unwrap()).timed_attempts();
+    /// ```
+    pub fn timed_attempts(self) -> TimedLayer<HedgeLayer<K, ClassifyTimeouts<C>, B, R, H>> {
+        let (parts, timeout) = self.parts.into_timed();
+        TimedLayer::new(
+            HedgeLayer {
+                parts,
+                hedge: self.hedge,
+                latency: self.latency,
+            },
+            timeout,
+        )
+    }
+}
+
+impl<S, K, C, B, R, H> Layer<S> for HedgeLayer<K, C, B, R, H>
+where
+    K: Clone,
+    C: Clone,
+    B: Clone,
+    R: Clone,
+    H: Clone,
+{
+    type Service = HedgeService<S, K, C, B, R, H>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HedgeService::new(
+            inner,
+            Arc::new(HedgeShared {
+                core: self.parts.to_shared(),
+                hedge: self.hedge.clone(),
+                latency: self.latency.clone(),
+            }),
+        )
+    }
+}

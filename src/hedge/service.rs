@@ -1,0 +1,125 @@
+//! [`HedgeService`]: hands each call to a [`HedgeFuture`].
+
+use super::config::{HedgeConfig, HedgeDelay};
+use super::future::HedgeFuture;
+use super::latency::LatencyTracker;
+use crate::backoff::Backoff;
+use crate::budget::Budget;
+use crate::classify::Classify;
+use crate::replay::Replay;
+use crate::shared::{CallState, Shared};
+use crate::telemetry::OnRetry;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower_service::Service;
+
+/// What every call of one hedging service shares: the retry layer's parts and the policy.
+pub(crate) struct HedgeShared<K, C, B, R, H> {
+    pub(crate) core: Shared<K, C, B, R, H>,
+    pub(crate) hedge: HedgeConfig,
+    pub(crate) latency: Option<Arc<LatencyTracker>>,
+}
+
+impl<K, C, B, R, H> HedgeShared<K, C, B, R, H> {
+    /// How long to wait for a final answer before the next hedge.
+    pub(crate) fn delay(&self) -> Duration {
+        match (self.hedge.delay(), &self.latency) {
+            (HedgeDelay::Percentile { min, max, .. }, Some(t)) => t.delay(min, max),
+            (HedgeDelay::Percentile { max, .. }, None) => max,
+            (HedgeDelay::Fixed(d), _) => d,
+        }
+    }
+}
+
+/// Hedges calls to the inner service; built by [`RetryLayer::hedge`](crate::RetryLayer::hedge).
+///
+/// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
+/// for replay and sends it; the [`HedgeFuture`] sends the hedges (each after polling its
+/// clone of the inner service ready).
+///
+/// See [`crate::hedge`] for an example.
+pub struct HedgeService<S, K, C, B, R, H> {
+    inner: S,
+    shared: Arc<HedgeShared<K, C, B, R, H>>,
+}
+
+impl<S, K, C, B, R, H> HedgeService<S, K, C, B, R, H> {
+    pub(crate) fn new(inner: S, shared: Arc<HedgeShared<K, C, B, R, H>>) -> Self {
+        HedgeService { inner, shared }
+    }
+
+    /// The inner service.
+    ///
+    /// ```
+    /// # use tower::Layer;
+    /// use tower_retrier::{RetryLayer, hedge::HedgeConfig};
+    /// let svc = RetryLayer::new(Default::default()).hedge(HedgeConfig::builder().build().unwrap()).layer(5u8);
+    /// assert_eq!(*svc.get_ref(), 5);
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The budget hedges are withdrawn from.
+    ///
+    /// ```
+    /// # use tower::Layer;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_retrier::{RetryLayer, hedge::HedgeConfig};
+    /// let svc = RetryLayer::new(Default::default()).hedge(HedgeConfig::builder().build().unwrap()).layer(());
+    /// assert_eq!(svc.budget().remaining(), 100);
+    /// # }
+    /// ```
+    pub fn budget(&self) -> &B {
+        &self.shared.core.budget
+    }
+}
+
+impl<S: Clone, K, C, B, R, H> Clone for HedgeService<S, K, C, B, R, H> {
+    fn clone(&self) -> Self {
+        HedgeService {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H> fmt::Debug for HedgeService<S, K, C, B, R, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HedgeService")
+            .field("inner", &self.inner)
+            .field("hedge", &self.shared.hedge)
+            .field("budget", &self.shared.core.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Req, S, K, C, B, R, H> Service<Req> for HedgeService<S, K, C, B, R, H>
+where
+    R: Replay<Req>,
+    S: Service<R::Request> + Clone,
+    K: Backoff,
+    C: Classify<R::Saved, S::Response, S::Error>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = HedgeFuture<Req, S, K, C, B, R, H>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let core = &self.shared.core;
+        core.budget.deposit();
+        // The ready service makes the first attempt; the future keeps it for the hedges.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        let call = CallState::new(&core.config, core.telemetry.start_call());
+        HedgeFuture::start(self.shared.clone(), service, call, req)
+    }
+}
