@@ -5,16 +5,11 @@
 
 mod support;
 
-use std::future::Future;
 use std::time::Duration;
 use support::redis::RedisServer;
+use support::redis_faults::{COMMAND_TIMEOUT, bounded, decides_through_redis};
 use tower_retrier::budget::redis::{RedisBudgetBuilder, RedisBudgetError, Unavailable};
 use tower_retrier::budget::{Budget, RedisBudget};
-
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
-/// Scheduling noise on a loaded 2-core CI machine; the budget itself never waits longer
-/// than COMMAND_TIMEOUT.
-const SLACK: Duration = Duration::from_millis(250);
 
 fn builder(name: &str) -> RedisBudgetBuilder {
     RedisBudget::builder(name)
@@ -25,39 +20,6 @@ fn builder(name: &str) -> RedisBudgetBuilder {
         .flush_interval(Duration::from_millis(20))
         .command_timeout(COMMAND_TIMEOUT)
         .connect_timeout(Duration::from_secs(2))
-}
-
-async fn bounded(b: &RedisBudget) -> bool {
-    tokio::time::timeout(COMMAND_TIMEOUT + SLACK, b.withdraw())
-        .await
-        .expect("a retry waited longer than the command timeout for the budget")
-}
-
-async fn eventually<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Redis answers again: a withdrawal goes to Redis (a round trip) without falling back.
-async fn decides_through_redis(b: &RedisBudget) {
-    eventually("Redis to be used again", || async {
-        let before = b.stats();
-        while b.lease_outstanding() > 0 {
-            bounded(b).await;
-        }
-        bounded(b).await;
-        let after = b.stats();
-        after.redis_up
-            && after.round_trips > before.round_trips
-            && after.fallback_decisions == before.fallback_decisions
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,18 +4,11 @@
 
 mod support;
 
-use std::future::Future;
 use std::time::Duration;
 use support::redis::{Options, RedisServer};
+use support::redis_faults::{COMMAND_TIMEOUT, SLACK, bounded, decides_through_redis, eventually};
 use tower_retrier::budget::redis::{RedisBudgetBuilder, RedisBudgetError, Unavailable};
 use tower_retrier::budget::{Budget, RedisBudget};
-
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
-/// Scheduling noise on a loaded 2-core machine; the budget itself never waits longer than
-/// COMMAND_TIMEOUT. Measured (the slowest withdrawal of this file's tests, 5 to 6 runs each):
-/// 51.9 ms with the machine at load 3 to 4, 95.3 ms with four extra busy processes (load 5+),
-/// i.e. at most 45 ms past the timeout; 100 ms leaves twice that.
-const SLACK: Duration = Duration::from_millis(100);
 
 fn builder(name: &str) -> RedisBudgetBuilder {
     RedisBudget::builder(name)
@@ -27,42 +20,6 @@ fn builder(name: &str) -> RedisBudgetBuilder {
         .flush_interval(Duration::from_millis(20))
         .command_timeout(COMMAND_TIMEOUT)
         .connect_timeout(Duration::from_secs(2))
-}
-
-/// A withdrawal that must finish within the command timeout (plus scheduling slack).
-async fn bounded(b: &RedisBudget) -> bool {
-    tokio::time::timeout(COMMAND_TIMEOUT + SLACK, b.withdraw())
-        .await
-        .expect("a retry waited longer than the command timeout for the budget")
-}
-
-/// Polls `cond` until it holds (at most 10 s).
-async fn eventually<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Redis answers again: a withdrawal goes to Redis (a round trip) without falling back.
-async fn decides_through_redis(b: &RedisBudget) {
-    eventually("Redis to be used again", || async {
-        let before = b.stats();
-        // Empty the lease so the next decision must ask Redis.
-        while b.lease_outstanding() > 0 {
-            bounded(b).await;
-        }
-        bounded(b).await;
-        let after = b.stats();
-        after.redis_up
-            && after.round_trips > before.round_trips
-            && after.fallback_decisions == before.fallback_decisions
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,3 +5,5 @@
 pub mod flaky;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+pub mod redis_faults;
