@@ -2,51 +2,45 @@
 //! replay. A guard adds to its gauge when created and takes it back when dropped, so the
 //! gauges stay right whichever way a call ends (success, error, cancellation).
 
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+use super::lazy::Lazy;
+#[cfg(feature = "metrics")]
+use super::metrics::MetricsHandles;
 #[cfg(feature = "metrics")]
 use super::names::REPLAY_BYTES_HELD;
+#[cfg(feature = "opentelemetry")]
+use super::otel::OtelInstruments;
+use std::fmt;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+use std::sync::Arc;
 
 /// Counts one call in the "waiting to retry" gauges while it backs off; held by the response
-/// future in its sleeping state.
-#[derive(Debug, Default)]
+/// future in its sleeping state. It keeps a reference to the layer's handles, not copies of
+/// them, so the future stays small: the gauges are updated through the layer's back-ends
+/// (panics caught, as every other telemetry call).
+#[derive(Default)]
 pub(crate) struct RetryWait {
     #[cfg(feature = "metrics")]
-    gauge: Option<::metrics::Gauge>,
+    pub(super) metrics: Option<Arc<Lazy<MetricsHandles>>>,
     #[cfg(feature = "opentelemetry")]
-    otel: Option<(
-        opentelemetry::metrics::UpDownCounter<i64>,
-        [opentelemetry::KeyValue; 2],
-    )>,
+    pub(super) otel: Option<Arc<Lazy<OtelInstruments>>>,
 }
 
-impl RetryWait {
-    #[cfg(feature = "metrics")]
-    pub(crate) fn with_gauge(mut self, gauge: ::metrics::Gauge) -> Self {
-        gauge.increment(1.0);
-        self.gauge = Some(gauge);
-        self
-    }
-
-    #[cfg(feature = "opentelemetry")]
-    pub(crate) fn with_otel(
-        mut self,
-        counter: opentelemetry::metrics::UpDownCounter<i64>,
-        attrs: [opentelemetry::KeyValue; 2],
-    ) -> Self {
-        counter.add(1, &attrs);
-        self.otel = Some((counter, attrs));
-        self
+impl fmt::Debug for RetryWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryWait").finish_non_exhaustive()
     }
 }
 
 impl Drop for RetryWait {
     fn drop(&mut self) {
         #[cfg(feature = "metrics")]
-        if let Some(g) = &self.gauge {
-            g.decrement(1.0);
+        if let Some(lazy) = &self.metrics {
+            lazy.if_ready("metrics", |m| m.retries_waiting(-1));
         }
         #[cfg(feature = "opentelemetry")]
-        if let Some((c, attrs)) = &self.otel {
-            c.add(-1, attrs);
+        if let Some(lazy) = &self.otel {
+            lazy.if_ready("opentelemetry", |o| o.retries_waiting(-1));
         }
     }
 }

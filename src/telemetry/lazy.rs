@@ -19,6 +19,14 @@ impl<T> Lazy<T> {
         })
     }
 
+    /// Runs `f` on the back-end if it has been initialised and is not switched off, catching
+    /// panics (for guards that undo what `with` did, e.g. when they are dropped).
+    pub(crate) fn if_ready(&self, backend: &'static str, f: impl FnOnce(&T)) {
+        if let Some(value) = self.value.get() {
+            self.with(backend, || unreachable!("initialised"), |_| f(value));
+        }
+    }
+
     /// Runs `f` on the back-end (initialising it with `init` first), catching panics so that a
     /// broken recorder or exporter never fails a request.
     #[inline]

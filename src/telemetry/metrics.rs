@@ -240,9 +240,9 @@ impl MetricsHandles {
         self.backoff_delay[source_index(source)].record(delay.as_secs_f64());
     }
 
-    /// The gauge of calls backing off (a cheap handle clone).
-    pub(crate) fn retries_waiting(&self) -> Gauge {
-        self.waiting.clone()
+    /// One more (`+1`) or one fewer (`-1`) call backing off.
+    pub(crate) fn retries_waiting(&self, delta: i8) {
+        self.waiting.increment(f64::from(delta));
     }
 
     pub(crate) fn budget_denied(&self) {

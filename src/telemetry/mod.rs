@@ -606,16 +606,16 @@ impl Telemetry {
 
     /// A guard counting this call in the "waiting to retry" gauges until it is dropped.
     pub(crate) fn retry_wait(&self) -> RetryWait {
-        #[allow(unused_mut)]
-        let mut wait = RetryWait::default();
         #[cfg(feature = "metrics")]
-        self.metrics(|m| wait = std::mem::take(&mut wait).with_gauge(m.retries_waiting()));
+        self.metrics(|m| m.retries_waiting(1));
         #[cfg(feature = "opentelemetry")]
-        self.otel(|o| {
-            let (counter, attrs) = o.retries_waiting();
-            wait = std::mem::take(&mut wait).with_otel(counter, attrs);
-        });
-        wait
+        self.otel(|o| o.retries_waiting(1));
+        RetryWait {
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.clone(),
+            #[cfg(feature = "opentelemetry")]
+            otel: self.otel.as_ref().map(|(_, lazy)| lazy.clone()),
+        }
     }
 
     #[cold]

@@ -185,8 +185,9 @@ impl OtelInstruments {
         self.retries.add(1, &self.by_reason[i]);
     }
 
-    pub(crate) fn retries_waiting(&self) -> (UpDownCounter<i64>, [KeyValue; 2]) {
-        (self.waiting.clone(), self.base.clone())
+    /// One more (`+1`) or one fewer (`-1`) call backing off.
+    pub(crate) fn retries_waiting(&self, delta: i8) {
+        self.waiting.add(i64::from(delta), &self.base);
     }
 
     pub(crate) fn budget_denied(&self) {
