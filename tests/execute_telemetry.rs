@@ -23,28 +23,21 @@ fn config(attempts: u32) -> RetryConfig {
 #[test]
 fn the_names_label_the_telemetry() {
     let spans = Spans::default();
-    spans.capture(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let calls = AtomicU32::new(0);
-            let _ = execute_with_retry(
-                &config(3),
-                MatchErrors::typed().retry::<std::io::Error>(),
-                "inventory",
-                "count",
-                || async {
-                    match calls.fetch_add(1, Ordering::SeqCst) {
-                        0 => Err(std::io::Error::other("reset")),
-                        _ => Ok(()),
-                    }
-                },
-            )
-            .await;
-        });
+    spans.capture_paused(async {
+        let calls = AtomicU32::new(0);
+        let _ = execute_with_retry(
+            &config(3),
+            MatchErrors::typed().retry::<std::io::Error>(),
+            "inventory",
+            "count",
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(std::io::Error::other("reset")),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .await;
     });
     let calls = spans.named(tower_retrier::telemetry::names::SPAN_CALL);
     assert_eq!(calls.len(), 1, "{calls:?}");

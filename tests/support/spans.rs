@@ -35,10 +35,18 @@ impl Visit for Fields<'_> {
 pub struct Spans(pub Arc<Mutex<BTreeMap<u64, SpanSeen>>>);
 
 impl Spans {
-    /// Runs `f` with this layer as the thread's subscriber.
-    pub fn capture<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Runs `task` on a current-thread runtime with paused time, with this layer as the
+    /// thread's subscriber.
+    pub fn capture_paused<T>(&self, task: impl std::future::Future<Output = T>) -> T {
         let subscriber = tracing_subscriber::registry().with(self.clone());
-        tracing::subscriber::with_default(subscriber, f)
+        tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+                .block_on(task)
+        })
     }
 
     /// The spans named `name`, in the order they were created.
