@@ -31,7 +31,7 @@ const SPACING: Duration = Duration::from_millis(10);
 /// One instance serving its requests; returns the downstream calls it made.
 async fn instance<B>(budget: B) -> u64
 where
-    B: Budget + Clone,
+    B: Budget + Clone + Send + Sync + 'static,
 {
     let config = RetryConfig::builder()
         .max_attempts(MAX_ATTEMPTS)

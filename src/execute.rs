@@ -42,10 +42,10 @@ where
 
 impl<K, C, B, H> RetryLayer<K, C, B, CloneRequest, H>
 where
-    K: Backoff + Clone,
-    B: Budget + Clone,
-    C: Clone,
-    H: Clone,
+    K: Backoff + Clone + Send + Sync + 'static,
+    B: Budget + Clone + Send + Sync + 'static,
+    C: Clone + Send + Sync + 'static,
+    H: Clone + Send + Sync + 'static,
 {
     /// Runs `operation` with this layer's retries, backoff, classifier, budget and telemetry.
     /// The classifier sees `&()` as the request.
@@ -116,9 +116,11 @@ pub async fn execute_with_retry<F, Fut, T, E, C>(
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    C: Classify<(), T, E> + Clone,
+    C: Classify<(), T, E> + Clone + Send + Sync + 'static,
 {
+    // A layer for one call: freed with it, not kept for the process.
     RetryLayer::new(config.clone())
+        .release_on_drop()
         .with_classifier(retry_on)
         .with_budget(Unlimited::new())
         .service_name(service_name)

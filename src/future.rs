@@ -5,6 +5,7 @@ use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::decide::{Plan, Step, budget_answered, decide, finish};
+use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::telemetry::{OnRetry, RetryWait, StopReason, Telemetry};
@@ -13,7 +14,6 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Sleep;
@@ -29,11 +29,12 @@ pin_project! {
     #[project = ResponseFutureProj]
     pub struct ResponseFuture<Req, S, K, C, B, R, H>
     where
+        K: 'static, C: 'static, B: 'static, R: 'static, H: 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
     {
-        pub(crate) shared: Arc<Shared<K, C, B, R, H>>,
+        pub(crate) shared: SharedRef<Shared<K, C, B, R, H>>,
         pub(crate) service: S,
         pub(crate) saved: Option<R::Saved>,
         pub(crate) call: CallState,
@@ -46,6 +47,7 @@ pin_project! {
     // reported, so dashboards count every call.
     impl<Req, S, K, C, B, R, H> PinnedDrop for ResponseFuture<Req, S, K, C, B, R, H>
     where
+        K: 'static, C: 'static, B: 'static, R: 'static, H: 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
@@ -60,16 +62,17 @@ pin_project! {
 }
 
 pin_project! {
-    /// Retry-only data lives in the variants, so a call that succeeds at once carries
-    /// nothing but its attempt.
+    /// Retry-only data lives in the variants, boxed where it is large, so a call that
+    /// succeeds at once carries a small future (runtimes move it into their tasks).
     #[project = StateProj]
     pub(crate) enum State<F, W, Q, T> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
-        // Asking the budget for the retry `plan` describes; `last` is returned if denied.
-        Withdrawing { #[pin] withdraw: W, retry: Option<(Q, T, Plan)> },
-        // Backing off before sending `next` (counted in the waiting gauge while `wait` lives).
-        Sleeping { #[pin] sleep: Sleep, next: Option<Q>, wait: RetryWait },
+        // Asking a budget that does not answer at once (one that asks a server: the round
+        // trip dwarfs the allocation).
+        Withdrawing { waiting: Pin<Box<Withdrawal<W, Q, T>>> },
+        // Backing off before the next attempt: one allocation per sleep.
+        Sleeping { waiting: Pin<Box<Pause<Q>>> },
         // Polling the inner service ready to send `next`.
         Readying { next: Option<Q> },
         // Finished, or between two states while their data moves across.
@@ -77,8 +80,31 @@ pin_project! {
     }
 }
 
+pin_project! {
+    /// The budget's answer pending for the retry `plan` describes; `last` is returned if
+    /// denied.
+    #[project = WithdrawalProj]
+    pub(crate) struct Withdrawal<W, Q, T> {
+        #[pin]
+        withdraw: W,
+        retry: Option<(Q, T, Plan)>,
+    }
+}
+
+pin_project! {
+    /// The backoff before sending `next`, counted in the waiting gauge while `wait` lives.
+    #[project = PauseProj]
+    pub(crate) struct Pause<Q> {
+        #[pin]
+        sleep: Sleep,
+        next: Option<Q>,
+        wait: RetryWait,
+    }
+}
+
 impl<Req, S, K, C, B, R, H> Future for ResponseFuture<Req, S, K, C, B, R, H>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     K: Backoff,
@@ -117,6 +143,7 @@ fn answered<Req, S, K, C, B, R, H>(
     result: Result<S::Response, S::Error>,
 ) -> Option<Poll<Result<S::Response, S::Error>>>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     K: Backoff,
@@ -141,6 +168,7 @@ fn start_retry<Req, S, K, C, B, R, H>(
     last: Result<S::Response, S::Error>,
 ) -> Option<Poll<Result<S::Response, S::Error>>>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,
@@ -150,7 +178,8 @@ where
     let Some(granted) = shared.budget.withdraw_now() else {
         let withdraw = shared.budget.withdraw();
         let retry = Some((next, last, plan));
-        this.state.set(State::Withdrawing { withdraw, retry });
+        let waiting = Box::pin(Withdrawal { withdraw, retry });
+        this.state.set(State::Withdrawing { waiting });
         return None;
     };
     if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
@@ -174,7 +203,8 @@ fn back_off<F, W, Q, T>(
         State::Readying { next }
     } else {
         let (sleep, wait) = (tokio::time::sleep(delay), telemetry.retry_wait());
-        State::Sleeping { sleep, next, wait }
+        let waiting = Box::pin(Pause { sleep, next, wait });
+        State::Sleeping { waiting }
     });
 }
 
@@ -186,6 +216,7 @@ fn between_attempts<Req, S, K, C, B, R, H>(
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<S::Response, S::Error>>>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,
@@ -195,7 +226,8 @@ where
     loop {
         match this.state.as_mut().project() {
             StateProj::Calling { .. } => return Poll::Ready(None),
-            StateProj::Withdrawing { withdraw, retry } => {
+            StateProj::Withdrawing { waiting } => {
+                let WithdrawalProj { withdraw, retry } = waiting.as_mut().project();
                 let granted = ready!(withdraw.poll(cx));
                 let (next, last, plan) = retry.take().expect("a retry waits for the budget");
                 if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
@@ -205,7 +237,8 @@ where
                 drop(last);
                 back_off(this.state.as_mut(), next, plan.delay, &shared.telemetry);
             }
-            StateProj::Sleeping { sleep, next, .. } => {
+            StateProj::Sleeping { waiting } => {
+                let PauseProj { sleep, next, .. } = waiting.as_mut().project();
                 ready!(sleep.poll(cx));
                 let next = next.take();
                 this.state.set(State::Readying { next });
@@ -234,6 +267,7 @@ where
 
 impl<Req, S, K, C, B, R, H> fmt::Debug for ResponseFuture<Req, S, K, C, B, R, H>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,

@@ -13,6 +13,7 @@ mod execute;
 mod future;
 pub mod hedge;
 mod layer;
+mod lifetime;
 pub mod replay;
 mod service;
 mod shared;
@@ -23,6 +24,7 @@ pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, Pushback, RetryConfig, RetryCo
 pub use execute::execute_with_retry;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
+pub use lifetime::PROCESS_LIFETIME_LAYERS;
 pub use service::RetryService;
 pub use timeout::AttemptError;
 

@@ -4,12 +4,12 @@ use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::future::{ResponseFuture, State};
+use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::telemetry::OnRetry;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -30,13 +30,19 @@ use tower_service::Service;
 /// assert_eq!(svc.get_ref().clone().oneshot(1).await.unwrap(), 2);
 /// # }
 /// ```
-pub struct RetryService<S, K, C, B, R, H> {
+pub struct RetryService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
+{
     inner: S,
-    shared: Arc<Shared<K, C, B, R, H>>,
+    shared: SharedRef<Shared<K, C, B, R, H>>,
 }
 
-impl<S, K, C, B, R, H> RetryService<S, K, C, B, R, H> {
-    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<K, C, B, R, H>>) -> Self {
+impl<S, K, C, B, R, H> RetryService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
+{
+    pub(crate) fn from_shared(inner: S, shared: SharedRef<Shared<K, C, B, R, H>>) -> Self {
         RetryService { inner, shared }
     }
 
@@ -80,7 +86,10 @@ impl<S, K, C, B, R, H> RetryService<S, K, C, B, R, H> {
     }
 }
 
-impl<S: Clone, K, C, B, R, H> Clone for RetryService<S, K, C, B, R, H> {
+impl<S: Clone, K, C, B, R, H> Clone for RetryService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
+{
     fn clone(&self) -> Self {
         RetryService {
             inner: self.inner.clone(),
@@ -91,6 +100,8 @@ impl<S: Clone, K, C, B, R, H> Clone for RetryService<S, K, C, B, R, H> {
 
 impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H> fmt::Debug
     for RetryService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryService")
@@ -106,6 +117,7 @@ impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H> fmt::Debu
 
 impl<Req, S, K, C, B, R, H> Service<Req> for RetryService<S, K, C, B, R, H>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request> + Clone,
     K: Backoff,
@@ -144,7 +156,7 @@ where
             service.call(request)
         };
         ResponseFuture {
-            shared: Arc::clone(shared),
+            shared: shared.clone(),
             service,
             saved,
             call,

@@ -7,3 +7,4 @@ pub mod flaky;
 pub mod redis;
 #[cfg(feature = "redis")]
 pub mod redis_faults;
+pub mod tracked_budget;
