@@ -116,9 +116,10 @@ where
     if call.attempt >= config.max_attempts() {
         return Step::Stop(StopReason::AttemptsExhausted);
     }
-    let ctx = call
-        .backoff
-        .get_or_insert_with(|| BackoffContext::new(1, shared.seeds.next()));
+    let ctx = &mut call.backoff;
+    if !ctx.is_started() {
+        *ctx = BackoffContext::new(1, shared.seeds.next());
+    }
     let (delay, source) = match after {
         Some(pushback) => {
             // gRFC A6: after pushback the schedule starts over.

@@ -29,8 +29,8 @@ pub(crate) struct CallState {
     pub(crate) attempt: u32,
     /// When the call started; only read when a deadline is configured.
     pub(crate) started: Option<Instant>,
-    /// Created at the first retry, so a call that succeeds at once never seeds a generator.
-    pub(crate) backoff: Option<BackoffContext>,
+    /// Seeded at the first retry, so a call that succeeds at once never draws a seed.
+    pub(crate) backoff: BackoffContext,
     pub(crate) telemetry: CallTelemetry,
 }
 
@@ -40,7 +40,7 @@ impl CallState {
         CallState {
             attempt: 1,
             started: config.deadline().map(|_| Instant::now()),
-            backoff: None,
+            backoff: BackoffContext::unstarted(),
             telemetry,
         }
     }

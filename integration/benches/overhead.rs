@@ -105,6 +105,9 @@ impl<E> tower::retry::Policy<u64, u64, E> for TowerPolicy {
 struct Case {
     name: &'static str,
     run: Box<dyn FnMut(u64, u64) -> u64>,
+    /// Size of the service's response future: the runtime-driven harness moves it into the
+    /// `async` block's state, so a larger future costs a larger copy per call.
+    future_bytes: usize,
 }
 
 /// How a case's service is driven.
@@ -133,6 +136,7 @@ impl Harness for HandPolled {
                 }
                 acc
             }),
+            future_bytes: std::mem::size_of::<S::Future>(),
         }
     }
 }
@@ -172,6 +176,7 @@ impl Harness for RuntimeDriven {
                     acc
                 })
             }),
+            future_bytes: std::mem::size_of::<S::Future>(),
         }
     }
 }
@@ -387,6 +392,7 @@ fn retry_cases() -> Vec<Case> {
                 }
                 acc
             }),
+            future_bytes: 0,
         },
         h.case(
             TOWER_RETRY,
@@ -452,7 +458,7 @@ fn criterion_benches(c: &mut Criterion, cases: &mut Cases) {
     ];
     for (group_name, cases) in groups {
         let mut group = c.benchmark_group(group_name);
-        for Case { name, run } in cases.iter_mut() {
+        for Case { name, run, .. } in cases.iter_mut() {
             let mut first = 0u64;
             // One timed batch of `iters` calls: the runtime harness enters its runtime once
             // per batch, as a server loop would.
@@ -490,6 +496,7 @@ struct Row {
     /// Fastest round.
     min: f64,
     allocs: f64,
+    future_bytes: usize,
 }
 
 /// `rounds` rounds of one `n`-call batch per case, every table's cases interleaved so that a
@@ -526,6 +533,7 @@ fn tables(tables: &mut [&mut Vec<Case>], n: u64, rounds: usize) -> Vec<Vec<Row>>
                         ns: s[rounds / 2],
                         min: s[0],
                         allocs: allocations(&mut *c.run, n),
+                        future_bytes: c.future_bytes,
                     }
                 })
                 .collect()
@@ -589,13 +597,13 @@ fn summary(mode: Mode, cases: &mut Cases) {
         "\n## Success path, both harnesses (median of {batches} interleaved rounds × {n} calls; fastest round in brackets)\n"
     );
     println!(
-        "| case | hand-polled ns/call | over bare | ÷ tower+TpsBudget | runtime-driven ns/call | over bare | ÷ tower+TpsBudget | allocations/call (hand, runtime) |"
+        "| case | hand-polled ns/call | over bare | ÷ tower+TpsBudget | runtime-driven ns/call | over bare | ÷ tower+TpsBudget | allocations/call (hand, runtime) | future bytes |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (a, b) in hand.iter().zip(&runtime) {
         let (oa, ob) = (a.ns - h.bare, b.ns - r.bare);
         println!(
-            "| {} | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {}, {} |",
+            "| {} | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {:.1} ({:.1}) | {:.1} ns | {:.2}× | {}, {} | {} |",
             a.name,
             a.ns,
             a.min,
@@ -606,7 +614,8 @@ fn summary(mode: Mode, cases: &mut Cases) {
             ob,
             ob / r.tower_budget,
             a.allocs,
-            b.allocs
+            b.allocs,
+            a.future_bytes
         );
     }
     for (harness, o) in [("hand-polled", &h), ("runtime-driven", &r)] {

@@ -12,6 +12,7 @@ mod jittered;
 mod linear;
 mod rng;
 
+use std::fmt;
 use std::time::Duration;
 
 pub use exponential::Exponential;
@@ -67,11 +68,25 @@ pub trait Backoff {
 /// let x = ctx.rng().next_f64();
 /// assert!((0.0..1.0).contains(&x));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BackoffContext {
     retry: u32,
-    previous: Option<Duration>,
+    /// The previous delay in nanoseconds, [`NO_PREVIOUS`] before the first: 8 bytes rather
+    /// than an `Option<Duration>`'s 16, since every response future carries a context.
+    previous_nanos: u64,
     rng: JitterRng,
+}
+
+const NO_PREVIOUS: u64 = u64::MAX;
+
+impl fmt::Debug for BackoffContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackoffContext")
+            .field("retry", &self.retry)
+            .field("previous", &self.previous())
+            .field("rng", &self.rng)
+            .finish()
+    }
 }
 
 impl BackoffContext {
@@ -84,9 +99,20 @@ impl BackoffContext {
     pub fn new(retry: u32, seed: u64) -> Self {
         BackoffContext {
             retry,
-            previous: None,
+            previous_nanos: NO_PREVIOUS,
             rng: JitterRng::new(seed),
         }
+    }
+
+    /// A call's context before its first retry: not seeded yet, so a call that never
+    /// retries never draws a seed.
+    pub(crate) fn unstarted() -> Self {
+        BackoffContext::new(0, 0)
+    }
+
+    /// Whether the first retry seeded this context.
+    pub(crate) fn is_started(&self) -> bool {
+        self.retry > 0
     }
 
     /// The retry number: 1 before the first retry, 2 before the second, and so on.
@@ -104,7 +130,7 @@ impl BackoffContext {
     /// assert_eq!(tower_retrier::backoff::BackoffContext::new(1, 0).previous(), None);
     /// ```
     pub fn previous(&self) -> Option<Duration> {
-        self.previous
+        (self.previous_nanos != NO_PREVIOUS).then(|| Duration::from_nanos(self.previous_nanos))
     }
 
     /// This request's random source.
@@ -119,13 +145,15 @@ impl BackoffContext {
 
     /// Moves to the next retry after `delay` was used.
     pub(crate) fn advance(&mut self, delay: Duration) {
-        self.previous = Some(delay);
+        // Delays beyond 584 years saturate (`max_delay` caps them long before).
+        self.previous_nanos =
+            u64::try_from(delay.as_nanos()).map_or(NO_PREVIOUS - 1, |n| n.min(NO_PREVIOUS - 1));
         self.retry = self.retry.saturating_add(1);
     }
 
     /// Starts the schedule over (after server pushback, as gRFC A6 prescribes).
     pub(crate) fn restart(&mut self) {
-        self.previous = None;
+        self.previous_nanos = NO_PREVIOUS;
         self.retry = 1;
     }
 }

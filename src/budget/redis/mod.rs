@@ -593,20 +593,29 @@ impl Budget for RedisBudget {
         }
     }
 
-    fn withdraw(&self) -> RedisWithdraw {
+    /// Answers without a round trip when it can: a token of the local lease, the outage
+    /// policy while Redis is down, or a stock known to be empty.
+    fn withdraw_now(&self) -> Option<bool> {
         let inner = &self.inner;
         if inner.lease.take() {
             bump(&inner.health.counters.lease_hits, 1);
-            return RedisWithdraw(WithdrawState::Ready(Some(true)));
+            return Some(true);
         }
         if inner.health.is_down() {
-            return RedisWithdraw(WithdrawState::Ready(Some(inner.health.decide())));
+            return Some(inner.health.decide());
         }
         if inner.lease.known_empty() {
             bump(&inner.health.counters.denied_locally, 1);
-            return RedisWithdraw(WithdrawState::Ready(Some(false)));
+            return Some(false);
         }
-        let inner = Arc::clone(inner);
+        None
+    }
+
+    fn withdraw(&self) -> RedisWithdraw {
+        if let Some(granted) = self.withdraw_now() {
+            return RedisWithdraw(WithdrawState::Ready(Some(granted)));
+        }
+        let inner = Arc::clone(&self.inner);
         RedisWithdraw(WithdrawState::Pending(Box::pin(async move {
             // The refill runs in its own task, started at the first poll: dropping this future
             // (the request was cancelled) must not cut a script call that Redis may already
