@@ -225,6 +225,7 @@ pub(crate) fn finish<K, C, B, R, H, T>(
     result: T,
 ) -> Poll<T> {
     let attempts = call.attempt;
+    call.finished = true;
     let outcome = Outcome::new(stop == StopReason::Success, attempts);
     shared
         .telemetry

@@ -8,15 +8,14 @@ use crate::decide::{Plan, Step, budget_answered, decide, finish};
 use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
-use crate::telemetry::{OnRetry, RetryWait, StopReason, Telemetry};
+use crate::state::{PauseProj, State, StateProj, WithdrawalProj};
+use crate::telemetry::{OnRetry, StopReason};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
-use tokio::time::Sleep;
 use tower_service::Service;
 
 pin_project! {
@@ -54,51 +53,10 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !this.call.telemetry.is_finished() {
+            if !this.call.finished {
                 let _ = finish(this.shared, this.call, StopReason::Cancelled, ());
             }
         }
-    }
-}
-
-pin_project! {
-    /// Retry-only data lives in the variants, boxed where it is large, so a call that
-    /// succeeds at once carries a small future (runtimes move it into their tasks).
-    #[project = StateProj]
-    pub(crate) enum State<F, W, Q, T> {
-        // An attempt is in flight.
-        Calling { #[pin] future: F },
-        // Asking a budget that does not answer at once (one that asks a server: the round
-        // trip dwarfs the allocation).
-        Withdrawing { waiting: Pin<Box<Withdrawal<W, Q, T>>> },
-        // Backing off before the next attempt: one allocation per sleep.
-        Sleeping { waiting: Pin<Box<Pause<Q>>> },
-        // Polling the inner service ready to send `next`.
-        Readying { next: Option<Q> },
-        // Finished, or between two states while their data moves across.
-        Done,
-    }
-}
-
-pin_project! {
-    /// The budget's answer pending for the retry `plan` describes; `last` is returned if
-    /// denied.
-    #[project = WithdrawalProj]
-    pub(crate) struct Withdrawal<W, Q, T> {
-        #[pin]
-        withdraw: W,
-        retry: Option<(Q, T, Plan)>,
-    }
-}
-
-pin_project! {
-    /// The backoff before sending `next`, counted in the waiting gauge while `wait` lives.
-    #[project = PauseProj]
-    pub(crate) struct Pause<Q> {
-        #[pin]
-        sleep: Sleep,
-        next: Option<Q>,
-        wait: RetryWait,
     }
 }
 
@@ -178,8 +136,7 @@ where
     let Some(granted) = shared.budget.withdraw_now() else {
         let withdraw = shared.budget.withdraw();
         let retry = Some((next, last, plan));
-        let waiting = Box::pin(Withdrawal { withdraw, retry });
-        this.state.set(State::Withdrawing { waiting });
+        this.state.set(State::withdrawing(withdraw, retry));
         return None;
     };
     if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
@@ -187,25 +144,9 @@ where
     }
     // Release the failed response (and its connection) before backing off.
     drop(last);
-    back_off(this.state.as_mut(), next, plan.delay, &shared.telemetry);
+    this.state
+        .set(State::backing_off(next, plan.delay, &shared.telemetry));
     None
-}
-
-/// Sleeps before sending `next`, or goes straight to readying the service for no delay.
-fn back_off<F, W, Q, T>(
-    mut state: Pin<&mut State<F, W, Q, T>>,
-    next: Q,
-    delay: Duration,
-    telemetry: &Telemetry,
-) {
-    let next = Some(next);
-    state.set(if delay.is_zero() {
-        State::Readying { next }
-    } else {
-        let (sleep, wait) = (tokio::time::sleep(delay), telemetry.retry_wait());
-        let waiting = Box::pin(Pause { sleep, next, wait });
-        State::Sleeping { waiting }
-    });
 }
 
 /// Drives a retry from the budget's answer to the next attempt's dispatch: `Ready(None)`
@@ -235,7 +176,8 @@ where
                     return finish(shared, this.call, stop, last).map(Some);
                 }
                 drop(last);
-                back_off(this.state.as_mut(), next, plan.delay, &shared.telemetry);
+                this.state
+                    .set(State::backing_off(next, plan.delay, &shared.telemetry));
             }
             StateProj::Sleeping { waiting } => {
                 let PauseProj { sleep, next, .. } = waiting.as_mut().project();

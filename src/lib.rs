@@ -17,6 +17,7 @@ mod lifetime;
 pub mod replay;
 mod service;
 mod shared;
+mod state;
 pub mod telemetry;
 pub mod timeout;
 

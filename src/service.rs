@@ -3,10 +3,11 @@
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
-use crate::future::{ResponseFuture, State};
+use crate::future::ResponseFuture;
 use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
+use crate::state::State;
 use crate::telemetry::OnRetry;
 use std::fmt;
 use std::marker::PhantomData;
@@ -142,26 +143,30 @@ where
         // `ConcurrencyLimit` permit moves with the call).
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let mut call = CallState::new(&shared.config, shared.telemetry.start_call());
+        let started = CallState::start_time(&shared.config);
+        let telemetry = shared.telemetry.start_first_attempt();
         let (request, saved) = match shared.replay.save(req) {
             Ok((request, saved)) => (request, Some(saved)),
-            Err(request) => {
-                shared.telemetry.not_replayable(&mut call.telemetry);
-                (request, None)
-            }
+            Err(request) => (request, None),
         };
-        shared.telemetry.attempt_started(&mut call.telemetry, 1);
         let future = {
-            let _span = call.telemetry.enter_attempt();
+            let _span = telemetry.enter_attempt();
             service.call(request)
         };
-        ResponseFuture {
+        // The call's state is assembled last, in the future itself, from values never lent
+        // out: assembled earlier and moved, its copy stalled on the stores that had just
+        // written it (a third of the success path, BENCHMARKS.md).
+        let mut future = ResponseFuture {
             shared: shared.clone(),
             service,
             saved,
-            call,
+            call: CallState::new(started, telemetry),
             state: State::Calling { future },
             _req: PhantomData,
+        };
+        if future.saved.is_none() {
+            shared.telemetry.not_replayable(&mut future.call.telemetry);
         }
+        future
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Shared<K, C, B, R, H> {
 pub(crate) struct CallState {
     /// The attempt in flight or last made (1 for the first).
     pub(crate) attempt: u32,
+    /// The end of the call was reported (a call dropped before is reported as cancelled).
+    pub(crate) finished: bool,
     /// When the call started; only read when a deadline is configured.
     pub(crate) started: Option<Instant>,
     /// Seeded at the first retry, so a call that succeeds at once never draws a seed.
@@ -35,11 +37,18 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
+    /// When a call starts, if a deadline needs to know.
     #[inline]
-    pub(crate) fn new(config: &RetryConfig, telemetry: CallTelemetry) -> Self {
+    pub(crate) fn start_time(config: &RetryConfig) -> Option<Instant> {
+        config.deadline().map(|_| Instant::now())
+    }
+
+    #[inline]
+    pub(crate) fn new(started: Option<Instant>, telemetry: CallTelemetry) -> Self {
         CallState {
             attempt: 1,
-            started: config.deadline().map(|_| Instant::now()),
+            finished: false,
+            started,
             backoff: BackoffContext::unstarted(),
             telemetry,
         }

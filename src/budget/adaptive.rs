@@ -2,10 +2,11 @@
 //! answers, and stop almost at once when it stops answering.
 
 use super::Budget;
+use super::counter::DepositCounter;
 use crate::ConfigError;
 use std::borrow::Cow;
 use std::future::{Ready, ready};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -28,7 +29,8 @@ pub(crate) const UNIT: u64 = 1_000_000;
 /// in both.
 ///
 /// `record_success` (every successful call) is one relaxed atomic load while the stock is full
-/// and one relaxed increment otherwise; the credit is folded in when a retry asks. Fractional
+/// and an increment of this thread's own counter otherwise (no locked instruction); the credit
+/// is folded in, exactly, when a retry asks. Fractional
 /// ratios are exact (fixed-point arithmetic). Clones share one budget.
 ///
 /// ```
@@ -60,8 +62,9 @@ struct Inner {
     ratio_units: u64,
     cap_units: u64,
     refill_units_per_sec: u64,
-    /// Successes not yet credited: the only thing the success path writes.
-    pending: AtomicU64,
+    /// Successes not yet credited: the only thing the success path writes (a per-thread
+    /// count, so a success costs no locked instruction). Taken only under `stock`'s lock.
+    pending: DepositCounter,
     /// The stock was full when last looked at: successes need not be counted.
     full: AtomicBool,
     stock: Mutex<Stock>,
@@ -101,7 +104,7 @@ impl AdaptiveBudget {
                 ratio_units: p.ratio_units,
                 cap_units: p.cap_units,
                 refill_units_per_sec: p.refill_units_per_sec,
-                pending: AtomicU64::new(0),
+                pending: DepositCounter::default(),
                 full: AtomicBool::new(true),
                 stock: Mutex::new(Stock {
                     units: p.cap_units,
@@ -190,7 +193,7 @@ impl AdaptiveBudget {
     #[cfg(feature = "redis")]
     pub(crate) fn record_successes(&self, n: u64) {
         if n > 0 && !self.inner.full.load(Ordering::Relaxed) {
-            self.inner.pending.fetch_add(n, Ordering::Relaxed);
+            self.inner.pending.add(n);
         }
     }
 }
@@ -242,14 +245,23 @@ impl Inner {
 
     /// Adds pending successes and the time-based refill, up to the cap.
     fn fold(&self, s: &mut Stock) {
-        let successes = self.pending.swap(0, Ordering::Relaxed);
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(s.refilled);
-        let by_time = refill(elapsed, self.refill_units_per_sec);
-        // Keep the sub-unit remainder of the time refill by only moving the mark when it paid.
-        if by_time > 0 || self.min_per_sec == 0 {
-            s.refilled = now;
-        }
+        let successes = self.pending.take_serialized();
+        // Without a floor the time refill is always zero: no clock read.
+        let by_time = if self.refill_units_per_sec == 0 {
+            0
+        } else {
+            let now = Instant::now();
+            let by_time = refill(
+                now.saturating_duration_since(s.refilled),
+                self.refill_units_per_sec,
+            );
+            // Keep the sub-unit remainder of the time refill by only moving the mark when it
+            // paid.
+            if by_time > 0 {
+                s.refilled = now;
+            }
+            by_time
+        };
         let credit = successes
             .saturating_mul(self.ratio_units)
             .saturating_add(by_time);
@@ -260,10 +272,17 @@ impl Inner {
     }
 }
 
-/// Units earned by `elapsed` at `units_per_sec`.
+/// Units earned by `elapsed` at `units_per_sec`: 64-bit arithmetic (a multiplication and a
+/// division by a constant) unless the product overflows, after hours at the highest rates.
 fn refill(elapsed: Duration, units_per_sec: u64) -> u64 {
-    let units = elapsed.as_nanos() * u128::from(units_per_sec) / 1_000_000_000;
-    u64::try_from(units).unwrap_or(u64::MAX)
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    match nanos.checked_mul(units_per_sec) {
+        Some(product) => product / 1_000_000_000,
+        None => {
+            let units = u128::from(nanos) * u128::from(units_per_sec) / 1_000_000_000;
+            u64::try_from(units).unwrap_or(u64::MAX)
+        }
+    }
 }
 
 impl Budget for AdaptiveBudget {
@@ -295,7 +314,7 @@ impl Budget for AdaptiveBudget {
     fn record_success(&self) {
         // A full stock (the healthy steady state) cannot grow: one load, no write.
         if !self.inner.full.load(Ordering::Relaxed) {
-            self.inner.pending.fetch_add(1, Ordering::Relaxed);
+            self.inner.pending.add_one();
         }
     }
 }

@@ -75,7 +75,7 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !this.call.telemetry.is_finished() {
+            if !this.call.finished {
                 let _ = finish(&this.shared.core, this.call, StopReason::Cancelled, ());
             }
         }

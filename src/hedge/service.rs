@@ -119,7 +119,10 @@ where
         // The ready service makes the first attempt; the future keeps it for the hedges.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        let call = CallState::new(&core.config, core.telemetry.start_call());
+        let call = CallState::new(
+            CallState::start_time(&core.config),
+            core.telemetry.start_call(),
+        );
         HedgeFuture::start(self.shared.clone(), service, call, req)
     }
 }

@@ -278,17 +278,9 @@ pub(crate) struct CallTelemetry {
     /// `Duration`'s 16). Only OpenTelemetry reports it; kept out of the future otherwise.
     #[cfg(feature = "opentelemetry")]
     total_delay_nanos: u64,
-    finished: bool,
 }
 
 impl CallTelemetry {
-    /// Whether the end of the call was reported (a dropped, unfinished call is reported as
-    /// cancelled).
-    #[inline]
-    pub(crate) fn is_finished(&self) -> bool {
-        self.finished
-    }
-
     /// The current attempt's span, if spans are open (hedging keeps one per attempt).
     pub(crate) fn attempt_span(&self) -> Option<tracing::Span> {
         self.spans.attempt_span()
@@ -525,8 +517,25 @@ impl Telemetry {
             },
             #[cfg(feature = "opentelemetry")]
             total_delay_nanos: 0,
-            finished: false,
         }
+    }
+
+    /// Starts a call and its first attempt. The call's state is handed over by value (16
+    /// bytes, in registers): the caller never lends it out, so the compiler keeps it out of
+    /// memory until it lands in the response future.
+    #[inline]
+    pub(crate) fn start_first_attempt(&self) -> CallTelemetry {
+        let call = self.start_call();
+        if call.spans.is_active() || self.counters_on() {
+            return self.first_attempt_slow(call);
+        }
+        call
+    }
+
+    #[inline(never)]
+    fn first_attempt_slow(&self, mut call: CallTelemetry) -> CallTelemetry {
+        self.attempt_started_slow(&mut call, 1);
+        call
     }
 
     #[inline]
@@ -670,7 +679,6 @@ impl Telemetry {
         stop: StopReason,
         attempts: u32,
     ) {
-        call.finished = true;
         // A failure after retries is logged even with no span open.
         if call.spans.is_active() || outcome == Outcome::FailedAfterRetry || self.counters_on() {
             self.finished_slow(call, outcome, stop, attempts);
