@@ -41,6 +41,10 @@ use tower_layer::Layer;
 /// share one budget and one seed source**, so every service built from one layer counts
 /// against the same budget.
 ///
+/// The parts are stored the first time the layer (or a clone) wraps a service and kept for
+/// the life of the process, so that calls reach them without a reference count; layers
+/// built as the process runs use [`release_on_drop`](RetryLayer::release_on_drop).
+///
 /// ```
 /// use std::time::Duration;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
