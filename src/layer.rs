@@ -500,6 +500,11 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
         (inner, timeout)
     }
 
+    /// Whether the parts are reference-counted rather than kept for the process.
+    pub(crate) fn releases_on_drop(&self) -> bool {
+        self.release_on_drop
+    }
+
     /// The parts every service built from this layer shares (retry and hedge services).
     pub(crate) fn to_shared(&self) -> Shared<K, C, B, R, H>
     where

@@ -96,3 +96,43 @@ async fn a_call_outliving_its_service_keeps_retrying_with_process_parts() {
     assert_eq!(call.await.unwrap(), 40);
     assert_eq!(inner.count(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_layer_keeps_or_releases_its_parts_like_the_retry_layer() {
+    let hedging = tower_retrier::hedge::HedgeConfig::builder()
+        .delay(Duration::from_millis(50))
+        .build()
+        .unwrap();
+
+    let budget = TrackedBudget::new();
+    let alive = budget.counter();
+    let kept = RetryLayer::new(config())
+        .with_budget(budget)
+        .hedge(hedging.clone());
+    let a = kept.layer(Flaky::failing(0));
+    let b = kept.layer(Flaky::failing(0));
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        2,
+        "the layer's copy and one stored copy"
+    );
+    assert_eq!(a.oneshot(1).await.unwrap(), 10);
+    drop((b, kept));
+    assert_eq!(alive.load(Ordering::SeqCst), 1, "kept for the process");
+
+    let budget = TrackedBudget::new();
+    let alive = budget.counter();
+    let released = RetryLayer::new(config())
+        .with_budget(budget)
+        .release_on_drop()
+        .hedge(hedging);
+    let svc = released.layer(Flaky::failing(0));
+    drop(released);
+    assert_eq!(alive.load(Ordering::SeqCst), 1);
+    assert_eq!(svc.oneshot(2).await.unwrap(), 20);
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        0,
+        "freed with the last service and call"
+    );
+}

@@ -6,6 +6,7 @@ use super::service::HedgeShared;
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
 use crate::decide::{check_delay, classify_attempt, finish};
+use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::telemetry::{DelaySource, OnRetry, RetryEvent, StopReason};
@@ -14,7 +15,6 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -43,11 +43,12 @@ pin_project! {
     #[project = HedgeFutureProj]
     pub struct HedgeFuture<Req, S, K, C, B, R, H>
     where
+        (K, C, B, R, H): 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
     {
-        shared: Arc<HedgeShared<K, C, B, R, H>>,
+        shared: SharedRef<HedgeShared<K, C, B, R, H>>,
         service: S,
         saved: Option<R::Saved>,
         call: CallState,
@@ -69,6 +70,7 @@ pin_project! {
 
     impl<Req, S, K, C, B, R, H> PinnedDrop for HedgeFuture<Req, S, K, C, B, R, H>
     where
+        (K, C, B, R, H): 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
@@ -98,6 +100,7 @@ where
 
 impl<Req, S, K, C, B, R, H> HedgeFuture<Req, S, K, C, B, R, H>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     C: Classify<R::Saved, S::Response, S::Error>,
@@ -105,7 +108,7 @@ where
 {
     /// Sends the first attempt on the ready `service`.
     pub(crate) fn start(
-        shared: Arc<HedgeShared<K, C, B, R, H>>,
+        shared: SharedRef<HedgeShared<K, C, B, R, H>>,
         mut service: S,
         mut call: CallState,
         req: Req,
@@ -162,6 +165,7 @@ type Output<S, Q> = Result<<S as Service<Q>>::Response, <S as Service<Q>>::Error
 
 impl<Req, S, K, C, B, R, H> Future for HedgeFuture<Req, S, K, C, B, R, H>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     C: Classify<R::Saved, S::Response, S::Error>,
@@ -423,6 +427,7 @@ fn hedge_granted<K, C, B, R, H, Res, E>(
 
 impl<Req, S, K, C, B, R, H> fmt::Debug for HedgeFuture<Req, S, K, C, B, R, H>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,

@@ -4,6 +4,7 @@ use super::config::{HedgeConfig, HedgeDelay};
 use super::latency::LatencyTracker;
 use super::service::{HedgeService, HedgeShared};
 use crate::RetryLayer;
+use crate::lifetime::{SharedRef, Stored};
 use crate::timeout::{ClassifyTimeouts, TimedLayer};
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -17,6 +18,8 @@ pub struct HedgeLayer<K, C, B, R, H> {
     parts: RetryLayer<K, C, B, R, H>,
     hedge: HedgeConfig,
     latency: Option<Arc<LatencyTracker>>,
+    /// The parts as first stored by `layer` (kept for the process), shared by clones.
+    stored: Stored,
 }
 
 impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
@@ -42,6 +45,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             parts: self,
             hedge: hedging,
             latency,
+            stored: Stored::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl<K, C, B, R, H> HedgeLayer<K, C, B, R, H> {
                 parts,
                 hedge: self.hedge,
                 latency: self.latency,
+                stored: Stored::default(),
             },
             timeout,
         )
@@ -92,22 +97,27 @@ impl<K, C, B, R, H> HedgeLayer<K, C, B, R, H> {
 
 impl<S, K, C, B, R, H> Layer<S> for HedgeLayer<K, C, B, R, H>
 where
-    K: Clone,
-    C: Clone,
-    B: Clone,
-    R: Clone,
-    H: Clone,
+    K: Clone + Send + Sync + 'static,
+    C: Clone + Send + Sync + 'static,
+    B: Clone + Send + Sync + 'static,
+    R: Clone + Send + Sync + 'static,
+    H: Clone + Send + Sync + 'static,
 {
     type Service = HedgeService<S, K, C, B, R, H>;
 
+    /// The parts live like a [`RetryLayer`]'s: kept for the process unless the retry layer
+    /// said [`release_on_drop`](RetryLayer::release_on_drop).
     fn layer(&self, inner: S) -> Self::Service {
-        HedgeService::new(
-            inner,
-            Arc::new(HedgeShared {
-                core: self.parts.to_shared(),
-                hedge: self.hedge.clone(),
-                latency: self.latency.clone(),
-            }),
-        )
+        let parts = || HedgeShared {
+            core: self.parts.to_shared(),
+            hedge: self.hedge.clone(),
+            latency: self.latency.clone(),
+        };
+        let shared = if self.parts.releases_on_drop() {
+            SharedRef::counted(parts())
+        } else {
+            self.stored.get_or_store(parts)
+        };
+        HedgeService::new(inner, shared)
     }
 }

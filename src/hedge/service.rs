@@ -6,6 +6,7 @@ use super::latency::LatencyTracker;
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
+use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::telemetry::OnRetry;
@@ -40,13 +41,19 @@ impl<K, C, B, R, H> HedgeShared<K, C, B, R, H> {
 /// clone of the inner service ready).
 ///
 /// See [`crate::hedge`] for an example.
-pub struct HedgeService<S, K, C, B, R, H> {
+pub struct HedgeService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
+{
     inner: S,
-    shared: Arc<HedgeShared<K, C, B, R, H>>,
+    shared: SharedRef<HedgeShared<K, C, B, R, H>>,
 }
 
-impl<S, K, C, B, R, H> HedgeService<S, K, C, B, R, H> {
-    pub(crate) fn new(inner: S, shared: Arc<HedgeShared<K, C, B, R, H>>) -> Self {
+impl<S, K, C, B, R, H> HedgeService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
+{
+    pub(crate) fn new(inner: S, shared: SharedRef<HedgeShared<K, C, B, R, H>>) -> Self {
         HedgeService { inner, shared }
     }
 
@@ -77,7 +84,10 @@ impl<S, K, C, B, R, H> HedgeService<S, K, C, B, R, H> {
     }
 }
 
-impl<S: Clone, K, C, B, R, H> Clone for HedgeService<S, K, C, B, R, H> {
+impl<S: Clone, K, C, B, R, H> Clone for HedgeService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
+{
     fn clone(&self) -> Self {
         HedgeService {
             inner: self.inner.clone(),
@@ -86,7 +96,10 @@ impl<S: Clone, K, C, B, R, H> Clone for HedgeService<S, K, C, B, R, H> {
     }
 }
 
-impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H> fmt::Debug for HedgeService<S, K, C, B, R, H> {
+impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H> fmt::Debug for HedgeService<S, K, C, B, R, H>
+where
+    (K, C, B, R, H): 'static,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HedgeService")
             .field("inner", &self.inner)
@@ -98,6 +111,7 @@ impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H> fmt::Debug for HedgeService<S, K,
 
 impl<Req, S, K, C, B, R, H> Service<Req> for HedgeService<S, K, C, B, R, H>
 where
+    (K, C, B, R, H): 'static,
     R: Replay<Req>,
     S: Service<R::Request> + Clone,
     K: Backoff,
