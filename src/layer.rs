@@ -8,7 +8,7 @@ use crate::classify::GrpcClassifier;
 #[cfg(feature = "http")]
 use crate::classify::HttpClassifier;
 use crate::classify::RetryAnyError;
-use crate::lifetime::{SharedRef, Stored};
+use crate::lifetime::Stored;
 #[cfg(feature = "tonic")]
 use crate::replay::AsTonicBody;
 use crate::replay::CloneRequest;
@@ -551,11 +551,9 @@ where
     type Service = RetryService<S, K, C, B, R, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let shared = if self.release_on_drop {
-            SharedRef::counted(self.to_shared())
-        } else {
-            self.stored.get_or_store(|| self.to_shared())
-        };
+        let shared = self
+            .stored
+            .parts_for_service(self.release_on_drop, || self.to_shared());
         RetryService::from_shared(inner, shared)
     }
 }

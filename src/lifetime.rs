@@ -112,8 +112,25 @@ impl<T> fmt::Debug for SharedRef<T> {
 pub(crate) struct Stored(Arc<OnceLock<Box<dyn Any + Send + Sync>>>);
 
 impl Stored {
+    /// The parts a layer hands a new service: reference-counted and built for it when the
+    /// layer says `release_on_drop`, otherwise the stored ones.
+    pub(crate) fn parts_for_service<T>(
+        &self,
+        release_on_drop: bool,
+        parts: impl Fn() -> T,
+    ) -> SharedRef<T>
+    where
+        T: Send + Sync + 'static,
+    {
+        if release_on_drop {
+            SharedRef::counted(parts())
+        } else {
+            self.get_or_store(parts)
+        }
+    }
+
     /// The stored parts, storing what `parts` builds the first time.
-    pub(crate) fn get_or_store<T>(&self, parts: impl Fn() -> T) -> SharedRef<T>
+    fn get_or_store<T>(&self, parts: impl Fn() -> T) -> SharedRef<T>
     where
         T: Send + Sync + 'static,
     {

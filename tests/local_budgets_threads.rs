@@ -33,33 +33,32 @@ where
     }
 }
 
-/// Deposits racing withdrawals (and the fold every 1,024 deposits racing both): every deposit
-/// counts once, and the retries granted are exactly `ratio × deposits`, never one more.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn ratio_budget_is_exact_under_eight_threads() {
-    // A 60 s window: the test runs well inside it, so nothing expires while it runs.
-    let budget = RatioBudget::new(Duration::from_secs(60), 0, 0.25).unwrap();
-    const DEPOSITS_PER_THREAD: u64 = 50_000;
+/// Each of the 8 threads `earn`s `per_thread` times and asks for a retry after every third,
+/// then what is left is drained from 8 threads at once: the retries granted are exactly
+/// `allowed`, never one more, and nothing earned is lost on the way (`remaining`).
+async fn earn_racing_withdrawals_then_drain<B>(
+    budget: B,
+    remaining: fn(&B) -> u64,
+    earn: fn(&B),
+    per_thread: u64,
+    allowed: u64,
+) where
+    B: Budget<Withdraw = std::future::Ready<bool>> + Clone + Send + Sync + 'static,
+{
     let granted = Arc::new(AtomicU64::new(0));
     let (b, g) = (budget.clone(), granted.clone());
     on_every_thread(move |_| {
-        for i in 0..DEPOSITS_PER_THREAD {
-            b.deposit();
+        for i in 0..per_thread {
+            earn(&b);
             if i % 3 == 0 && b.withdraw().into_inner() {
                 g.fetch_add(1, Ordering::Relaxed);
             }
         }
     })
     .await;
-    let deposits = THREADS * DEPOSITS_PER_THREAD;
-    let allowed = deposits / 4; // ratio 0.25, no floor
     let during = granted.load(Ordering::Relaxed);
-    assert!(
-        during <= allowed,
-        "{during} granted for {deposits} deposits"
-    );
-    assert_eq!(budget.remaining(), allowed - during, "no deposit lost");
-    // Drain what is left, again from 8 threads at once.
+    assert!(during <= allowed, "{during} granted for {allowed} earned");
+    assert_eq!(remaining(&budget), allowed - during, "nothing earned lost");
     let (b, g) = (budget.clone(), granted.clone());
     on_every_thread(move |_| {
         while b.withdraw().into_inner() {
@@ -70,9 +69,27 @@ async fn ratio_budget_is_exact_under_eight_threads() {
     assert_eq!(
         granted.load(Ordering::Relaxed),
         allowed,
-        "exactly ratio × deposits"
+        "exactly what was earned"
     );
-    assert_eq!(budget.remaining(), 0);
+    assert_eq!(remaining(&budget), 0);
+}
+
+/// Deposits racing withdrawals (and the fold every 1,024 deposits racing both): every deposit
+/// counts once, and the retries granted are exactly `ratio × deposits`, never one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn ratio_budget_is_exact_under_eight_threads() {
+    // A 60 s window: the test runs well inside it, so nothing expires while it runs.
+    let budget = RatioBudget::new(Duration::from_secs(60), 0, 0.25).unwrap();
+    const DEPOSITS_PER_THREAD: u64 = 50_000;
+    let allowed = THREADS * DEPOSITS_PER_THREAD / 4; // ratio 0.25, no floor
+    earn_racing_withdrawals_then_drain(
+        budget,
+        RatioBudget::remaining,
+        RatioBudget::deposit,
+        DEPOSITS_PER_THREAD,
+        allowed,
+    )
+    .await;
 }
 
 /// Withdrawals racing refunds: the bucket ends exactly where a single thread would leave it,
@@ -128,32 +145,13 @@ async fn adaptive_budget_is_exact_under_eight_threads() {
     let budget = AdaptiveBudget::new(1_000_000, 0.25, 0).unwrap();
     while budget.withdraw().into_inner() {}
     const SUCCESSES_PER_THREAD: u64 = 100_000;
-    let granted = Arc::new(AtomicU64::new(0));
-    let (b, g) = (budget.clone(), granted.clone());
-    on_every_thread(move |_| {
-        for i in 0..SUCCESSES_PER_THREAD {
-            b.record_success();
-            if i % 3 == 0 && b.withdraw().into_inner() {
-                g.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    })
-    .await;
     let allowed = THREADS * SUCCESSES_PER_THREAD / 4;
-    let during = granted.load(Ordering::Relaxed);
-    assert!(during <= allowed, "{during} granted for {allowed} earned");
-    assert_eq!(budget.remaining(), allowed - during, "no success lost");
-    let (b, g) = (budget.clone(), granted.clone());
-    on_every_thread(move |_| {
-        while b.withdraw().into_inner() {
-            g.fetch_add(1, Ordering::Relaxed);
-        }
-    })
-    .await;
-    assert_eq!(
-        granted.load(Ordering::Relaxed),
+    earn_racing_withdrawals_then_drain(
+        budget,
+        AdaptiveBudget::remaining,
+        AdaptiveBudget::record_success,
+        SUCCESSES_PER_THREAD,
         allowed,
-        "exactly ratio × successes"
-    );
-    assert_eq!(budget.remaining(), 0);
+    )
+    .await;
 }

@@ -65,11 +65,7 @@ impl DepositCounter {
 
     /// Deposits counted since the previous `take`, exactly once each.
     pub(crate) fn take(&self) -> u64 {
-        // Shards past the highest index ever handed out were never written.
-        let used = NEXT.load(Ordering::Relaxed).min(self.shards.len());
-        self.shards[..used]
-            .iter()
-            .chain(std::iter::once(&self.shared))
+        self.in_use()
             .map(|s| {
                 let count = s.count.load(Ordering::Relaxed);
                 if count <= s.taken.load(Ordering::Relaxed) {
@@ -79,16 +75,11 @@ impl DepositCounter {
             })
             .sum()
     }
-}
 
-impl DepositCounter {
     /// [`take`](Self::take) for callers that never take concurrently (they hold a lock around
     /// every take): a changed shard costs a plain store instead of a locked `fetch_max`.
     pub(crate) fn take_serialized(&self) -> u64 {
-        let used = NEXT.load(Ordering::Relaxed).min(self.shards.len());
-        self.shards[..used]
-            .iter()
-            .chain(std::iter::once(&self.shared))
+        self.in_use()
             .map(|s| {
                 let count = s.count.load(Ordering::Relaxed);
                 let taken = s.taken.load(Ordering::Relaxed);
@@ -99,6 +90,15 @@ impl DepositCounter {
                 count - taken
             })
             .sum()
+    }
+
+    /// The shards any thread may have written, and the shared one. Shards past the highest
+    /// index ever handed out were never written.
+    fn in_use(&self) -> impl Iterator<Item = &Shard> {
+        let used = NEXT.load(Ordering::Relaxed).min(self.shards.len());
+        self.shards[..used]
+            .iter()
+            .chain(std::iter::once(&self.shared))
     }
 }
 

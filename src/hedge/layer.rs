@@ -4,7 +4,7 @@ use super::config::{HedgeConfig, HedgeDelay};
 use super::latency::LatencyTracker;
 use super::service::{HedgeService, HedgeShared};
 use crate::RetryLayer;
-use crate::lifetime::{SharedRef, Stored};
+use crate::lifetime::Stored;
 use crate::timeout::{ClassifyTimeouts, TimedLayer};
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -113,11 +113,9 @@ where
             hedge: self.hedge.clone(),
             latency: self.latency.clone(),
         };
-        let shared = if self.parts.releases_on_drop() {
-            SharedRef::counted(parts())
-        } else {
-            self.stored.get_or_store(parts)
-        };
+        let shared = self
+            .stored
+            .parts_for_service(self.parts.releases_on_drop(), parts);
         HedgeService::new(inner, shared)
     }
 }
