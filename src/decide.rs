@@ -3,6 +3,7 @@
 //! retry to ask the budget for. The response future only drives these decisions; a hedging
 //! driver can reuse them as they are.
 
+use crate::admission::Admit;
 use crate::backoff::{Backoff, BackoffContext};
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
@@ -35,8 +36,8 @@ pub(crate) struct Plan {
 /// `saved` is `None` for a request that could not be kept for replay: it is never retried,
 /// so only success matters.
 #[inline]
-pub(crate) fn decide<Req, Res, E, K, C, B, R, H>(
-    shared: &Shared<K, C, B, R, H>,
+pub(crate) fn decide<Req, Res, E, K, C, B, R, H, A>(
+    shared: &Shared<K, C, B, R, H, A>,
     call: &mut CallState,
     saved: Option<&mut R::Saved>,
     result: &Result<Res, E>,
@@ -46,15 +47,17 @@ where
     K: Backoff,
     C: Classify<R::Saved, Res, E>,
     B: Budget,
+    A: Admit,
 {
-    match classify_attempt::<Req, Res, E, K, C, B, R, H>(shared, call, saved.as_deref(), result) {
+    match classify_attempt::<Req, Res, E, K, C, B, R, H, A>(shared, call, saved.as_deref(), result)
+    {
         Decision::Success => {
             shared.budget.record_success();
             Step::Stop(StopReason::Success)
         }
         Decision::Fail => Step::Stop(StopReason::NotRetryable),
         Decision::Retry { after, reason } => {
-            plan_retry::<Req, Res, E, K, C, B, R, H>(shared, call, saved, after, reason)
+            plan_retry::<Req, Res, E, K, C, B, R, H, A>(shared, call, saved, after, reason)
         }
     }
 }
@@ -63,8 +66,8 @@ where
 /// of a success). The hedging driver calls this directly: for it a retryable result is only
 /// "non-fatal".
 #[inline]
-pub(crate) fn classify_attempt<Req, Res, E, K, C, B, R, H>(
-    shared: &Shared<K, C, B, R, H>,
+pub(crate) fn classify_attempt<Req, Res, E, K, C, B, R, H, A>(
+    shared: &Shared<K, C, B, R, H, A>,
     call: &mut CallState,
     saved: Option<&R::Saved>,
     result: &Result<Res, E>,
@@ -73,6 +76,7 @@ where
     R: Replay<Req>,
     C: Classify<R::Saved, Res, E>,
     B: Budget,
+    A: Admit,
 {
     let decision = match saved {
         Some(saved) => shared.classifier.classify(saved, result),
@@ -82,6 +86,10 @@ where
     shared
         .telemetry
         .attempt_finished(&mut call.telemetry, &decision, result.is_err());
+    // Admission control learns whether the downstream served this attempt.
+    shared
+        .admission
+        .record(call.ticket, !decision.is_retry(), &shared.telemetry);
     decision
 }
 
@@ -90,8 +98,8 @@ where
 /// (backoff, or the server's pushback) fits `max_delay` and the deadline, and a copy of the
 /// request can be made.
 #[inline(never)]
-fn plan_retry<Req, Res, E, K, C, B, R, H>(
-    shared: &Shared<K, C, B, R, H>,
+fn plan_retry<Req, Res, E, K, C, B, R, H, A>(
+    shared: &Shared<K, C, B, R, H, A>,
     call: &mut CallState,
     saved: Option<&mut R::Saved>,
     after: Option<Duration>,
@@ -101,6 +109,7 @@ where
     R: Replay<Req>,
     K: Backoff,
     C: Classify<R::Saved, Res, E>,
+    A: Admit,
 {
     let Some(saved) = saved else {
         return Step::Stop(StopReason::NotReplayable);
@@ -115,6 +124,9 @@ where
     let config = &shared.config;
     if call.attempt >= config.max_attempts() {
         return Step::Stop(StopReason::AttemptsExhausted);
+    }
+    if !shared.admission.allows_retry() {
+        return Step::Stop(StopReason::Overloaded);
     }
     let ctx = &mut call.backoff;
     if !ctx.is_started() {
@@ -183,8 +195,8 @@ pub(crate) fn check_delay(
 /// The budget answered the retry `plan`: `Some(BudgetDenied)` if it refused, otherwise
 /// the hook and telemetry hear of the retry (before the failed result is released and the
 /// backoff starts) and `None` lets it go ahead.
-pub(crate) fn budget_answered<K, C, B, R, H, Res, E>(
-    shared: &Shared<K, C, B, R, H>,
+pub(crate) fn budget_answered<K, C, B, R, H, A, Res, E>(
+    shared: &Shared<K, C, B, R, H, A>,
     call: &mut CallState,
     granted: bool,
     plan: &Plan,
@@ -218,14 +230,15 @@ where
 
 /// Reports the end of the call and hands back its result.
 #[inline]
-pub(crate) fn finish<K, C, B, R, H, T>(
-    shared: &Shared<K, C, B, R, H>,
+pub(crate) fn finish<K, C, B, R, H, A: Admit, T>(
+    shared: &Shared<K, C, B, R, H, A>,
     call: &mut CallState,
     stop: StopReason,
     result: T,
 ) -> Poll<T> {
     let attempts = call.attempt;
     call.finished = true;
+    shared.admission.release(call.ticket);
     let outcome = Outcome::new(stop == StopReason::Success, attempts);
     shared
         .telemetry

@@ -1,5 +1,6 @@
 //! Retrying plain async closures, on the same engine as the layer.
 
+use crate::admission::AdmitFor;
 use crate::backoff::Backoff;
 use crate::budget::{Budget, Unlimited};
 use crate::classify::Classify;
@@ -40,8 +41,9 @@ where
     }
 }
 
-impl<K, C, B, H> RetryLayer<K, C, B, CloneRequest, H>
+impl<K, C, B, H, A> RetryLayer<K, C, B, CloneRequest, H, A>
 where
+    A: Clone + Send + Sync + 'static,
     K: Backoff + Clone + Send + Sync + 'static,
     B: Budget + Clone + Send + Sync + 'static,
     C: Clone + Send + Sync + 'static,
@@ -78,6 +80,7 @@ where
         Fut: Future<Output = Result<T, E>>,
         C: Classify<(), T, E>,
         H: OnRetry<T, E>,
+        A: AdmitFor<E>,
     {
         let mut svc = self.layer(Operation(&operation));
         poll_fn(|cx| svc.poll_ready(cx)).await?;
@@ -88,8 +91,9 @@ where
 /// Runs `operation` with retries: `config`'s attempts and backoff, `retry_on` deciding what is
 /// retried, and the names used in telemetry.
 ///
-/// A one-off call has no traffic to budget against, so this uses no retry budget; to share a
-/// budget across calls, build a [`RetryLayer`] once and use [`RetryLayer::execute`].
+/// A one-off call has no traffic to budget against or to learn a downstream's state from, so
+/// this uses no retry budget and no admission control; to share both across calls, build a
+/// [`RetryLayer`] once and use [`RetryLayer::execute`].
 ///
 /// ```
 /// use tower_retrier::{RetryConfig, classify::MatchErrors, execute_with_retry};
@@ -123,6 +127,7 @@ where
         .release_on_drop()
         .with_classifier(retry_on)
         .with_budget(Unlimited::new())
+        .without_admission()
         .service_name(service_name)
         .operation_name(operation_name)
         .execute(operation)

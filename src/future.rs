@@ -1,6 +1,7 @@
 //! [`ResponseFuture`]: drives one call through its attempts. What to do after each attempt is
 //! decided in [`decide`](crate::decide); this file only moves between the states.
 
+use crate::admission::Admit;
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
@@ -26,30 +27,32 @@ pin_project! {
     /// boxed, and dropping it at any point cancels cleanly (the in-flight attempt or the sleep
     /// is dropped, no further call is made).
     #[project = ResponseFutureProj]
-    pub struct ResponseFuture<Req, S, K, C, B, R, H>
+    pub struct ResponseFuture<Req, S, K, C, B, R, H, A>
     where
-        K: 'static, C: 'static, B: 'static, R: 'static, H: 'static,
+        K: 'static, C: 'static, B: 'static, R: 'static, H: 'static, A: 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
+        A: Admit,
     {
-        pub(crate) shared: SharedRef<Shared<K, C, B, R, H>>,
+        pub(crate) shared: SharedRef<Shared<K, C, B, R, H, A>>,
         pub(crate) service: S,
         pub(crate) saved: Option<R::Saved>,
         pub(crate) call: CallState,
         #[pin]
-        pub(crate) state: State<S::Future, B::Withdraw, R::Request, Result<S::Response, S::Error>>,
+        pub(crate) state: State<S::Future, B::Withdraw, R::Request, Result<S::Response, S::Error>, S::Error>,
         pub(crate) _req: PhantomData<fn(Req)>,
     }
 
     // A call dropped before it finished (an outer timeout, a hedge that lost) is still
     // reported, so dashboards count every call.
-    impl<Req, S, K, C, B, R, H> PinnedDrop for ResponseFuture<Req, S, K, C, B, R, H>
+    impl<Req, S, K, C, B, R, H, A> PinnedDrop for ResponseFuture<Req, S, K, C, B, R, H, A>
     where
-        K: 'static, C: 'static, B: 'static, R: 'static, H: 'static,
+        K: 'static, C: 'static, B: 'static, R: 'static, H: 'static, A: 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
+        A: Admit,
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
@@ -60,15 +63,16 @@ pin_project! {
     }
 }
 
-impl<Req, S, K, C, B, R, H> Future for ResponseFuture<Req, S, K, C, B, R, H>
+impl<Req, S, K, C, B, R, H, A> Future for ResponseFuture<Req, S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     K: Backoff,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: Admit,
 {
     type Output = Result<S::Response, S::Error>;
 
@@ -96,18 +100,19 @@ where
 /// An attempt answered: ends the call, or starts the retry the decision step allows.
 /// `None` while the retry is under way.
 #[inline]
-fn answered<Req, S, K, C, B, R, H>(
-    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
+fn answered<Req, S, K, C, B, R, H, A>(
+    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
     result: Result<S::Response, S::Error>,
 ) -> Option<Poll<Result<S::Response, S::Error>>>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     K: Backoff,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: Admit,
 {
     let shared = &**this.shared;
     match decide(shared, this.call, this.saved.as_mut(), &result) {
@@ -119,18 +124,19 @@ where
 /// Asks the budget for the retry: a local budget answers at once (no state for the
 /// withdrawal), another is polled in `Withdrawing`.
 #[inline(never)]
-fn start_retry<Req, S, K, C, B, R, H>(
-    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
+fn start_retry<Req, S, K, C, B, R, H, A>(
+    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
     next: R::Request,
     plan: Plan,
     last: Result<S::Response, S::Error>,
 ) -> Option<Poll<Result<S::Response, S::Error>>>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: Admit,
 {
     let shared = &**this.shared;
     let Some(granted) = shared.budget.withdraw_now() else {
@@ -152,16 +158,17 @@ where
 /// Drives a retry from the budget's answer to the next attempt's dispatch: `Ready(None)`
 /// once that attempt is in flight, `Ready(Some(..))` if the call ended on the way.
 #[inline(never)]
-fn between_attempts<Req, S, K, C, B, R, H>(
-    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H>,
+fn between_attempts<Req, S, K, C, B, R, H, A>(
+    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<S::Response, S::Error>>>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: Admit,
 {
     let shared = &**this.shared;
     loop {
@@ -202,17 +209,23 @@ where
                 };
                 this.state.set(State::Calling { future });
             }
+            StateProj::Refused { error } => {
+                let error = error.take().expect("a refused call fails once");
+                this.state.set(State::Done);
+                return finish(shared, this.call, StopReason::Overloaded, Err(error)).map(Some);
+            }
             StateProj::Done => unreachable!("ResponseFuture polled after completion"),
         }
     }
 }
 
-impl<Req, S, K, C, B, R, H> fmt::Debug for ResponseFuture<Req, S, K, C, B, R, H>
+impl<Req, S, K, C, B, R, H, A> fmt::Debug for ResponseFuture<Req, S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,
+    A: Admit,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")

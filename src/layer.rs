@@ -1,6 +1,7 @@
 //! [`RetryLayer`]: the configuration and pluggable parts, applied to a service.
 
 use crate::RetryConfig;
+use crate::admission::{Admission, NoAdmission};
 use crate::backoff::{Exponential, SeedSource};
 use crate::budget::AdaptiveBudget;
 #[cfg(feature = "grpc")]
@@ -65,6 +66,7 @@ pub struct RetryLayer<
     B = AdaptiveBudget,
     R = CloneRequest,
     H = NoHook,
+    A = Admission,
 > {
     config: RetryConfig,
     backoff: K,
@@ -79,6 +81,8 @@ pub struct RetryLayer<
     timed: bool,
     /// The parts are reference-counted rather than kept for the process.
     release_on_drop: bool,
+    /// Admission control of first attempts (shared by clones).
+    admission: A,
     /// The parts as first stored by `layer` (kept for the process), shared by clones.
     stored: Stored,
 }
@@ -110,6 +114,7 @@ impl RetryLayer {
             retry_non_idempotent: false,
             timed: false,
             release_on_drop: false,
+            admission: Admission::default(),
             stored: Stored::default(),
         }
     }
@@ -191,7 +196,7 @@ impl RetryLayer<Exponential, GrpcClassifier, AdaptiveBudget, ReplayHttp<AsTonicB
     }
 }
 
-impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
+impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// The configuration.
     ///
     /// ```
@@ -234,7 +239,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     ///     .with_backoff(FullJitter::new(Duration::from_millis(25), Duration::from_secs(1)));
     /// # let _ = layer;
     /// ```
-    pub fn with_backoff<K2>(self, backoff: K2) -> RetryLayer<K2, C, B, R, H> {
+    pub fn with_backoff<K2>(self, backoff: K2) -> RetryLayer<K2, C, B, R, H, A> {
         RetryLayer {
             backoff,
             config: self.config,
@@ -247,6 +252,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             retry_non_idempotent: self.retry_non_idempotent,
             timed: self.timed,
             release_on_drop: self.release_on_drop,
+            admission: self.admission,
             stored: Stored::default(),
         }
     }
@@ -259,7 +265,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     ///     .with_classifier(MatchErrors::boxed().retry::<std::io::Error>());
     /// # let _ = layer;
     /// ```
-    pub fn with_classifier<C2>(self, classifier: C2) -> RetryLayer<K, C2, B, R, H> {
+    pub fn with_classifier<C2>(self, classifier: C2) -> RetryLayer<K, C2, B, R, H, A> {
         RetryLayer {
             classifier,
             config: self.config,
@@ -272,6 +278,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             retry_non_idempotent: self.retry_non_idempotent,
             timed: self.timed,
             release_on_drop: self.release_on_drop,
+            admission: self.admission,
             stored: Stored::default(),
         }
     }
@@ -283,7 +290,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     /// let layer = tower_retrier::RetryLayer::new(Default::default()).with_budget(Unlimited::new());
     /// # let _ = layer;
     /// ```
-    pub fn with_budget<B2>(self, budget: B2) -> RetryLayer<K, C, B2, R, H> {
+    pub fn with_budget<B2>(self, budget: B2) -> RetryLayer<K, C, B2, R, H, A> {
         RetryLayer {
             budget,
             config: self.config,
@@ -296,6 +303,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             retry_non_idempotent: self.retry_non_idempotent,
             timed: self.timed,
             release_on_drop: self.release_on_drop,
+            admission: self.admission,
             stored: Stored::default(),
         }
     }
@@ -307,7 +315,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     ///     .with_replay(tower_retrier::replay::replay_fn(|s: &String| Some(s.clone())));
     /// # let _ = layer;
     /// ```
-    pub fn with_replay<R2>(self, replay: R2) -> RetryLayer<K, C, B, R2, H> {
+    pub fn with_replay<R2>(self, replay: R2) -> RetryLayer<K, C, B, R2, H, A> {
         RetryLayer {
             replay,
             config: self.config,
@@ -320,6 +328,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             retry_non_idempotent: self.retry_non_idempotent,
             timed: self.timed,
             release_on_drop: self.release_on_drop,
+            admission: self.admission,
             stored: Stored::default(),
         }
     }
@@ -327,7 +336,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     /// Calls `hook` before every retry (after the budget granted it).
     ///
     /// See [`OnRetry`](crate::telemetry::OnRetry) for an example.
-    pub fn on_retry<H2>(self, hook: H2) -> RetryLayer<K, C, B, R, H2> {
+    pub fn on_retry<H2>(self, hook: H2) -> RetryLayer<K, C, B, R, H2, A> {
         RetryLayer {
             on_retry: hook,
             config: self.config,
@@ -340,6 +349,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             retry_non_idempotent: self.retry_non_idempotent,
             timed: self.timed,
             release_on_drop: self.release_on_drop,
+            admission: self.admission,
             stored: Stored::default(),
         }
     }
@@ -361,6 +371,58 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     pub fn retry_non_idempotent(mut self, on: bool) -> Self {
         self.retry_non_idempotent = on;
         self
+    }
+
+    /// Uses this admission control for first attempts (and hedges), e.g. one configured
+    /// with [`AdmissionConfig`](crate::admission::AdmissionConfig), or one shared with other
+    /// layers calling the same downstream. See [`crate::admission`].
+    ///
+    /// ```
+    /// use tower_retrier::admission::{Admission, AdmissionConfig, Mechanism};
+    /// let admission = Admission::new(AdmissionConfig::builder().mechanism(Mechanism::Breaker).build().unwrap());
+    /// let layer = tower_retrier::RetryLayer::new(Default::default()).with_admission(admission);
+    /// assert_eq!(layer.admission().config().mechanism(), Mechanism::Breaker);
+    /// ```
+    pub fn with_admission<A2>(self, admission: A2) -> RetryLayer<K, C, B, R, H, A2> {
+        RetryLayer {
+            admission,
+            config: self.config,
+            backoff: self.backoff,
+            classifier: self.classifier,
+            budget: self.budget,
+            replay: self.replay,
+            on_retry: self.on_retry,
+            telemetry: self.telemetry,
+            seeds: self.seeds,
+            retry_non_idempotent: self.retry_non_idempotent,
+            timed: self.timed,
+            release_on_drop: self.release_on_drop,
+            stored: Stored::default(),
+        }
+    }
+
+    /// Turns admission control off: every call's first attempt goes out, whatever the
+    /// downstream's state (the retry budget still caps retries). For a service whose error
+    /// type cannot carry a [`Rejected`](crate::admission::Rejected), or where another layer
+    /// (a circuit breaker, a load shedder) already decides admission.
+    ///
+    /// ```
+    /// let layer = tower_retrier::RetryLayer::new(Default::default()).without_admission();
+    /// # let _ = layer;
+    /// ```
+    pub fn without_admission(self) -> RetryLayer<K, C, B, R, H, NoAdmission> {
+        self.with_admission(NoAdmission)
+    }
+
+    /// The admission control (clones share it).
+    ///
+    /// ```
+    /// use tower_retrier::admission::AdmissionState;
+    /// let layer = tower_retrier::RetryLayer::new(Default::default());
+    /// assert_eq!(layer.admission().state(), AdmissionState::Closed);
+    /// ```
+    pub fn admission(&self) -> &A {
+        &self.admission
     }
 
     /// Names the downstream service in telemetry (a label: keep it a constant).
@@ -442,7 +504,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     }
 }
 
-impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
+impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// Cuts each attempt after the config's
     /// [`attempt_timeout`](RetryConfig::attempt_timeout), inside the layer: the classifier
     /// keeps seeing the inner service's own error type, a cut attempt is classified by
@@ -474,13 +536,13 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     /// assert_eq!(res.unwrap(), "ok");
     /// # }
     /// ```
-    pub fn timed_attempts(self) -> TimedLayer<RetryLayer<K, ClassifyTimeouts<C>, B, R, H>> {
+    pub fn timed_attempts(self) -> TimedLayer<RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A>> {
         let (inner, timeout) = self.into_timed();
         TimedLayer::new(inner, timeout)
     }
 
     /// The same parts with the classifier that handles cut attempts, and the timeout.
-    pub(crate) fn into_timed(self) -> TimedParts<K, C, B, R, H> {
+    pub(crate) fn into_timed(self) -> TimedParts<K, C, B, R, H, A> {
         let timeout = self.config.attempt_timeout();
         let classifier = ClassifyTimeouts::new(self.classifier);
         let inner = RetryLayer {
@@ -495,6 +557,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             retry_non_idempotent: self.retry_non_idempotent,
             timed: true,
             release_on_drop: self.release_on_drop,
+            admission: self.admission,
             stored: Stored::default(),
         };
         (inner, timeout)
@@ -506,13 +569,14 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     }
 
     /// The parts every service built from this layer shares (retry and hedge services).
-    pub(crate) fn to_shared(&self) -> Shared<K, C, B, R, H>
+    pub(crate) fn to_shared(&self) -> Shared<K, C, B, R, H, A>
     where
         K: Clone,
         C: Clone,
         B: Clone,
         R: Clone,
         H: Clone,
+        A: Clone,
     {
         if !self.timed && self.config.attempt_timeout().is_some() {
             tracing::warn!(
@@ -530,25 +594,27 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
             telemetry: self.telemetry.clone(),
             seeds: self.seeds.clone(),
             retry_non_idempotent: self.retry_non_idempotent,
+            admission: self.admission.clone(),
         }
     }
 }
 
 /// A layer's parts with the timeout-aware classifier, and the per-attempt timeout.
-pub(crate) type TimedParts<K, C, B, R, H> = (
-    RetryLayer<K, ClassifyTimeouts<C>, B, R, H>,
+pub(crate) type TimedParts<K, C, B, R, H, A> = (
+    RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A>,
     Option<std::time::Duration>,
 );
 
-impl<S, K, C, B, R, H> Layer<S> for RetryLayer<K, C, B, R, H>
+impl<S, K, C, B, R, H, A> Layer<S> for RetryLayer<K, C, B, R, H, A>
 where
     K: Clone + Send + Sync + 'static,
     C: Clone + Send + Sync + 'static,
     B: Clone + Send + Sync + 'static,
     R: Clone + Send + Sync + 'static,
     H: Clone + Send + Sync + 'static,
+    A: Clone + Send + Sync + 'static,
 {
-    type Service = RetryService<S, K, C, B, R, H>;
+    type Service = RetryService<S, K, C, B, R, H, A>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let shared = self

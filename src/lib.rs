@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+pub mod admission;
 pub mod backoff;
 pub mod budget;
 pub mod classify;

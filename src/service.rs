@@ -1,5 +1,6 @@
 //! [`RetryService`]: a thin service that hands each call to a [`ResponseFuture`].
 
+use crate::admission::{Admit, AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
@@ -31,19 +32,19 @@ use tower_service::Service;
 /// assert_eq!(svc.get_ref().clone().oneshot(1).await.unwrap(), 2);
 /// # }
 /// ```
-pub struct RetryService<S, K, C, B, R, H>
+pub struct RetryService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
 {
     inner: S,
-    shared: SharedRef<Shared<K, C, B, R, H>>,
+    shared: SharedRef<Shared<K, C, B, R, H, A>>,
 }
 
-impl<S, K, C, B, R, H> RetryService<S, K, C, B, R, H>
+impl<S, K, C, B, R, H, A> RetryService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
 {
-    pub(crate) fn from_shared(inner: S, shared: SharedRef<Shared<K, C, B, R, H>>) -> Self {
+    pub(crate) fn from_shared(inner: S, shared: SharedRef<Shared<K, C, B, R, H, A>>) -> Self {
         RetryService { inner, shared }
     }
 
@@ -87,9 +88,37 @@ where
     }
 }
 
-impl<S: Clone, K, C, B, R, H> Clone for RetryService<S, K, C, B, R, H>
+impl<S, K, C, B, R, H, A> RetryService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
+{
+    /// A call admission control refused: nothing is sent and the budget is not told; the
+    /// future fails at once with `error`.
+    #[cold]
+    #[inline(never)]
+    fn refused<Req>(&mut self, error: S::Error) -> ResponseFuture<Req, S, K, C, B, R, H, A>
+    where
+        R: Replay<Req>,
+        S: Service<R::Request> + Clone,
+        B: Budget,
+        A: Admit,
+    {
+        let mut call = CallState::new(None, self.shared.telemetry.start_call(), Ticket::default());
+        call.attempt = 0;
+        ResponseFuture {
+            shared: self.shared.clone(),
+            service: self.inner.clone(),
+            saved: None,
+            call,
+            state: State::Refused { error: Some(error) },
+            _req: PhantomData,
+        }
+    }
+}
+
+impl<S: Clone, K, C, B, R, H, A> Clone for RetryService<S, K, C, B, R, H, A>
+where
+    (K, C, B, R, H, A): 'static,
 {
     fn clone(&self) -> Self {
         RetryService {
@@ -99,10 +128,10 @@ where
     }
 }
 
-impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H> fmt::Debug
-    for RetryService<S, K, C, B, R, H>
+impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H, A> fmt::Debug
+    for RetryService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryService")
@@ -116,19 +145,20 @@ where
     }
 }
 
-impl<Req, S, K, C, B, R, H> Service<Req> for RetryService<S, K, C, B, R, H>
+impl<Req, S, K, C, B, R, H, A> Service<Req> for RetryService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request> + Clone,
     K: Backoff,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: AdmitFor<S::Error>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<Req, S, K, C, B, R, H>;
+    type Future = ResponseFuture<Req, S, K, C, B, R, H, A>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -137,6 +167,10 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
+        let ticket = match shared.admission.admit(&shared.telemetry) {
+            Ok(ticket) => ticket,
+            Err(refused) => return self.refused(refused),
+        };
         shared.budget.deposit();
         // The ready service makes this call; the future keeps it for retries (polling it
         // ready again), and `self` continues with a fresh clone (tower's usual idiom, so a
@@ -160,7 +194,7 @@ where
             shared: shared.clone(),
             service,
             saved,
-            call: CallState::new(started, telemetry),
+            call: CallState::new(started, telemetry, ticket),
             state: State::Calling { future },
             _req: PhantomData,
         };

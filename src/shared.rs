@@ -2,6 +2,7 @@
 //! [`RetryService`](crate::RetryService) and [`ResponseFuture`](crate::ResponseFuture) stand on.
 
 use crate::RetryConfig;
+use crate::admission::Ticket;
 use crate::backoff::{BackoffContext, SeedSource};
 use crate::telemetry::{CallTelemetry, Telemetry};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tokio::time::Instant;
 
 /// The pluggable parts of a layer. One `Arc` per service; each response future holds a
 /// reference-counted handle, because a retry may need any part long after `call` returned.
-pub(crate) struct Shared<K, C, B, R, H> {
+pub(crate) struct Shared<K, C, B, R, H, A> {
     pub(crate) config: RetryConfig,
     pub(crate) backoff: K,
     pub(crate) classifier: C,
@@ -20,6 +21,8 @@ pub(crate) struct Shared<K, C, B, R, H> {
     pub(crate) seeds: Arc<SeedSource>,
     /// Resend requests that say they are not idempotent (the user opted in).
     pub(crate) retry_non_idempotent: bool,
+    /// Whether first attempts may go out (admission control).
+    pub(crate) admission: A,
 }
 
 /// The bookkeeping of one call, across its attempts.
@@ -29,6 +32,8 @@ pub(crate) struct CallState {
     pub(crate) attempt: u32,
     /// The end of the call was reported (a call dropped before is reported as cancelled).
     pub(crate) finished: bool,
+    /// What admission control handed this call (a concurrency slot, a probe).
+    pub(crate) ticket: Ticket,
     /// When the call started; only read when a deadline is configured.
     pub(crate) started: Option<Instant>,
     /// Seeded at the first retry, so a call that succeeds at once never draws a seed.
@@ -44,10 +49,11 @@ impl CallState {
     }
 
     #[inline]
-    pub(crate) fn new(started: Option<Instant>, telemetry: CallTelemetry) -> Self {
+    pub(crate) fn new(started: Option<Instant>, telemetry: CallTelemetry, ticket: Ticket) -> Self {
         CallState {
             attempt: 1,
             finished: false,
+            ticket,
             started,
             backoff: BackoffContext::unstarted(),
             telemetry,

@@ -13,7 +13,7 @@ pin_project! {
     /// Retry-only data lives in the variants, boxed where it is large, so a call that
     /// succeeds at once carries a small future (runtimes move it into their tasks).
     #[project = StateProj]
-    pub(crate) enum State<F, W, Q, T> {
+    pub(crate) enum State<F, W, Q, T, E> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
         // Asking a budget that does not answer at once (one that asks a server: the round
@@ -23,6 +23,8 @@ pin_project! {
         Sleeping { waiting: Pin<Box<Pause<Q>>> },
         // Polling the inner service ready to send `next`.
         Readying { next: Option<Q> },
+        // Refused by admission control: fails with `error` when first polled.
+        Refused { error: Option<E> },
         // Finished, or between two states while their data moves across.
         Done,
     }
@@ -50,7 +52,7 @@ pin_project! {
     }
 }
 
-impl<F, W, Q, T> State<F, W, Q, T> {
+impl<F, W, Q, T, E> State<F, W, Q, T, E> {
     /// Waiting for a budget that did not answer at once.
     pub(crate) fn withdrawing(withdraw: W, retry: Option<(Q, T, Plan)>) -> Self {
         State::Withdrawing {

@@ -20,6 +20,7 @@
 //! An `on_retry` hook on a timed layer sees the nested form
 //! `RetryEvent<'_, Result<Res, E>, AttemptError<E>>`.
 
+use crate::admission::Rejected;
 use crate::classify::{Classify, Decision};
 use pin_project_lite::pin_project;
 use std::error::Error;
@@ -52,6 +53,14 @@ pub enum AttemptError<E> {
     Service(E),
     /// The last attempt took longer than the configured attempt timeout.
     TimedOut(Duration),
+    /// Admission control refused the call: nothing was sent (see [`crate::admission`]).
+    Rejected(Rejected),
+}
+
+impl<E> From<Rejected> for AttemptError<E> {
+    fn from(r: Rejected) -> Self {
+        AttemptError::Rejected(r)
+    }
 }
 
 impl<E> AttemptError<E> {
@@ -68,7 +77,7 @@ impl<E> AttemptError<E> {
     pub fn into_service_error(self) -> Option<E> {
         match self {
             AttemptError::Service(e) => Some(e),
-            AttemptError::TimedOut(_) => None,
+            AttemptError::TimedOut(_) | AttemptError::Rejected(_) => None,
         }
     }
 }
@@ -78,6 +87,7 @@ impl<E: fmt::Display> fmt::Display for AttemptError<E> {
         match self {
             AttemptError::Service(e) => e.fmt(f),
             AttemptError::TimedOut(d) => write!(f, "attempt timed out after {d:?}"),
+            AttemptError::Rejected(r) => r.fmt(f),
         }
     }
 }
@@ -87,6 +97,7 @@ impl<E: Error + 'static> Error for AttemptError<E> {
         match self {
             AttemptError::Service(e) => Some(e),
             AttemptError::TimedOut(_) => None,
+            AttemptError::Rejected(r) => Some(r),
         }
     }
 }
@@ -247,6 +258,8 @@ where
             // `AttemptTimeout` only returns its service's errors from `poll_ready`, which ends
             // the call without classification.
             Err(AttemptError::Service(_)) => Decision::Fail,
+            // A nested layer's admission control refused it: never retried.
+            Err(AttemptError::Rejected(_)) => Decision::Fail,
         }
     }
 

@@ -50,6 +50,7 @@ fn the_response_future_around_a_small_future_stays_within_128_bytes() {
                     tower_retrier::budget::RedisBudget,
                     tower_retrier::replay::CloneRequest,
                     tower_retrier::telemetry::NoHook,
+                    tower_retrier::admission::Admission,
                 >,
             >(),
         ),

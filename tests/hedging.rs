@@ -149,6 +149,7 @@ fn layer(
     tower_retrier::budget::AdaptiveBudget,
     tower_retrier::replay::CloneRequest,
     tower_retrier::telemetry::NoHook,
+    tower_retrier::admission::Admission,
 > {
     RetryLayer::new(RetryConfig::default())
         .with_classifier(by_outcome::<u32>())

@@ -73,6 +73,7 @@ async fn a_body_still_being_sent_is_not_hedged_until_it_is_recorded() {
     // the one at 60 ms goes with the whole body.
     let (bodies, svc) = server(Duration::from_millis(50));
     let svc = RetryLayer::new_for_http(RetryConfig::default())
+        .without_admission() // the mock never fails (`Infallible`): nothing to refuse with
         .hedge(hedging())
         .layer(svc);
     let req = http::Request::get("/report").body(streamed()).unwrap();
@@ -86,6 +87,7 @@ async fn a_body_still_being_sent_is_not_hedged_until_it_is_recorded() {
 async fn a_body_recorded_in_full_is_hedged_on_time() {
     let (bodies, svc) = server(Duration::ZERO);
     let svc = RetryLayer::new_for_http(RetryConfig::default())
+        .without_admission()
         .hedge(hedging())
         .layer(svc);
     let req = http::Request::get("/report").body(streamed()).unwrap();

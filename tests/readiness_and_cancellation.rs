@@ -116,7 +116,10 @@ impl Service<u32> for Slow {
 /// largest number of calls the inner service saw at once.
 async fn max_in_flight(limit: Option<usize>) -> usize {
     let inner = Slow::default();
-    let layer = RetryLayer::new(no_jitter(3)).with_budget(Unlimited::new());
+    // Every first attempt fails: admission control would rightly refuse calls.
+    let layer = RetryLayer::new(no_jitter(3))
+        .with_budget(Unlimited::new())
+        .without_admission();
     let tasks: Vec<_> = match limit {
         Some(n) => {
             let svc = ServiceBuilder::new()
@@ -200,8 +203,10 @@ async fn dropping_mid_backoff_makes_no_further_call_and_leaves_budget_consistent
 async fn thousands_of_concurrent_requests_behave_independently() {
     let inner = Flaky::failing(1);
     let done = Arc::new(AtomicUsize::new(0));
+    // Every first attempt fails: admission control would rightly refuse calls.
     let svc = RetryLayer::new(RetryConfig::default())
         .with_budget(Unlimited::new())
+        .without_admission()
         .layer(inner.clone());
     let tasks: Vec<_> = (0..5000u32)
         .map(|i| {

@@ -17,7 +17,8 @@ use telemetry_support::{
 };
 use tower::{Layer, ServiceExt};
 use tower_retrier::budget::Unlimited;
-use tower_retrier::telemetry::{Telemetry, names};
+use tower_retrier::replay::CloneRequest;
+use tower_retrier::telemetry::{NoHook, Telemetry, names};
 use tower_retrier::{RetryConfig, RetryLayer};
 
 /// One metric of a snapshot.
@@ -91,10 +92,14 @@ impl Captured {
 }
 
 /// Runs `calls` calls through `layer` over `script`, with a fresh debugging recorder.
-fn run<K, C, B>(layer: RetryLayer<K, C, B>, script: Vec<Step>, calls: u32) -> Captured
+fn run<K, C, B, A>(
+    layer: RetryLayer<K, C, B, CloneRequest, NoHook, A>,
+    script: Vec<Step>,
+    calls: u32,
+) -> Captured
 where
-    RetryLayer<K, C, B>: Layer<Scripted>,
-    <RetryLayer<K, C, B> as Layer<Scripted>>::Service:
+    RetryLayer<K, C, B, CloneRequest, NoHook, A>: Layer<Scripted>,
+    <RetryLayer<K, C, B, CloneRequest, NoHook, A> as Layer<Scripted>>::Service:
         tower::Service<u32, Response = String, Error = std::io::Error> + Clone,
 {
     let recorder = DebuggingRecorder::new();
@@ -240,6 +245,8 @@ fn ten_thousand_distinct_errors_do_not_add_series() {
         RetryLayer::new(config.clone())
             .with_classifier(classifier())
             .with_budget(Unlimited::new())
+            // Every call fails: admission control would refuse most of them.
+            .without_admission()
             .service_name("billing")
             .operation_name("charge")
     };
@@ -268,9 +275,10 @@ fn ten_thousand_distinct_errors_do_not_add_series() {
         few, many,
         "the set of series grew with distinct error messages"
     );
-    // 4 outcomes + attempts + 7 reasons + 9 stop reasons of failed calls + budget denials
-    // + 3 hedge counters + 2 delay sources + attempts/call + calls waiting to retry.
-    assert_eq!(many.len(), 29);
+    // 4 outcomes + attempts + 7 reasons + 10 stop reasons of failed calls + budget denials
+    // + 3 hedge counters + 2 delay sources + attempts/call + calls waiting to retry
+    // + 3 admission rejection reasons + the admission state and limit gauges.
+    assert_eq!(many.len(), 35);
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //! - `RedisBudget` (feature `redis`): either budget shared by a whole fleet.
 
 mod adaptive;
-mod counter;
+pub(crate) mod counter;
 mod ratio;
 // The fleet-wide budget (feature `redis`).
 #[cfg(feature = "redis")]

@@ -3,6 +3,7 @@
 //! side by side instead of one after another.
 
 use super::service::HedgeShared;
+use crate::admission::Admit;
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
 use crate::decide::{check_delay, classify_attempt, finish};
@@ -41,14 +42,15 @@ pin_project! {
     /// The future returned by [`HedgeService`](super::HedgeService): one call, with its
     /// hedges. Dropping it drops every attempt in flight.
     #[project = HedgeFutureProj]
-    pub struct HedgeFuture<Req, S, K, C, B, R, H>
+    pub struct HedgeFuture<Req, S, K, C, B, R, H, A>
     where
-        (K, C, B, R, H): 'static,
+        (K, C, B, R, H, A): 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
+        A: Admit,
     {
-        shared: SharedRef<HedgeShared<K, C, B, R, H>>,
+        shared: SharedRef<HedgeShared<K, C, B, R, H, A>>,
         service: S,
         saved: Option<R::Saved>,
         call: CallState,
@@ -68,12 +70,13 @@ pin_project! {
         _req: PhantomData<fn(Req)>,
     }
 
-    impl<Req, S, K, C, B, R, H> PinnedDrop for HedgeFuture<Req, S, K, C, B, R, H>
+    impl<Req, S, K, C, B, R, H, A> PinnedDrop for HedgeFuture<Req, S, K, C, B, R, H, A>
     where
-        (K, C, B, R, H): 'static,
+        (K, C, B, R, H, A): 'static,
         R: Replay<Req>,
         S: Service<R::Request>,
         B: Budget,
+        A: Admit,
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
@@ -85,7 +88,10 @@ pin_project! {
 }
 
 /// Whether a hedge of this request may be sent at all (before any answer is known).
-fn may_hedge<Req, Res, E, K, C, B, R, H>(core: &Shared<K, C, B, R, H>, saved: &R::Saved) -> bool
+fn may_hedge<Req, Res, E, K, C, B, R, H, A>(
+    core: &Shared<K, C, B, R, H, A>,
+    saved: &R::Saved,
+) -> bool
 where
     R: Replay<Req>,
     C: Classify<R::Saved, Res, E>,
@@ -98,17 +104,18 @@ where
         }
 }
 
-impl<Req, S, K, C, B, R, H> HedgeFuture<Req, S, K, C, B, R, H>
+impl<Req, S, K, C, B, R, H, A> HedgeFuture<Req, S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
+    A: Admit,
 {
     /// Sends the first attempt on the ready `service`.
     pub(crate) fn start(
-        shared: SharedRef<HedgeShared<K, C, B, R, H>>,
+        shared: SharedRef<HedgeShared<K, C, B, R, H, A>>,
         mut service: S,
         mut call: CallState,
         req: Req,
@@ -126,7 +133,9 @@ where
             Some(_) if shared.hedge.max_attempts() <= 1 => {
                 Hedging::Closed(StopReason::AttemptsExhausted)
             }
-            Some(saved) if !may_hedge::<Req, S::Response, S::Error, K, C, B, R, H>(core, saved) => {
+            Some(saved)
+                if !may_hedge::<Req, S::Response, S::Error, K, C, B, R, H, A>(core, saved) =>
+            {
                 Hedging::Closed(StopReason::NotIdempotent)
             }
             Some(_) => Hedging::Open,
@@ -160,17 +169,53 @@ where
     }
 }
 
-type Proj<'a, Req, S, K, C, B, R, H> = HedgeFutureProj<'a, Req, S, K, C, B, R, H>;
+impl<Req, S, K, C, B, R, H, A> HedgeFuture<Req, S, K, C, B, R, H, A>
+where
+    (K, C, B, R, H, A): 'static,
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    B: Budget,
+    A: Admit,
+{
+    /// A call admission control refused: nothing is sent; the first poll fails it with
+    /// `error`.
+    #[cold]
+    pub(crate) fn refused(
+        shared: SharedRef<HedgeShared<K, C, B, R, H, A>>,
+        service: S,
+        mut call: CallState,
+        error: S::Error,
+    ) -> Self {
+        call.attempt = 0;
+        HedgeFuture {
+            timer: tokio::time::sleep(Duration::ZERO),
+            shared,
+            service,
+            saved: None,
+            call,
+            attempts: Vec::new(),
+            hedging: Hedging::Closed(StopReason::Overloaded),
+            trigger: None,
+            withdraw: None,
+            next: None,
+            last: Some(Err(error)),
+            _req: PhantomData,
+        }
+    }
+}
+
+type Proj<'a, Req, S, K, C, B, R, H, A> = HedgeFutureProj<'a, Req, S, K, C, B, R, H, A>;
 type Output<S, Q> = Result<<S as Service<Q>>::Response, <S as Service<Q>>::Error>;
 
-impl<Req, S, K, C, B, R, H> Future for HedgeFuture<Req, S, K, C, B, R, H>
+impl<Req, S, K, C, B, R, H, A> Future for HedgeFuture<Req, S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: Admit,
 {
     type Output = Result<S::Response, S::Error>;
 
@@ -200,8 +245,8 @@ where
 /// Polls every attempt in flight: the first final result ends the call (the others are
 /// dropped, which cancels them); a non-fatal one schedules the next hedge at once (or after
 /// the server's pushback).
-fn poll_attempts<Req, S, K, C, B, R, H>(
-    this: &mut Proj<'_, Req, S, K, C, B, R, H>,
+fn poll_attempts<Req, S, K, C, B, R, H, A>(
+    this: &mut Proj<'_, Req, S, K, C, B, R, H, A>,
     cx: &mut Context<'_>,
 ) -> Option<Poll<Output<S, R::Request>>>
 where
@@ -209,6 +254,7 @@ where
     S: Service<R::Request>,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
+    A: Admit,
 {
     let shared = &**this.shared;
     let core = &shared.core;
@@ -231,7 +277,7 @@ where
         if let Some(latency) = &shared.latency {
             latency.record(attempt.started.elapsed());
         }
-        let decision = classify_attempt::<Req, _, _, K, C, B, R, H>(
+        let decision = classify_attempt::<Req, _, _, K, C, B, R, H, A>(
             core,
             this.call,
             this.saved.as_ref(),
@@ -283,8 +329,8 @@ enum Next<T> {
 
 /// Sends the next hedge when it is due: the budget is asked first (a refusal closes
 /// hedging), then the request is replayed and the service polled ready.
-fn next_hedge<Req, S, K, C, B, R, H>(
-    this: &mut Proj<'_, Req, S, K, C, B, R, H>,
+fn next_hedge<Req, S, K, C, B, R, H, A>(
+    this: &mut Proj<'_, Req, S, K, C, B, R, H, A>,
     cx: &mut Context<'_>,
 ) -> Next<Output<S, R::Request>>
 where
@@ -293,6 +339,7 @@ where
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: Admit,
 {
     let shared = &**this.shared;
     let core = &shared.core;
@@ -326,6 +373,10 @@ where
                 let again = Instant::now() + shared.delay();
                 this.timer.as_mut().reset(again);
                 return Next::Again;
+            }
+            if !core.admission.allows_retry() {
+                *this.hedging = Hedging::Closed(StopReason::Overloaded);
+                return Next::Idle;
             }
             match core.budget.withdraw_now() {
                 Some(granted) => granted,
@@ -398,8 +449,8 @@ where
 /// The hook and telemetry hear of a granted hedge. The hook (an `on_retry` hook) is called
 /// for hedges sent after a non-fatal result, with that result; a hedge sent because the
 /// delay passed has no result to show, and is only reported to telemetry (reason `hedge`).
-fn hedge_granted<K, C, B, R, H, Res, E>(
-    core: &Shared<K, C, B, R, H>,
+fn hedge_granted<K, C, B, R, H, A, Res, E>(
+    core: &Shared<K, C, B, R, H, A>,
     call: &mut CallState,
     trigger: Option<RetryReason>,
     last: Option<&Result<Res, E>>,
@@ -425,12 +476,13 @@ fn hedge_granted<K, C, B, R, H, Res, E>(
     );
 }
 
-impl<Req, S, K, C, B, R, H> fmt::Debug for HedgeFuture<Req, S, K, C, B, R, H>
+impl<Req, S, K, C, B, R, H, A> fmt::Debug for HedgeFuture<Req, S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request>,
     B: Budget,
+    A: Admit,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HedgeFuture")

@@ -14,15 +14,15 @@ use tower_layer::Layer;
 ///
 /// See the [module docs](super) for an example.
 #[derive(Clone, Debug)]
-pub struct HedgeLayer<K, C, B, R, H> {
-    parts: RetryLayer<K, C, B, R, H>,
+pub struct HedgeLayer<K, C, B, R, H, A> {
+    parts: RetryLayer<K, C, B, R, H, A>,
     hedge: HedgeConfig,
     latency: Option<Arc<LatencyTracker>>,
     /// The parts as first stored by `layer` (kept for the process), shared by clones.
     stored: Stored,
 }
 
-impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
+impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// Hedges calls instead of retrying them, with this layer's classifier, budget, replay,
     /// hook and telemetry (the backoff and `max_attempts` of the retry config are not used:
     /// `hedging` has its own). Call it after the `with_*` methods; see [`crate::hedge`].
@@ -34,7 +34,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     ///     .hedge(HedgeConfig::builder().delay(Duration::from_millis(20)).build().unwrap());
     /// assert_eq!(layer.hedge_config().max_attempts(), 2);
     /// ```
-    pub fn hedge(self, hedging: HedgeConfig) -> HedgeLayer<K, C, B, R, H> {
+    pub fn hedge(self, hedging: HedgeConfig) -> HedgeLayer<K, C, B, R, H, A> {
         let latency = match hedging.delay() {
             HedgeDelay::Percentile { percentile, .. } => {
                 Some(Arc::new(LatencyTracker::new(percentile)))
@@ -50,7 +50,7 @@ impl<K, C, B, R, H> RetryLayer<K, C, B, R, H> {
     }
 }
 
-impl<K, C, B, R, H> HedgeLayer<K, C, B, R, H> {
+impl<K, C, B, R, H, A> HedgeLayer<K, C, B, R, H, A> {
     /// The hedging policy.
     ///
     /// See [`RetryLayer::hedge`] for an example.
@@ -81,7 +81,7 @@ impl<K, C, B, R, H> HedgeLayer<K, C, B, R, H> {
     /// let cfg = RetryConfig::builder().attempt_timeout(Duration::from_millis(500)).build().unwrap();
     /// let _layer = RetryLayer::new(cfg).hedge(HedgeConfig::builder().build().unwrap()).timed_attempts();
     /// ```
-    pub fn timed_attempts(self) -> TimedLayer<HedgeLayer<K, ClassifyTimeouts<C>, B, R, H>> {
+    pub fn timed_attempts(self) -> TimedLayer<HedgeLayer<K, ClassifyTimeouts<C>, B, R, H, A>> {
         let (parts, timeout) = self.parts.into_timed();
         TimedLayer::new(
             HedgeLayer {
@@ -95,15 +95,16 @@ impl<K, C, B, R, H> HedgeLayer<K, C, B, R, H> {
     }
 }
 
-impl<S, K, C, B, R, H> Layer<S> for HedgeLayer<K, C, B, R, H>
+impl<S, K, C, B, R, H, A> Layer<S> for HedgeLayer<K, C, B, R, H, A>
 where
     K: Clone + Send + Sync + 'static,
     C: Clone + Send + Sync + 'static,
     B: Clone + Send + Sync + 'static,
     R: Clone + Send + Sync + 'static,
     H: Clone + Send + Sync + 'static,
+    A: Clone + Send + Sync + 'static,
 {
-    type Service = HedgeService<S, K, C, B, R, H>;
+    type Service = HedgeService<S, K, C, B, R, H, A>;
 
     /// The parts live like a [`RetryLayer`]'s: kept for the process unless the retry layer
     /// said [`release_on_drop`](RetryLayer::release_on_drop).

@@ -3,6 +3,7 @@
 use super::config::{HedgeConfig, HedgeDelay};
 use super::future::HedgeFuture;
 use super::latency::LatencyTracker;
+use crate::admission::{AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
@@ -17,13 +18,13 @@ use std::time::Duration;
 use tower_service::Service;
 
 /// What every call of one hedging service shares: the retry layer's parts and the policy.
-pub(crate) struct HedgeShared<K, C, B, R, H> {
-    pub(crate) core: Shared<K, C, B, R, H>,
+pub(crate) struct HedgeShared<K, C, B, R, H, A> {
+    pub(crate) core: Shared<K, C, B, R, H, A>,
     pub(crate) hedge: HedgeConfig,
     pub(crate) latency: Option<Arc<LatencyTracker>>,
 }
 
-impl<K, C, B, R, H> HedgeShared<K, C, B, R, H> {
+impl<K, C, B, R, H, A> HedgeShared<K, C, B, R, H, A> {
     /// How long to wait for a final answer before the next hedge.
     pub(crate) fn delay(&self) -> Duration {
         match (self.hedge.delay(), &self.latency) {
@@ -41,19 +42,19 @@ impl<K, C, B, R, H> HedgeShared<K, C, B, R, H> {
 /// clone of the inner service ready).
 ///
 /// See [`crate::hedge`] for an example.
-pub struct HedgeService<S, K, C, B, R, H>
+pub struct HedgeService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
 {
     inner: S,
-    shared: SharedRef<HedgeShared<K, C, B, R, H>>,
+    shared: SharedRef<HedgeShared<K, C, B, R, H, A>>,
 }
 
-impl<S, K, C, B, R, H> HedgeService<S, K, C, B, R, H>
+impl<S, K, C, B, R, H, A> HedgeService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
 {
-    pub(crate) fn new(inner: S, shared: SharedRef<HedgeShared<K, C, B, R, H>>) -> Self {
+    pub(crate) fn new(inner: S, shared: SharedRef<HedgeShared<K, C, B, R, H, A>>) -> Self {
         HedgeService { inner, shared }
     }
 
@@ -84,9 +85,9 @@ where
     }
 }
 
-impl<S: Clone, K, C, B, R, H> Clone for HedgeService<S, K, C, B, R, H>
+impl<S: Clone, K, C, B, R, H, A> Clone for HedgeService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
 {
     fn clone(&self) -> Self {
         HedgeService {
@@ -96,9 +97,9 @@ where
     }
 }
 
-impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H> fmt::Debug for HedgeService<S, K, C, B, R, H>
+impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H, A> fmt::Debug for HedgeService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HedgeService")
@@ -109,19 +110,20 @@ where
     }
 }
 
-impl<Req, S, K, C, B, R, H> Service<Req> for HedgeService<S, K, C, B, R, H>
+impl<Req, S, K, C, B, R, H, A> Service<Req> for HedgeService<S, K, C, B, R, H, A>
 where
-    (K, C, B, R, H): 'static,
+    (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
     S: Service<R::Request> + Clone,
     K: Backoff,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
     H: OnRetry<S::Response, S::Error>,
+    A: AdmitFor<S::Error>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = HedgeFuture<Req, S, K, C, B, R, H>;
+    type Future = HedgeFuture<Req, S, K, C, B, R, H, A>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -129,6 +131,14 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let core = &self.shared.core;
+        let ticket = match core.admission.admit(&core.telemetry) {
+            Ok(ticket) => ticket,
+            Err(refused) => {
+                let call = CallState::new(None, core.telemetry.start_call(), Ticket::default());
+                let service = self.inner.clone();
+                return HedgeFuture::refused(self.shared.clone(), service, call, refused);
+            }
+        };
         core.budget.deposit();
         // The ready service makes the first attempt; the future keeps it for the hedges.
         let clone = self.inner.clone();
@@ -136,6 +146,7 @@ where
         let call = CallState::new(
             CallState::start_time(&core.config),
             core.telemetry.start_call(),
+            ticket,
         );
         HedgeFuture::start(self.shared.clone(), service, call, req)
     }

@@ -7,13 +7,15 @@
 //! the metrics.
 
 use super::names::{
-    ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL, BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL,
-    BUDGET_DENIED_TOTAL, BUDGET_FALLBACKS_TOTAL, BUDGET_REMAINING, CALLS_TOTAL, FAILED_CALLS_TOTAL,
+    ADMISSION_LIMIT, ADMISSION_REJECTED_TOTAL, ADMISSION_STATE, ATTEMPTS_PER_CALL, ATTEMPTS_TOTAL,
+    BACKOFF_DELAY_SECONDS, BUDGET_BACKEND_ERRORS_TOTAL, BUDGET_DENIED_TOTAL,
+    BUDGET_FALLBACKS_TOTAL, BUDGET_REMAINING, CALLS_TOTAL, FAILED_CALLS_TOTAL,
     HEDGES_BUDGET_DENIED_TOTAL, HEDGES_TOTAL, HEDGES_WON_TOTAL, LABEL_OPERATION, LABEL_OUTCOME,
     LABEL_REASON, LABEL_SERVICE, LABEL_SOURCE, LABEL_STOP_REASON, REPLAY_BYTES_HELD, RETRIES_TOTAL,
     RETRIES_WAITING,
 };
 use super::{DelaySource, Outcome, StopReason};
+use crate::admission::{AdmissionState, RejectReason};
 use crate::classify::RetryReason;
 use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 use std::borrow::Cow;
@@ -87,6 +89,21 @@ pub fn describe_metrics() {
         Unit::Count,
         "Retries a budget would grant right now: a named AdaptiveBudget's stock, or a shared budget's as Redis last reported it."
     );
+    metrics::describe_counter!(
+        ADMISSION_REJECTED_TOTAL,
+        Unit::Count,
+        "Calls admission control refused before sending them, by reason (open, concurrency_limit, throttled)."
+    );
+    metrics::describe_gauge!(
+        ADMISSION_STATE,
+        Unit::Count,
+        "Admission control's state: 0 closed, 1 limited, 2 open, 3 throttling."
+    );
+    metrics::describe_gauge!(
+        ADMISSION_LIMIT,
+        Unit::Count,
+        "Admission control's concurrency limit while one applies (0 when none)."
+    );
     metrics::describe_gauge!(
         RETRIES_WAITING,
         Unit::Count,
@@ -115,7 +132,10 @@ pub(crate) struct MetricsHandles {
     calls: [Counter; 4],
     attempts: Counter,
     retries: [Counter; 7],
-    failed: [Counter; 9],
+    failed: [Counter; 10],
+    admission_rejected: [Counter; 3],
+    admission_state: Gauge,
+    admission_limit: Gauge,
     budget_denied: Counter,
     hedges: [Counter; 3],
     waiting: Gauge,
@@ -166,7 +186,7 @@ fn stop_index(stop: StopReason) -> usize {
 }
 
 /// Why a failed call stopped (`Success` is not among them).
-const STOPS: [StopReason; 9] = [
+const STOPS: [StopReason; 10] = [
     StopReason::NotRetryable,
     StopReason::AttemptsExhausted,
     StopReason::BudgetDenied,
@@ -176,6 +196,13 @@ const STOPS: [StopReason; 9] = [
     StopReason::Cancelled,
     StopReason::PushbackTooLong,
     StopReason::NotIdempotent,
+    StopReason::Overloaded,
+];
+
+const REJECTS: [RejectReason; 3] = [
+    RejectReason::Open,
+    RejectReason::ConcurrencyLimit,
+    RejectReason::Throttled,
 ];
 
 fn source_index(source: DelaySource) -> usize {
@@ -215,6 +242,11 @@ impl MetricsHandles {
                 metrics::counter!(FAILED_CALLS_TOTAL, &with(LABEL_STOP_REASON, s.as_str()))
             }),
             budget_denied: metrics::counter!(BUDGET_DENIED_TOTAL, &base()),
+            admission_rejected: REJECTS.map(|r| {
+                metrics::counter!(ADMISSION_REJECTED_TOTAL, &with(LABEL_REASON, r.as_str()))
+            }),
+            admission_state: metrics::gauge!(ADMISSION_STATE, &base()),
+            admission_limit: metrics::gauge!(ADMISSION_LIMIT, &base()),
             hedges: [HEDGES_TOTAL, HEDGES_WON_TOTAL, HEDGES_BUDGET_DENIED_TOTAL]
                 .map(|name| metrics::counter!(name, &base())),
             waiting: metrics::gauge!(RETRIES_WAITING, &base()),
@@ -252,6 +284,16 @@ impl MetricsHandles {
     /// `event`: 0 a hedge sent, 1 a hedge won, 2 a hedge denied by the budget.
     pub(crate) fn hedge(&self, event: usize) {
         self.hedges[event].increment(1);
+    }
+
+    pub(crate) fn admission_rejected(&self, reason: RejectReason) {
+        let i = REJECTS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.admission_rejected[i].increment(1);
+    }
+
+    pub(crate) fn admission_state(&self, state: AdmissionState, limit: Option<u32>) {
+        self.admission_state.set(f64::from(state.level()));
+        self.admission_limit.set(f64::from(limit.unwrap_or(0)));
     }
 
     #[inline]

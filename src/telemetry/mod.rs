@@ -38,6 +38,7 @@ pub(crate) use gauges::RetryWait;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use self::metrics::describe_metrics;
+use crate::admission::{AdmissionState, RejectReason};
 pub use on_retry::{NoHook, OnRetry, RetryEvent};
 #[cfg(feature = "opentelemetry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
@@ -129,6 +130,9 @@ pub enum StopReason {
     /// [`Idempotent`](crate::replay::Idempotent)) and may have reached the server: it is not
     /// sent again.
     NotIdempotent,
+    /// Admission control refused the call (nothing was sent), or refused its retry because
+    /// the downstream is known to be unable to serve (see [`crate::admission`]).
+    Overloaded,
 }
 
 impl StopReason {
@@ -149,6 +153,7 @@ impl StopReason {
             StopReason::Cancelled => "cancelled",
             StopReason::PushbackTooLong => "pushback_too_long",
             StopReason::NotIdempotent => "not_idempotent",
+            StopReason::Overloaded => "overloaded",
         }
     }
 }
@@ -639,6 +644,50 @@ impl Telemetry {
         self.metrics(|m| m.budget_denied());
         #[cfg(feature = "opentelemetry")]
         self.otel(|o| o.budget_denied());
+    }
+
+    /// Admission control refused a call: counted by reason, and a debug event (the state
+    /// change itself is logged once, at warn).
+    #[cold]
+    pub(crate) fn admission_rejected(&self, reason: RejectReason) {
+        if self.tracing {
+            tracing::debug!(
+                service = %self.service,
+                operation = %self.operation,
+                reason = reason.as_str(),
+                "call refused by admission control"
+            );
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.admission_rejected(reason));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.admission_rejected(reason));
+    }
+
+    /// Admission control changed state (or its concurrency limit).
+    #[cold]
+    pub(crate) fn admission_state(&self, state: AdmissionState, limit: Option<u32>) {
+        if self.tracing {
+            if state == AdmissionState::Open {
+                tracing::warn!(
+                    service = %self.service,
+                    operation = %self.operation,
+                    "admission control opened: the downstream is not serving, calls are refused except probes"
+                );
+            } else {
+                tracing::debug!(
+                    service = %self.service,
+                    operation = %self.operation,
+                    state = state.as_str(),
+                    limit,
+                    "admission control state"
+                );
+            }
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics(|m| m.admission_state(state, limit));
+        #[cfg(feature = "opentelemetry")]
+        self.otel(|o| o.admission_state(state, limit));
     }
 
     /// A hedge was just started (after `attempt_started`): its span says so.

@@ -46,6 +46,15 @@ pub const RETRIES_WAITING: &str = "retrier_retries_waiting";
 /// Gauge of request body bytes currently held so that a request can be replayed; no labels
 /// (one per process).
 pub const REPLAY_BYTES_HELD: &str = "retrier_replay_bytes_held";
+/// Counter of calls admission control refused before sending them, by
+/// [`RejectReason`](crate::admission::RejectReason); labels `service`, `operation`, `reason`.
+pub const ADMISSION_REJECTED_TOTAL: &str = "retrier_admission_rejected_total";
+/// Gauge of admission control's state ([`AdmissionState::level`](crate::admission::AdmissionState::level):
+/// 0 closed, 1 limited, 2 open, 3 throttling); labels `service`, `operation`.
+pub const ADMISSION_STATE: &str = "retrier_admission_state";
+/// Gauge of admission control's concurrency limit while one applies (0 when none);
+/// labels `service`, `operation`.
+pub const ADMISSION_LIMIT: &str = "retrier_admission_limit";
 /// Histogram of the delay before each retry, in seconds; labels `service`, `operation`,
 /// `source`.
 pub const BACKOFF_DELAY_SECONDS: &str = "retrier_backoff_delay_seconds";
@@ -81,6 +90,13 @@ pub const OTEL_HEDGES: &str = "retrier.client.hedges";
 pub const OTEL_HEDGES_WON: &str = "retrier.client.hedges.won";
 /// OpenTelemetry counter of hedges the budget refused (unit `{hedge}`).
 pub const OTEL_HEDGES_BUDGET_DENIED: &str = "retrier.client.hedges.budget.denied";
+/// OpenTelemetry counter of calls refused by admission control, by reason (unit `{call}`).
+pub const OTEL_ADMISSION_REJECTED: &str = "retrier.client.admission.rejected";
+/// OpenTelemetry gauge of admission control's state (0 closed, 1 limited, 2 open, 3
+/// throttling).
+pub const OTEL_ADMISSION_STATE: &str = "retrier.client.admission.state";
+/// OpenTelemetry gauge of admission control's concurrency limit (0 when none applies).
+pub const OTEL_ADMISSION_LIMIT: &str = "retrier.client.admission.limit";
 /// OpenTelemetry up-down counter of calls currently backing off before a retry (unit `{call}`).
 pub const OTEL_RETRIES_WAITING: &str = "retrier.client.retries.waiting";
 /// OpenTelemetry histogram of retries per call, like gRPC's `grpc.client.call.retries`
@@ -98,6 +114,10 @@ pub const OTEL_ATTR_OPERATION: &str = "retrier.operation";
 pub const OTEL_ATTR_OUTCOME: &str = "retrier.outcome";
 /// OpenTelemetry attribute key: the [`RetryReason`](crate::classify::RetryReason) of a retry.
 pub const OTEL_ATTR_REASON: &str = "retrier.reason";
+
+/// OpenTelemetry attribute key: the [`RejectReason`](crate::admission::RejectReason) of a
+/// call refused by admission control.
+pub const OTEL_ATTR_REJECT_REASON: &str = "retrier.admission.reason";
 
 /// The `tracing` span covering one call, retries included.
 pub const SPAN_CALL: &str = "retry";

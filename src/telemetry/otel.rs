@@ -9,12 +9,15 @@
 
 use super::Outcome;
 use super::names::{
-    OTEL_ATTEMPTS, OTEL_ATTR_OPERATION, OTEL_ATTR_OUTCOME, OTEL_ATTR_REASON, OTEL_ATTR_SERVICE,
-    OTEL_BUDGET_DENIED, OTEL_CALL_RETRIES, OTEL_CALL_RETRY_DELAY, OTEL_CALLS, OTEL_HEDGES,
-    OTEL_HEDGES_BUDGET_DENIED, OTEL_HEDGES_WON, OTEL_RETRIES, OTEL_RETRIES_WAITING, SCOPE_NAME,
+    OTEL_ADMISSION_LIMIT, OTEL_ADMISSION_REJECTED, OTEL_ADMISSION_STATE, OTEL_ATTEMPTS,
+    OTEL_ATTR_OPERATION, OTEL_ATTR_OUTCOME, OTEL_ATTR_REASON, OTEL_ATTR_REJECT_REASON,
+    OTEL_ATTR_SERVICE, OTEL_BUDGET_DENIED, OTEL_CALL_RETRIES, OTEL_CALL_RETRY_DELAY, OTEL_CALLS,
+    OTEL_HEDGES, OTEL_HEDGES_BUDGET_DENIED, OTEL_HEDGES_WON, OTEL_RETRIES, OTEL_RETRIES_WAITING,
+    SCOPE_NAME,
 };
+use crate::admission::{AdmissionState, RejectReason};
 use crate::classify::RetryReason;
-use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, UpDownCounter};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -70,6 +73,12 @@ const REASONS: [RetryReason; 7] = [
     RetryReason::Hedge,
 ];
 
+const REJECTS: [RejectReason; 3] = [
+    RejectReason::Open,
+    RejectReason::ConcurrencyLimit,
+    RejectReason::Throttled,
+];
+
 /// The instruments of one layer, with their attribute sets.
 #[derive(Debug)]
 pub(crate) struct OtelInstruments {
@@ -82,6 +91,10 @@ pub(crate) struct OtelInstruments {
     call_retry_delay: Histogram<f64>,
     /// Hedges sent, won, denied by the budget.
     hedges: [Counter<u64>; 3],
+    admission_rejected: Counter<u64>,
+    admission_state: Gauge<u64>,
+    admission_limit: Gauge<u64>,
+    by_reject: [[KeyValue; 3]; 3],
     base: [KeyValue; 2],
     by_outcome: [[KeyValue; 3]; 4],
     by_reason: [[KeyValue; 3]; 7],
@@ -169,6 +182,25 @@ impl OtelInstruments {
                     .with_description(description)
                     .build()
             }),
+            admission_rejected: meter
+                .u64_counter(OTEL_ADMISSION_REJECTED)
+                .with_unit("{call}")
+                .with_description(
+                    "Calls refused by admission control before they were sent, by reason.",
+                )
+                .build(),
+            admission_state: meter
+                .u64_gauge(OTEL_ADMISSION_STATE)
+                .with_description(
+                    "Admission control's state: 0 closed, 1 limited, 2 open, 3 throttling.",
+                )
+                .build(),
+            admission_limit: meter
+                .u64_gauge(OTEL_ADMISSION_LIMIT)
+                .with_unit("{call}")
+                .with_description("Admission control's concurrency limit (0 when none applies).")
+                .build(),
+            by_reject: REJECTS.map(|r| with(OTEL_ATTR_REJECT_REASON, r.as_str())),
             by_outcome: OUTCOMES.map(|o| with(OTEL_ATTR_OUTCOME, o.as_str())),
             by_reason: REASONS.map(|r| with(OTEL_ATTR_REASON, r.as_str())),
             base,
@@ -197,6 +229,18 @@ impl OtelInstruments {
     /// `event`: 0 a hedge sent, 1 a hedge won, 2 a hedge denied by the budget.
     pub(crate) fn hedge(&self, event: usize) {
         self.hedges[event].add(1, &self.base);
+    }
+
+    pub(crate) fn admission_rejected(&self, reason: RejectReason) {
+        let i = REJECTS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.admission_rejected.add(1, &self.by_reject[i]);
+    }
+
+    pub(crate) fn admission_state(&self, state: AdmissionState, limit: Option<u32>) {
+        self.admission_state
+            .record(u64::from(state.level()), &self.base);
+        self.admission_limit
+            .record(u64::from(limit.unwrap_or(0)), &self.base);
     }
 
     #[inline]

@@ -1,0 +1,572 @@
+//! The state admission control keeps for one downstream: what its attempts lately got, and
+//! whether calls go out freely, within a concurrency limit, only as probes, or throttled.
+//!
+//! The success path reads one atomic (the state) to admit, and counts an accepted attempt
+//! on its own thread's counter (no locked instruction); everything else (a failure, a
+//! state that is not `CLOSED`, one accepted attempt in [`HOUSEKEEPING`] per thread) takes a
+//! mutex and reads the clock.
+
+use super::config::{AdmissionConfig, Mechanism};
+use super::rejected::RejectReason;
+use super::window::{Counts, Window};
+use crate::budget::counter::DepositCounter;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Everything goes out; verdicts are counted.
+pub(crate) const CLOSED: u8 = 0;
+/// Calls go out within the concurrency limit.
+pub(crate) const LIMITED: u8 = 1;
+/// Only probes go out.
+pub(crate) const OPEN: u8 = 2;
+/// Calls are refused with the throttle's probability.
+pub(crate) const THROTTLING: u8 = 3;
+
+/// One accepted attempt in this many (per thread) folds the counts into the window, so a
+/// window never holds more than this many accepts per thread that happened earlier.
+const HOUSEKEEPING: u64 = 16;
+/// Fixed-point unit of the concurrency limit (1/256 of a call).
+const LIMIT_UNIT: u64 = 256;
+/// Fixed-point unit of the throttle's probability.
+const P_UNIT: u32 = 1 << 16;
+
+/// What an admitted call holds: a concurrency slot, and whether it is a probe.
+///
+/// Made by [`Admit::admit`](super::Admit::admit) and handed back with each verdict and
+/// when the call ends; `Ticket::default()` holds nothing (for `Admit` implementations that
+/// track nothing).
+///
+/// ```
+/// let t = tower_retrier::admission::Ticket::default();
+/// assert!(!t.is_probe());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ticket(u8);
+
+impl Ticket {
+    const TRACKED: u8 = 1;
+    const PROBE: u8 = 2;
+
+    pub(crate) fn tracked() -> Self {
+        Ticket(Self::TRACKED)
+    }
+
+    pub(crate) fn probe() -> Self {
+        Ticket(Self::PROBE)
+    }
+
+    fn is_tracked(self) -> bool {
+        self.0 & Self::TRACKED != 0
+    }
+
+    /// Whether the call was let through as a probe of a downstream found unable to serve.
+    ///
+    /// See [`Ticket`] for an example.
+    pub fn is_probe(self) -> bool {
+        self.0 & Self::PROBE != 0
+    }
+}
+
+/// Where admission control stands.
+///
+/// ```
+/// use tower_retrier::admission::{Admission, AdmissionState};
+/// assert_eq!(Admission::default().state(), AdmissionState::Closed);
+/// assert_eq!(AdmissionState::Open.as_str(), "open");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AdmissionState {
+    /// Every call goes out.
+    Closed,
+    /// Calls go out within an adaptive concurrency limit.
+    Limited,
+    /// Only probes go out.
+    Open,
+    /// Calls are refused with a probability (the throttle).
+    Throttling,
+}
+
+impl AdmissionState {
+    /// A stable, lower-case name.
+    ///
+    /// See [`AdmissionState`] for an example.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AdmissionState::Closed => "closed",
+            AdmissionState::Limited => "limited",
+            AdmissionState::Open => "open",
+            AdmissionState::Throttling => "throttling",
+        }
+    }
+
+    /// The gauge's value: 0 closed, 1 limited, 2 open, 3 throttling.
+    ///
+    /// ```
+    /// assert_eq!(tower_retrier::admission::AdmissionState::Open.level(), 2);
+    /// ```
+    pub fn level(&self) -> u8 {
+        match self {
+            AdmissionState::Closed => CLOSED,
+            AdmissionState::Limited => LIMITED,
+            AdmissionState::Open => OPEN,
+            AdmissionState::Throttling => THROTTLING,
+        }
+    }
+
+    pub(crate) fn from_level(level: u8) -> Self {
+        match level {
+            LIMITED => AdmissionState::Limited,
+            OPEN => AdmissionState::Open,
+            THROTTLING => AdmissionState::Throttling,
+            _ => AdmissionState::Closed,
+        }
+    }
+}
+
+/// What changed, for the gauges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Transition {
+    pub(crate) state: AdmissionState,
+    pub(crate) limit: Option<u32>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Core {
+    config: AdmissionConfig,
+    state: AtomicU8,
+    /// Accepted attempts not yet in the window: the only thing the success path writes.
+    accepted: DepositCounter,
+    /// Calls asked for, not yet in the window (the throttle only).
+    requests: DepositCounter,
+    slow: Mutex<Slow>,
+    epoch: Instant,
+    /// While open: when the next probe interval starts (nanoseconds since `epoch`), and the
+    /// probes left in the current one.
+    next_probe: AtomicU64,
+    probes_left: AtomicU32,
+    /// The concurrency limit in 1/256 of a call, and the calls holding a slot.
+    limit: AtomicU64,
+    in_flight: AtomicU32,
+    /// The throttle's refusal probability (in 1/65536) and its error-diffusion sum, which
+    /// refuses exactly that share of calls in a deterministic order.
+    reject_p: AtomicU32,
+    reject_sum: AtomicU32,
+}
+
+#[derive(Debug)]
+struct Slow {
+    window: Window,
+    /// Verdicts since the concurrency limit was last cut: AIMD cuts at most once per
+    /// `limit` verdicts (about once per round trip).
+    since_cut: u64,
+    /// When an attempt last went unserved: the limit lets go after a calm window.
+    last_failure: Instant,
+}
+
+impl Core {
+    pub(crate) fn new(config: AdmissionConfig) -> Self {
+        let now = Instant::now();
+        let state = match config.mechanism {
+            Mechanism::BreakerAndLimit | Mechanism::Breaker => CLOSED,
+            Mechanism::Throttle => THROTTLING,
+            Mechanism::ConcurrencyLimit => LIMITED,
+        };
+        Core {
+            slow: Mutex::new(Slow {
+                window: Window::new(config.window, now),
+                since_cut: 0,
+                last_failure: now,
+            }),
+            limit: AtomicU64::new(u64::from(config.initial_limit) * LIMIT_UNIT),
+            config,
+            state: AtomicU8::new(state),
+            accepted: DepositCounter::default(),
+            requests: DepositCounter::default(),
+            epoch: now,
+            next_probe: AtomicU64::new(0),
+            probes_left: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            reject_p: AtomicU32::new(0),
+            reject_sum: AtomicU32::new(0),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &AdmissionConfig {
+        &self.config
+    }
+
+    pub(crate) fn state(&self) -> AdmissionState {
+        AdmissionState::from_level(self.state.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn limit(&self) -> Option<u32> {
+        (self.state.load(Ordering::Relaxed) == LIMITED).then(|| self.limit_calls())
+    }
+
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    fn limit_calls(&self) -> u32 {
+        u32::try_from(self.limit.load(Ordering::Relaxed) / LIMIT_UNIT)
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
+    /// Whether a call may go out now.
+    #[inline]
+    pub(crate) fn admit(&self) -> Result<Ticket, RejectReason> {
+        match self.state.load(Ordering::Relaxed) {
+            CLOSED => Ok(Ticket::default()),
+            state => self.admit_slow(state),
+        }
+    }
+
+    #[inline(never)]
+    fn admit_slow(&self, state: u8) -> Result<Ticket, RejectReason> {
+        match state {
+            LIMITED => {
+                if self.in_flight.fetch_add(1, Ordering::AcqRel) < self.limit_calls() {
+                    Ok(Ticket::tracked())
+                } else {
+                    self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    Err(RejectReason::ConcurrencyLimit)
+                }
+            }
+            OPEN => self.probe(),
+            THROTTLING => {
+                self.requests.add_one();
+                let p = self.reject_p.load(Ordering::Relaxed);
+                if p == 0 {
+                    return Ok(Ticket::default());
+                }
+                // Error diffusion: refuse each time the running sum passes one whole call.
+                let before = self.reject_sum.fetch_add(p, Ordering::Relaxed);
+                if before % P_UNIT + p >= P_UNIT {
+                    Err(RejectReason::Throttled)
+                } else {
+                    Ok(Ticket::default())
+                }
+            }
+            _ => Ok(Ticket::default()),
+        }
+    }
+
+    /// While open: the first call of each probe interval, and `probes - 1` more, go out.
+    fn probe(&self) -> Result<Ticket, RejectReason> {
+        let now = self.nanos(Instant::now());
+        let next = self.next_probe.load(Ordering::Acquire);
+        if now >= next {
+            let interval = nanos_of(self.config.probe_interval);
+            if self
+                .next_probe
+                .compare_exchange(
+                    next,
+                    now.saturating_add(interval),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                self.probes_left
+                    .store(self.config.probes - 1, Ordering::Release);
+                return Ok(Ticket::probe());
+            }
+        }
+        match self
+            .probes_left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        {
+            Ok(_) => Ok(Ticket::probe()),
+            Err(_) => Err(RejectReason::Open),
+        }
+    }
+
+    /// Whether a retry may go out: not while the breaker is open.
+    #[inline]
+    pub(crate) fn allows_retry(&self) -> bool {
+        self.state.load(Ordering::Relaxed) != OPEN
+    }
+
+    /// The verdict on one attempt: `accepted` when the downstream gave a final answer.
+    #[inline]
+    pub(crate) fn record(&self, ticket: Ticket, accepted: bool) -> Option<Transition> {
+        if accepted {
+            let n = self.accepted.add_one();
+            if self.state.load(Ordering::Relaxed) == CLOSED && n % HOUSEKEEPING != 0 {
+                return None;
+            }
+            self.accepted_slow(ticket)
+        } else {
+            self.failed()
+        }
+    }
+
+    /// The call is over: its concurrency slot is free.
+    #[inline]
+    pub(crate) fn release(&self, ticket: Ticket) {
+        if ticket.is_tracked() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    #[inline(never)]
+    fn accepted_slow(&self, ticket: Ticket) -> Option<Transition> {
+        let now = Instant::now();
+        let mut slow = self.lock();
+        self.fold(&mut slow, now, Counts::default());
+        match self.state.load(Ordering::Relaxed) {
+            OPEN if ticket.is_probe() => Some(self.close(&mut slow, now)),
+            LIMITED => {
+                slow.since_cut += 1;
+                let limit = self.limit.load(Ordering::Relaxed).max(LIMIT_UNIT);
+                let max = u64::from(self.config.max_limit) * LIMIT_UNIT;
+                // Additive increase: one call per `limit` accepted attempts.
+                let grown = (limit + LIMIT_UNIT * LIMIT_UNIT / limit).min(max);
+                self.limit.store(grown, Ordering::Relaxed);
+                let calm = now.saturating_duration_since(slow.last_failure) >= self.config.window;
+                if self.config.mechanism == Mechanism::BreakerAndLimit && calm {
+                    self.state.store(CLOSED, Ordering::Relaxed);
+                    return Some(self.transition());
+                }
+                (grown / LIMIT_UNIT != limit / LIMIT_UNIT).then(|| self.transition())
+            }
+            THROTTLING => self.rethrottle(&mut slow, now),
+            _ => None,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn failed(&self) -> Option<Transition> {
+        let now = Instant::now();
+        let mut slow = self.lock();
+        let one = Counts {
+            failed: 1,
+            ..Counts::default()
+        };
+        self.fold(&mut slow, now, one);
+        slow.last_failure = now;
+        let state = self.state.load(Ordering::Relaxed);
+        if self.config.mechanism.has_breaker() && (state == CLOSED || state == LIMITED) {
+            let sums = slow.window.sums(now);
+            let attempts = sums.attempts();
+            if attempts >= u64::from(self.config.min_calls)
+                && sums.failed as f64 >= self.config.failure_ratio * attempts as f64
+            {
+                return Some(self.open(now));
+            }
+        }
+        match state {
+            LIMITED => {
+                slow.since_cut += 1;
+                let limit = self.limit.load(Ordering::Relaxed);
+                if slow.since_cut >= limit / LIMIT_UNIT {
+                    // Multiplicative decrease, at most once per `limit` verdicts.
+                    slow.since_cut = 0;
+                    self.limit
+                        .store((limit / 2).max(LIMIT_UNIT), Ordering::Relaxed);
+                    return Some(self.transition());
+                }
+                None
+            }
+            THROTTLING => self.rethrottle(&mut slow, now),
+            _ => None,
+        }
+    }
+
+    /// Moves what the success path counted into the window, with `more`.
+    fn fold(&self, slow: &mut Slow, now: Instant, more: Counts) {
+        let counts = Counts {
+            accepted: more.accepted + self.accepted.take_serialized(),
+            failed: more.failed,
+            requests: more.requests + self.requests.take_serialized(),
+        };
+        slow.window.add(now, counts);
+    }
+
+    fn open(&self, now: Instant) -> Transition {
+        self.next_probe.store(
+            self.nanos(now)
+                .saturating_add(nanos_of(self.config.probe_interval)),
+            Ordering::Release,
+        );
+        self.probes_left.store(0, Ordering::Release);
+        self.state.store(OPEN, Ordering::Release);
+        self.transition()
+    }
+
+    fn close(&self, slow: &mut Slow, now: Instant) -> Transition {
+        slow.window.clear();
+        slow.since_cut = 0;
+        slow.last_failure = now;
+        if self.config.mechanism == Mechanism::BreakerAndLimit {
+            self.limit.store(
+                u64::from(self.config.initial_limit) * LIMIT_UNIT,
+                Ordering::Relaxed,
+            );
+            self.state.store(LIMITED, Ordering::Release);
+        } else {
+            self.state.store(CLOSED, Ordering::Release);
+        }
+        self.transition()
+    }
+
+    /// The throttle's probability from the window (Google SRE, "Handling Overload").
+    fn rethrottle(&self, slow: &mut Slow, now: Instant) -> Option<Transition> {
+        let sums = slow.window.sums(now);
+        let requests = sums.requests.max(sums.attempts()) as f64;
+        let p = ((requests - self.config.k * sums.accepted as f64) / (requests + 1.0)).max(0.0);
+        let p = (p * f64::from(P_UNIT)).min(f64::from(P_UNIT - 1)) as u32;
+        let before = self.reject_p.swap(p, Ordering::Relaxed);
+        ((before == 0) != (p == 0)).then(|| self.transition())
+    }
+
+    fn transition(&self) -> Transition {
+        Transition {
+            state: self.state(),
+            limit: self.limit(),
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        nanos_of(t.saturating_duration_since(self.epoch))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slow> {
+        // Counts are plain numbers: a panic elsewhere cannot leave them inconsistent.
+        self.slow.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Accepted attempts counted in the window at `now` and not yet in it, and failures:
+    /// what this instance tells the fleet.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn window_counts(&self, now: Instant) -> Counts {
+        let mut slow = self.lock();
+        self.fold(&mut slow, now, Counts::default());
+        slow.window.sums(now)
+    }
+}
+
+fn nanos_of(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core(mechanism: Mechanism) -> Core {
+        Core::new(
+            AdmissionConfig::builder()
+                .mechanism(mechanism)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// One call: admitted or not, and if admitted its verdict.
+    fn call(c: &Core, accepted: bool) -> Result<(), RejectReason> {
+        let t = c.admit()?;
+        c.record(t, accepted);
+        c.release(t);
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_percent_failures_never_refuse_a_call() {
+        let c = core(Mechanism::BreakerAndLimit);
+        for i in 0..10_000 {
+            assert_eq!(call(&c, i % 10 != 0), Ok(()), "call {i}");
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(c.state(), AdmissionState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_on_a_dead_downstream_probes_and_closes_into_a_limit_that_lets_go() {
+        let c = core(Mechanism::BreakerAndLimit);
+        let ms = Duration::from_millis;
+        // 19 failures: too few to judge.
+        (0..19).for_each(|_| call(&c, false).unwrap());
+        assert_eq!(c.state(), AdmissionState::Closed);
+        call(&c, false).unwrap();
+        assert_eq!(c.state(), AdmissionState::Open);
+        assert_eq!(call(&c, false), Err(RejectReason::Open));
+        // One probe per 250 ms: a failed one keeps it open.
+        tokio::time::advance(ms(250)).await;
+        let probe = c.admit().unwrap();
+        assert!(probe.is_probe());
+        assert_eq!(c.admit(), Err(RejectReason::Open));
+        c.record(probe, false);
+        c.release(probe);
+        assert_eq!(c.state(), AdmissionState::Open);
+        // An accepted probe closes it, into a concurrency limit of one call.
+        tokio::time::advance(ms(250)).await;
+        let probe = c.admit().unwrap();
+        c.record(probe, true);
+        c.release(probe);
+        assert_eq!(c.state(), AdmissionState::Limited);
+        assert_eq!(c.limit(), Some(1));
+        let held = c.admit().unwrap();
+        assert_eq!(c.admit(), Err(RejectReason::ConcurrencyLimit));
+        c.record(held, true);
+        c.release(held);
+        assert_eq!(c.limit(), Some(2)); // additive increase
+        // A calm window later, the limit lets go.
+        tokio::time::advance(ms(1000)).await;
+        call(&c, true).unwrap();
+        assert_eq!(c.state(), AdmissionState::Closed);
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_halves_at_most_once_per_limit_verdicts() {
+        let cfg = AdmissionConfig::builder()
+            .mechanism(Mechanism::ConcurrencyLimit)
+            .initial_limit(16)
+            .build()
+            .unwrap();
+        let c = Core::new(cfg);
+        let tickets: Vec<_> = (0..16).map(|_| c.admit().unwrap()).collect();
+        assert_eq!(c.admit(), Err(RejectReason::ConcurrencyLimit));
+        for t in &tickets[..15] {
+            c.record(*t, false);
+        }
+        assert_eq!(c.limit(), Some(16)); // 15 verdicts since the start: not yet
+        c.record(tickets[15], false);
+        assert_eq!(c.limit(), Some(8));
+        tickets.into_iter().for_each(|t| c.release(t));
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_throttle_refuses_the_sre_share_of_calls() {
+        let c = core(Mechanism::Throttle);
+        // Every attempt fails for a while: the throttle climbs towards refusing all.
+        let mut refused = 0;
+        for _ in 0..1000 {
+            if call(&c, false).is_err() {
+                refused += 1;
+            }
+            tokio::time::advance(Duration::from_micros(500)).await;
+        }
+        assert!(refused > 900, "refused {refused} of 1000");
+        // A healthy downstream: refusals fall as accepts come back (slowly: the admitted
+        // share at most doubles per window), and stop.
+        let mut refused_per_second = Vec::new();
+        for _ in 0..20 {
+            let mut refused = 0;
+            for _ in 0..2000 {
+                refused += usize::from(call(&c, true).is_err());
+                tokio::time::advance(Duration::from_micros(500)).await;
+            }
+            refused_per_second.push(refused);
+        }
+        assert!(refused_per_second[0] > 1000, "{refused_per_second:?}");
+        assert_eq!(refused_per_second[19], 0, "{refused_per_second:?}");
+    }
+}
