@@ -10,7 +10,8 @@ use super::config::{AdmissionConfig, Mechanism};
 use super::rejected::RejectReason;
 use super::window::{Counts, Window};
 use crate::budget::counter::DepositCounter;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -154,6 +155,20 @@ pub(crate) struct Core {
     /// refuses exactly that share of calls in a deterministic order.
     reject_p: AtomicU32,
     reject_sum: AtomicU32,
+    /// The fleet's view, when the state is shared (feature `redis`).
+    fleet: OnceLock<FleetView>,
+}
+
+/// What a fleet-wide link (a background task) tells this instance, and what it reads back.
+/// Nothing here is ever waited on: a stale or missing view leaves the local state in charge.
+#[derive(Debug, Default)]
+pub(crate) struct FleetView {
+    /// The fleet answered lately: probes come from its quota, not from the local clock.
+    pub(crate) fresh: AtomicBool,
+    /// Probes the fleet-wide quota granted to this instance and not yet used.
+    pub(crate) probes: AtomicU32,
+    /// Closes this instance caused (an accepted probe), for the link to announce.
+    pub(crate) closes_made: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -191,6 +206,7 @@ impl Core {
             in_flight: AtomicU32::new(0),
             reject_p: AtomicU32::new(0),
             reject_sum: AtomicU32::new(0),
+            fleet: OnceLock::new(),
         }
     }
 
@@ -255,8 +271,20 @@ impl Core {
         }
     }
 
-    /// While open: the first call of each probe interval, and `probes - 1` more, go out.
+    /// While open: the first call of each probe interval, and `probes - 1` more, go out;
+    /// with a fresh fleet view, only the probes the fleet-wide quota granted.
     fn probe(&self) -> Result<Ticket, RejectReason> {
+        if let Some(fleet) = self.fleet.get()
+            && fleet.fresh.load(Ordering::Acquire)
+        {
+            return match fleet
+                .probes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            {
+                Ok(_) => Ok(Ticket::probe()),
+                Err(_) => Err(RejectReason::Open),
+            };
+        }
         let now = self.nanos(Instant::now());
         let next = self.next_probe.load(Ordering::Acquire);
         if now >= next {
@@ -319,7 +347,12 @@ impl Core {
         let mut slow = self.lock();
         self.fold(&mut slow, now, Counts::default());
         match self.state.load(Ordering::Relaxed) {
-            OPEN if ticket.is_probe() => Some(self.close(&mut slow, now)),
+            OPEN if ticket.is_probe() => {
+                if let Some(fleet) = self.fleet.get() {
+                    fleet.closes_made.fetch_add(1, Ordering::AcqRel);
+                }
+                Some(self.close(&mut slow, now))
+            }
             LIMITED => {
                 slow.since_cut += 1;
                 let limit = self.limit.load(Ordering::Relaxed).max(LIMIT_UNIT);
@@ -448,6 +481,55 @@ impl Core {
         let mut slow = self.lock();
         self.fold(&mut slow, now, Counts::default());
         slow.window.sums(now)
+    }
+
+    /// The fleet-wide link of this instance (made on first use).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet(&self) -> &FleetView {
+        self.fleet.get_or_init(FleetView::default)
+    }
+
+    /// What the fleet said: its attempts over the window (`totals`, traffic-weighted: every
+    /// instance's counts added), whether another instance's probe was accepted since this
+    /// one last asked (`closed`), and the probes granted to this instance. Opens on the
+    /// fleet's failure ratio as on the local one; an accepted probe anywhere closes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_update(
+        &self,
+        now: Instant,
+        totals: Counts,
+        closed: bool,
+        probes: u32,
+    ) -> Option<Transition> {
+        let fleet = self.fleet();
+        fleet.fresh.store(true, Ordering::Release);
+        let mut slow = self.lock();
+        let state = self.state.load(Ordering::Relaxed);
+        if state == OPEN {
+            if closed {
+                return Some(self.close(&mut slow, now));
+            }
+            fleet.probes.store(probes, Ordering::Release);
+            return None;
+        }
+        let attempts = totals.attempts();
+        if self.config.mechanism.has_breaker()
+            && (state == CLOSED || state == LIMITED)
+            && attempts >= u64::from(self.config.min_calls)
+            && totals.failed as f64 >= self.config.failure_ratio * attempts as f64
+        {
+            fleet.probes.store(0, Ordering::Release);
+            return Some(self.open(now));
+        }
+        None
+    }
+
+    /// The fleet stopped answering: the local state decides alone again.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_lost(&self) {
+        if let Some(fleet) = self.fleet.get() {
+            fleet.fresh.store(false, Ordering::Release);
+        }
     }
 }
 

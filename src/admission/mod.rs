@@ -46,7 +46,7 @@ pub use rejected::{RejectReason, Rejected};
 use self::core::{Core, Transition};
 use crate::telemetry::Telemetry;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Learns from each attempt's verdict: the part of admission control that does not depend
 /// on the service's error type. See [`AdmitFor`] for the decision itself.
@@ -131,6 +131,9 @@ impl<E> AdmitFor<E> for NoAdmission {
 #[derive(Clone)]
 pub struct Admission {
     core: Arc<Core>,
+    /// Where changes made outside a call (by the fleet link) are reported: the telemetry of
+    /// the first layer that saw an attempt fail.
+    observer: Arc<OnceLock<Telemetry>>,
 }
 
 impl Default for Admission {
@@ -158,6 +161,7 @@ impl Admission {
     pub fn new(config: AdmissionConfig) -> Self {
         Admission {
             core: Arc::new(Core::new(config)),
+            observer: Arc::new(OnceLock::new()),
         }
     }
 
@@ -185,14 +189,32 @@ impl Admission {
     }
 
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn core(&self) -> &Core {
+    pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
+    }
+
+    #[cold]
+    fn observe(&self, telemetry: &Telemetry) {
+        if self.observer.get().is_none() {
+            let _ = self.observer.set(telemetry.clone());
+        }
+    }
+
+    /// Reports a change made outside a call (by the fleet link).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn report_change(&self, t: Transition) {
+        if let Some(telemetry) = self.observer.get() {
+            report(telemetry, t);
+        }
     }
 }
 
 impl Admit for Admission {
     #[inline]
     fn record(&self, ticket: Ticket, accepted: bool, telemetry: &Telemetry) {
+        if !accepted {
+            self.observe(telemetry);
+        }
         if let Some(t) = self.core.record(ticket, accepted) {
             report(telemetry, t);
         }
