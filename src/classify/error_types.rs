@@ -95,13 +95,17 @@ impl<E: Error + 'static> InspectError<E> for Typed {
     }
 }
 
-/// The boxed error inside `err`, if `err` is one of the common boxed error types.
+/// The error inside `err`, if `err` is one of the common boxed error types or an
+/// `io::Error` (which may wrap one, such as an admission-control refusal).
 pub(crate) fn boxed_error(err: &dyn Any) -> Option<&(dyn Error + 'static)> {
     if let Some(b) = err.downcast_ref::<Box<dyn Error + Send + Sync>>() {
         return Some(&**b);
     }
     if let Some(b) = err.downcast_ref::<Box<dyn Error + Send>>() {
         return Some(&**b);
+    }
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        return Some(io);
     }
     err.downcast_ref::<Box<dyn Error>>().map(|b| &**b)
 }
