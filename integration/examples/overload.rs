@@ -132,9 +132,10 @@ fn capacity(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
         s500.healthy, s500.event, s500.after
     );
     println!(
-        "| set-up | good calls/s during the trigger (queue 500 / 2,000) | good answers/s received during the trigger (500 / 2,000) | recovery, queue 500 | recovery, queue 2,000 | local rejections, healthy (500 / 2,000) | attempts / original during the trigger (500 / 2,000) | after it (500 / 2,000) |"
+        "| set-up | good calls/s during the trigger (queue 500 / 2,000) | good answers/s received during the trigger (500 / 2,000) | recovery, queue 500 | recovery, queue 2,000 | local rejections, healthy (500 / 2,000) | attempts / original during the trigger (500 / 2,000) | after it (500 / 2,000) | the issue's goals |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut details = Vec::new();
     let mut summary = String::from(
         "setup,queue,good_per_sec_trigger,good_answers_per_sec_trigger,recovery_s,healthy_local_rejections,trigger_local_rejections,attempts_per_original_trigger,attempts_per_original_after,max_busy,served,served_abandoned\n",
     );
@@ -142,8 +143,10 @@ fn capacity(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
         "setup,queue,bucket_start_s,originals,good,local_rejections,attempts,shed\n",
     );
     for [a, b] in &runs {
+        let missed = sim::capacity_drop_goals(&[a, b]);
+        let verdict = goals(&a.setup, missed, &mut details);
         println!(
-            "| {} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            "| {} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {verdict} |",
             a.setup,
             a.good_per_sec_trigger,
             b.good_per_sec_trigger,
@@ -192,6 +195,7 @@ fn capacity(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
             }
         }
     }
+    print_details(&details);
     write(&args.out, "capacity_drop.csv", summary)?;
     write(&args.out, "capacity_drop_buckets.csv", buckets)
 }
@@ -201,18 +205,21 @@ fn outage_table(
     file: &str,
     heading: String,
     reports: &[OutageReport],
+    check: fn(&OutageReport) -> Vec<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n## {heading}\n");
     println!(
-        "| set-up | attempts / original after the first 2 s | originals rejected locally after the first 2 s | local rejection latency (max) | 100 % success after the return | local rejections, healthy phase | local rejections, unaffected instances | local rejections, affected instances |"
+        "| set-up | attempts / original after the first 2 s | originals rejected locally after the first 2 s | local rejection latency (max) | 100 % success after the return | local rejections, healthy phase | local rejections, unaffected instances | local rejections, affected instances | the issue's goals |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut details = Vec::new();
     let mut csv = String::from(
         "setup,attempts_per_original_after_2s,shed_after_2s,rejection_latency_max_s,full_success_after_s,healthy_local_rejections,unaffected_local_rejections,affected_local_rejections\n",
     );
     for r in reports {
+        let verdict = goals(&r.setup, check(r), &mut details);
         println!(
-            "| {} | {:.3} | {:.1} % | {} | {} | {} | {} | {} |",
+            "| {} | {:.3} | {:.1} % | {} | {} | {} | {} | {} | {verdict} |",
             r.setup,
             r.attempts_per_original_after_warmup,
             r.shed_after_warmup * 100.0,
@@ -236,7 +243,27 @@ fn outage_table(
             r.affected_local_rejections
         )?;
     }
+    print_details(&details);
     write(&args.out, file, csv)
+}
+
+/// "met", or "missed k" with the details kept for after the table.
+fn goals(setup: &str, missed: Vec<String>, details: &mut Vec<String>) -> String {
+    if missed.is_empty() {
+        return "met".to_owned();
+    }
+    let verdict = format!("missed {}", missed.len());
+    details.push(format!("- {setup}: {}", missed.join("; ")));
+    verdict
+}
+
+fn print_details(details: &[String]) {
+    if !details.is_empty() {
+        println!("\nGoals missed:\n");
+        for d in details {
+            println!("{d}");
+        }
+    }
 }
 
 fn describe(s: &Scenario, what: &str) -> String {
@@ -259,15 +286,17 @@ fn failures(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
         describe(&s10, "of 10 % (or 50 %) of attempts failing independently")
     );
     println!(
-        "| set-up | 10 %: success | 10 %: local rejections (event / healthy) | 10 %: attempts / original | 50 %: success | 50 %: local rejections (event / healthy) | 50 %: attempts / original |"
+        "| set-up | 10 %: success | 10 %: local rejections (event / healthy) | 10 %: attempts / original | 50 %: success | 50 %: local rejections (event / healthy) | 50 %: attempts / original | the issue's goals (10 %) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    let mut details = Vec::new();
     let mut csv = String::from(
         "setup,failure_rate,success,event_local_rejections,healthy_local_rejections,attempts_per_original\n",
     );
     for [a, b] in &runs {
+        let verdict = goals(&a.setup, sim::partial_failure_goals(a), &mut details);
         println!(
-            "| {} | {:.2} % | {} / {} | {:.3} | {:.2} % | {} / {} | {:.3} |",
+            "| {} | {:.2} % | {} / {} | {:.3} | {:.2} % | {} / {} | {:.3} | {verdict} |",
             a.setup,
             a.success * 100.0,
             a.event_local_rejections,
@@ -291,6 +320,7 @@ fn failures(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
             )?;
         }
     }
+    print_details(&details);
     write(&args.out, "failures.csv", csv)
 }
 
@@ -315,6 +345,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "total_outage.csv",
             describe(&s, "of every attempt failing"),
             &reports,
+            sim::total_outage_goals,
         )?;
     }
     if args.wants("failures") {
@@ -331,6 +362,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "low_traffic_fleet.csv",
             describe(&s, "of every attempt failing"),
             &reports,
+            sim::low_traffic_fleet_goals,
         )?;
     }
     if args.wants("one-bad") {
@@ -343,6 +375,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "one_bad_instance.csv",
             describe(&s, "of instance 0's attempts failing (the other 15 healthy)"),
             &reports,
+            sim::one_bad_instance_goals,
         )?;
     }
     eprintln!(

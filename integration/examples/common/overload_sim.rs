@@ -849,16 +849,20 @@ async fn run(setup: &Setup, scenario: Scenario) -> Counts {
                 shared.counts.lock().unwrap().originals[b] += 1;
                 let call = client.clone().oneshot(((i as u64) << 32) | seq);
                 let shared = shared.clone();
+                // The tick's deadline is `sent`; tokio's timer fires it on the next whole
+                // millisecond, when the call is actually issued.
+                let issued = Instant::now();
                 calls.spawn(async move {
                     let res = call.await;
+                    let answered = scenario.bucket_of(shared.now());
                     let mut c = shared.counts.lock().unwrap();
                     match res {
                         Ok(_) => {
                             c.good[b] += 1;
-                            c.good_answered[scenario.bucket_of(sent.elapsed() + at)] += 1;
+                            c.good_answered[answered] += 1;
                         }
                         Err(e) if is_local(&e) => {
-                            let latency = sent.elapsed();
+                            let latency = issued.elapsed();
                             c.local_rejections[b] += 1;
                             c.rejections_by_instance[i] += 1;
                             c.rejection_latency_max = c.rejection_latency_max.max(latency);
@@ -1141,5 +1145,119 @@ pub fn secs(d: Option<Duration>) -> String {
     match d {
         Some(d) => format!("{:.1} s", d.as_secs_f64()),
         None => "never".to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The goals, as checks (each returns the goals a report misses; empty = all met)
+// ---------------------------------------------------------------------------------------------
+
+/// Capacity drop: ≥ 50 % of the degraded capacity (≥ 167 good calls/s for the issue's
+/// figures) during the trigger, full goodput within 1 s of its end with both queues, no local
+/// rejection in the healthy phase.
+pub fn capacity_drop_goals(reports: &[&CapacityDropReport]) -> Vec<String> {
+    let mut missed = Vec::new();
+    for r in reports {
+        let s = &r.run.scenario;
+        let Downstream::Queued {
+            workers,
+            service,
+            slowdown,
+            ..
+        } = s.downstream
+        else {
+            unreachable!("capacity drop")
+        };
+        let degraded = workers as f64 / (service * slowdown).as_secs_f64();
+        if r.good_per_sec_trigger < 0.5 * degraded {
+            missed.push(format!(
+                "queue {}: {:.1} good calls/s during the trigger < {:.1} (50 % of {degraded:.0}/s)",
+                r.queue,
+                r.good_per_sec_trigger,
+                0.5 * degraded
+            ));
+        }
+        if r.recovery.is_none_or(|d| d > Duration::from_secs(1)) {
+            missed.push(format!(
+                "queue {}: recovery {} > 1 s",
+                r.queue,
+                secs(r.recovery)
+            ));
+        }
+        if r.healthy_local_rejections > 0 {
+            missed.push(format!(
+                "queue {}: {} local rejections in the healthy phase",
+                r.queue, r.healthy_local_rejections
+            ));
+        }
+    }
+    missed
+}
+
+/// Total outage: ≤ 0.05 attempts per original after the first 2 s, a rejected call returns
+/// in under 1 ms, 100 % success within 1 s of the downstream's return.
+pub fn total_outage_goals(r: &OutageReport) -> Vec<String> {
+    let mut missed = Vec::new();
+    if r.attempts_per_original_after_warmup > 0.05 {
+        missed.push(format!(
+            "{:.3} attempts per original after the first 2 s > 0.05",
+            r.attempts_per_original_after_warmup
+        ));
+    }
+    if r.rejection_latency.is_some_and(|d| d >= Duration::from_millis(1)) {
+        missed.push(format!(
+            "a rejected call took {:?} (≥ 1 ms)",
+            r.rejection_latency.unwrap_or_default()
+        ));
+    }
+    if r.full_success_after.is_none_or(|d| d > Duration::from_secs(1)) {
+        missed.push(format!(
+            "100 % success {} after the return (> 1 s)",
+            secs(r.full_success_after)
+        ));
+    }
+    if r.healthy_local_rejections > 0 {
+        missed.push(format!(
+            "{} local rejections in the healthy phase",
+            r.healthy_local_rejections
+        ));
+    }
+    missed
+}
+
+/// 10 % independent failures: no local rejection, ≥ 99.8 % of the calls succeed.
+pub fn partial_failure_goals(r: &FailureReport) -> Vec<String> {
+    let mut missed = Vec::new();
+    let rejected = r.event_local_rejections + r.healthy_local_rejections;
+    if rejected > 0 {
+        missed.push(format!("{rejected} local rejections"));
+    }
+    if r.success < 0.998 {
+        missed.push(format!("{:.2} % success < 99.8 %", r.success * 100.0));
+    }
+    missed
+}
+
+/// Low-traffic fleet (fleet-wide mode): ≥ 90 % of the originals shed after the first 2 s.
+pub fn low_traffic_fleet_goals(r: &OutageReport) -> Vec<String> {
+    if r.shed_after_warmup < 0.9 {
+        vec![format!(
+            "{:.1} % of the originals shed after the first 2 s < 90 %",
+            r.shed_after_warmup * 100.0
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// One bad instance among healthy ones: no local rejection on the healthy ones.
+pub fn one_bad_instance_goals(r: &OutageReport) -> Vec<String> {
+    if r.unaffected_local_rejections > 0 {
+        vec![format!(
+            "{} local rejections on the healthy instances",
+            r.unaffected_local_rejections
+        )]
+    } else {
+        Vec::new()
     }
 }
