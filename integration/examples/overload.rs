@@ -48,8 +48,8 @@ use std::time::{Duration, Instant as WallClock};
 mod sim;
 
 use sim::{
-    CapacityDropReport, FailureReport, OutageReport, Scenario, Setup, capacity_drop,
-    failure_rate, low_traffic_fleet, one_bad_instance, secs, total_outage,
+    CapacityDropReport, FailureReport, OutageReport, Scenario, Setup, capacity_drop, failure_rate,
+    low_traffic_fleet, one_bad_instance, secs, total_outage,
 };
 
 const PARTS: [&str; 5] = ["capacity", "outage", "failures", "fleet", "one-bad"];
@@ -112,7 +112,10 @@ fn each<T>(what: &str, setups: &[Setup], f: impl Fn(&Setup) -> T) -> Vec<T> {
 }
 
 fn ms(d: Option<Duration>) -> String {
-    d.map_or_else(|| "never".to_owned(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+    d.map_or_else(
+        || "never".to_owned(),
+        |d| format!("{:.1} ms", d.as_secs_f64() * 1e3),
+    )
 }
 
 fn csv_opt(d: Option<Duration>) -> String {
@@ -139,9 +142,8 @@ fn capacity(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
     let mut summary = String::from(
         "setup,queue,good_per_sec_trigger,good_answers_per_sec_trigger,recovery_s,healthy_local_rejections,trigger_local_rejections,attempts_per_original_trigger,attempts_per_original_after,max_busy,served,served_abandoned\n",
     );
-    let mut buckets = String::from(
-        "setup,queue,bucket_start_s,originals,good,local_rejections,attempts,shed\n",
-    );
+    let mut buckets =
+        String::from("setup,queue,bucket_start_s,originals,good,local_rejections,attempts,shed\n");
     for [a, b] in &runs {
         let missed = sim::capacity_drop_goals(&[a, b]);
         let verdict = goals(&a.setup, missed, &mut details);
@@ -373,7 +375,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         outage_table(
             &args,
             "one_bad_instance.csv",
-            describe(&s, "of instance 0's attempts failing (the other 15 healthy)"),
+            describe(
+                &s,
+                "of instance 0's attempts failing (the other 15 healthy)",
+            ),
             &reports,
             sim::one_bad_instance_goals,
         )?;

@@ -198,7 +198,10 @@ fn local_rejections_are_counted_and_never_reach_the_downstream() {
     assert!((r.shed_after_warmup - 0.5).abs() < 1e-9);
     assert!((r.attempts_per_original_after_warmup - 0.5).abs() < 1e-9);
     let missed = total_outage_goals(&r);
-    assert!(missed.iter().any(|m| m.contains("healthy phase")), "{missed:?}");
+    assert!(
+        missed.iter().any(|m| m.contains("healthy phase")),
+        "{missed:?}"
+    );
 }
 
 #[test]
@@ -231,5 +234,8 @@ fn runs_are_deterministic() {
     let b = simulate(&Setup::ours_default(), &s);
     assert_eq!(a.counts.good, b.counts.good);
     assert_eq!(a.counts.attempts, b.counts.attempts);
-    assert!(matches!(s.downstream, Downstream::Queued { queue: 500, .. }));
+    assert!(matches!(
+        s.downstream,
+        Downstream::Queued { queue: 500, .. }
+    ));
 }

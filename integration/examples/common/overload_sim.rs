@@ -47,7 +47,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tower::retry::backoff::{Backoff as _, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use tower::retry::backoff::{
+    Backoff as _, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff,
+};
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::BoxCloneService;
 use tower::util::rng::Rng;
@@ -185,10 +187,7 @@ impl Scenario {
             event: Duration::from_secs(30),
             after: Duration::from_secs(10),
             attempt_timeout: Duration::from_millis(100),
-            downstream: Downstream::Immediate {
-                fault,
-                blips: true,
-            },
+            downstream: Downstream::Immediate { fault, blips: true },
             affected: usize::MAX,
             seed: 1,
         }
@@ -664,30 +663,27 @@ impl Service<u64> for Server {
 
     fn call(&mut self, req: u64) -> Self::Future {
         let inner = &self.0;
-        let full = {
+        let queued = {
             let mut s = inner.state.lock().unwrap();
-            if s.queue.len() >= inner.config.queue {
-                true
-            } else {
+            (s.queue.len() < inner.config.queue).then(|| {
                 let (reply, rx) = oneshot::channel();
                 s.queue.push_back(Job { req, reply });
-                drop(s);
-                inner.work.notify_one();
-                if let Some(sh) = &inner.shared {
-                    let b = sh.scenario.bucket_of(sh.now());
-                    sh.counts.lock().unwrap().attempts[b] += 1;
-                }
-                return Box::pin(async move { rx.await.map_err(|_| BoxError::from("server gone")) });
-            }
+                rx
+            })
         };
-        debug_assert!(full);
         if let Some(sh) = &inner.shared {
             let b = sh.scenario.bucket_of(sh.now());
             let mut c = sh.counts.lock().unwrap();
             c.attempts[b] += 1;
-            c.shed[b] += 1;
+            c.shed[b] += u64::from(queued.is_none());
         }
-        Box::pin(std::future::ready(Err(Shed.into())))
+        match queued {
+            Some(rx) => {
+                inner.work.notify_one();
+                Box::pin(async move { rx.await.map_err(|_| BoxError::from("server gone")) })
+            }
+            None => Box::pin(std::future::ready(Err(Shed.into()))),
+        }
     }
 }
 
@@ -734,7 +730,11 @@ impl Service<u64> for Immediate {
         } else {
             blips && req.is_multiple_of(100) && faults.blipped.insert(req)
         };
-        std::future::ready(if fail { Err(Unavailable.into()) } else { Ok(req) })
+        std::future::ready(if fail {
+            Err(Unavailable.into())
+        } else {
+            Ok(req)
+        })
     }
 }
 
@@ -774,6 +774,9 @@ pub fn simulate_in(rt: &tokio::runtime::Runtime, setup: &Setup, scenario: &Scena
     }
 }
 
+/// One downstream handle per instance.
+type DownstreamFactory = Box<dyn Fn(usize) -> Client>;
+
 async fn run(setup: &Setup, scenario: Scenario) -> Counts {
     let shared = Arc::new(Shared {
         start: Instant::now(),
@@ -782,7 +785,7 @@ async fn run(setup: &Setup, scenario: Scenario) -> Counts {
     });
     let start = shared.start;
     // The downstream: one handle per instance.
-    let (downstream, server): (Box<dyn Fn(usize) -> Client>, Option<(Server, Workers)>) =
+    let (downstream, server): (DownstreamFactory, Option<(Server, Workers)>) =
         match scenario.downstream {
             Downstream::Queued {
                 workers,
@@ -1204,13 +1207,17 @@ pub fn total_outage_goals(r: &OutageReport) -> Vec<String> {
             r.attempts_per_original_after_warmup
         ));
     }
-    if r.rejection_latency.is_some_and(|d| d >= Duration::from_millis(1)) {
+    if r.rejection_latency
+        .is_some_and(|d| d >= Duration::from_millis(1))
+    {
         missed.push(format!(
             "a rejected call took {:?} (≥ 1 ms)",
             r.rejection_latency.unwrap_or_default()
         ));
     }
-    if r.full_success_after.is_none_or(|d| d > Duration::from_secs(1)) {
+    if r.full_success_after
+        .is_none_or(|d| d > Duration::from_secs(1))
+    {
         missed.push(format!(
             "100 % success {} after the return (> 1 s)",
             secs(r.full_success_after)
