@@ -95,7 +95,7 @@ fn args() -> Args {
 
 /// The rows of every table, in order.
 fn setups() -> Vec<Setup> {
-    Setup::baseline()
+    Setup::all()
 }
 
 /// Runs `f` for every set-up, logging each run's wall time on stderr.

@@ -54,6 +54,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::BoxCloneService;
 use tower::util::rng::Rng;
 use tower::{Layer, Service, ServiceExt};
+use tower_retrier::admission::{Admission, AdmissionConfig, Mechanism, Rejected};
 use tower_retrier::budget::{Budget, RatioBudget, TokenBucket};
 use tower_retrier::{RetryConfig, RetryLayer};
 
@@ -64,6 +65,11 @@ pub type Client = BoxCloneService<u64, u64, BoxError>;
 
 /// Width of a counting bucket.
 pub const BUCKET: Duration = Duration::from_millis(100);
+
+/// Whether a call's error is admission control's refusal.
+pub fn is_rejected(e: &BoxError) -> bool {
+    Rejected::find(&**e).is_some()
+}
 
 /// Boxes any suitable service into a [`Client`].
 pub fn boxed<S>(svc: S) -> Client
@@ -350,6 +356,7 @@ impl Setup {
         Setup::per_instance(name, move |i, inner| {
             let layer = RetryLayer::new(RetryConfig::default())
                 .with_budget(budget())
+                .without_admission()
                 .seed(i as u64 + 1)
                 .release_on_drop();
             boxed(layer.layer(inner))
@@ -357,13 +364,57 @@ impl Setup {
     }
 
     /// Ours with the defaults: `RetryLayer::new(RetryConfig::default())`.
+    /// Ours, `RetryConfig::default()` and the default `AdaptiveBudget`, admission control
+    /// off: the layer as it was before admission control.
     pub fn ours_default() -> Setup {
-        Setup::per_instance("ours, defaults", |i, inner| {
+        Setup::per_instance("ours, AdaptiveBudget, admission off", |i, inner| {
             let layer = RetryLayer::new(RetryConfig::default())
+                .without_admission()
                 .seed(i as u64 + 1)
                 .release_on_drop();
             boxed(layer.layer(inner))
         })
+    }
+
+    /// Ours, `RetryConfig::default()` and the default budget, with `admission()` (one per
+    /// instance).
+    pub fn ours_admission(
+        name: impl Into<String>,
+        admission: impl Fn() -> Admission + 'static,
+    ) -> Setup {
+        Setup::per_instance(name, move |i, inner| {
+            let layer = RetryLayer::new(RetryConfig::default())
+                .with_admission(admission())
+                .seed(i as u64 + 1)
+                .release_on_drop();
+            boxed(layer.layer(inner))
+        })
+        .with_local_rejection(is_rejected)
+    }
+
+    /// The defaults as they ship (admission control on), and each admission mechanism.
+    pub fn admission_rows() -> Vec<Setup> {
+        let with = |m: Mechanism| {
+            move || {
+                let cfg = AdmissionConfig::builder().mechanism(m);
+                // The limit alone starts where Netflix's concurrency-limits starts.
+                let cfg = if m == Mechanism::ConcurrencyLimit {
+                    cfg.initial_limit(20)
+                } else {
+                    cfg
+                };
+                Admission::new(cfg.build().expect("valid"))
+            }
+        };
+        vec![
+            Setup::ours_admission("ours, SRE throttle (k = 2)", with(Mechanism::Throttle)),
+            Setup::ours_admission("ours, breaker", with(Mechanism::Breaker)),
+            Setup::ours_admission(
+                "ours, concurrency limit (AIMD from 20)",
+                with(Mechanism::ConcurrencyLimit),
+            ),
+            Setup::ours_admission("**ours, defaults (breaker + limit)**", Admission::default),
+        ]
     }
 
     /// The six rows of the table.
@@ -378,6 +429,13 @@ impl Setup {
             }),
             Setup::ours_default(),
         ]
+    }
+
+    /// The baseline rows, then the admission rows.
+    pub fn all() -> Vec<Setup> {
+        let mut all = Setup::baseline();
+        all.extend(Setup::admission_rows());
+        all
     }
 }
 
