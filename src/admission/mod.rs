@@ -36,6 +36,9 @@
 
 mod config;
 mod core;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod rejected;
 mod window;
 
@@ -134,6 +137,9 @@ pub struct Admission {
     /// Where changes made outside a call (by the fleet link) are reported: the telemetry of
     /// the first layer that saw an attempt fail.
     observer: Arc<OnceLock<Telemetry>>,
+    /// The fleet link's health and counters, when the state is shared ([`Admission::redis`]).
+    #[cfg(feature = "redis")]
+    fleet: Option<Arc<redis::Shared>>,
 }
 
 impl Default for Admission {
@@ -145,12 +151,14 @@ impl Default for Admission {
 
 impl fmt::Debug for Admission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Admission")
-            .field("mechanism", &self.core.config().mechanism())
+        let mut d = f.debug_struct("Admission");
+        d.field("mechanism", &self.core.config().mechanism())
             .field("state", &self.state())
             .field("limit", &self.limit())
-            .field("in_flight", &self.core.in_flight())
-            .finish()
+            .field("in_flight", &self.core.in_flight());
+        #[cfg(feature = "redis")]
+        d.field("fleet", &self.fleet);
+        d.finish()
     }
 }
 
@@ -162,6 +170,8 @@ impl Admission {
         Admission {
             core: Arc::new(Core::new(config)),
             observer: Arc::new(OnceLock::new()),
+            #[cfg(feature = "redis")]
+            fleet: None,
         }
     }
 
