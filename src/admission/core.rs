@@ -324,7 +324,7 @@ impl Core {
     pub(crate) fn record(&self, ticket: Ticket, accepted: bool) -> Option<Transition> {
         if accepted {
             let n = self.accepted.add_one();
-            if self.state.load(Ordering::Relaxed) == CLOSED && n % HOUSEKEEPING != 0 {
+            if self.state.load(Ordering::Relaxed) == CLOSED && !n.is_multiple_of(HOUSEKEEPING) {
                 return None;
             }
             self.accepted_slow(ticket)
