@@ -184,6 +184,24 @@ async fn a_low_traffic_fleet_in_a_total_outage_sheds_its_originals_within_two_se
         local_shed, 0,
         "alone, no instance sees enough calls to judge"
     );
+    // The downstream is back: a probe from the fleet's quota finds it (at 2 calls/s an
+    // instance still gets to use one) and the close reaches every instance.
+    let back = drive(&shared, 2, Duration::from_secs(3), |_| true).await;
+    let last_refusal = back
+        .iter()
+        .flatten()
+        .filter(|(_, o)| *o == Outcome::Rejected)
+        .map(|(t, _)| *t)
+        .max();
+    let open = shared
+        .iter()
+        .filter(|a| a.state() == AdmissionState::Open)
+        .count();
+    println!(
+        "64 × 2/s, downstream back: last refusal at {last_refusal:?}; {open} still open after 3 s"
+    );
+    assert_eq!(open, 0);
+    assert!(last_refusal.is_none_or(|t| t < Duration::from_millis(2500)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,8 +265,10 @@ async fn probes_are_a_fleet_wide_quota() {
         .map(|a| a.fleet_stats().unwrap().probes_granted)
         .sum();
     let intervals = length.as_millis() / interval.as_millis();
-    // At most 2 per interval fleet-wide; one interval more for the edges of the run.
-    let bound = 2 * (intervals as usize + 1);
+    // At most 2 granted per interval fleet-wide: the run's intervals and one more for its
+    // edges, plus the grants made before it and still held (a grant lasts one 1 s window:
+    // at most 5 intervals' worth).
+    let bound = 2 * (intervals as usize + 1 + 5);
     let local = n * 2 * intervals as usize;
     println!(
         "probe quota (2 per 200 ms, {n} open instances, 2 s): {probes} probes fleet-wide of \
@@ -292,7 +312,9 @@ async fn an_accepted_probe_on_one_instance_closes_the_others_and_old_counts_do_n
     println!(
         "accepted probe on instance 0: the 7 others closed {took:?} later (flush interval {FLUSH:?})"
     );
-    assert!(took <= FLUSH * 3, "{took:?}");
+    // One flush for instance 0 to announce it, one for the others to read it, and
+    // scheduling slack for a loaded 2-core machine.
+    assert!(took <= FLUSH * 2 + Duration::from_millis(150), "{took:?}");
     // The outage's counts, published before the close, must not open the fleet again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let states: Vec<_> = shared.iter().map(|a| a.state()).collect();

@@ -15,6 +15,10 @@
 //! retries. [`RetryLayer::without_admission`](crate::RetryLayer::without_admission) turns
 //! it off; [`RetryLayer::with_admission`](crate::RetryLayer::with_admission) configures it.
 //!
+//! With feature `redis`, `Admission::redis(name)` (module `redis`) shares the breaker's counts,
+//! its probes and its closing across every instance that names the same key, batched in the
+//! background: nothing on a call's path talks to Redis.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tower::{Layer, ServiceExt, service_fn};
@@ -246,7 +250,13 @@ impl<E: From<Rejected>> AdmitFor<E> for Admission {
     fn admit(&self, telemetry: &Telemetry) -> Result<Ticket, E> {
         match self.core.admit() {
             Ok(ticket) => Ok(ticket),
-            Err(reason) => Err(rejected(telemetry, reason)),
+            Err(reason) => {
+                #[cfg(feature = "redis")]
+                if let Some(fleet) = &self.fleet {
+                    fleet.refused();
+                }
+                Err(rejected(telemetry, reason))
+            }
         }
     }
 }

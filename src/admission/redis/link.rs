@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     backend_errors: AtomicU64,
     outages: AtomicU64,
     probes_granted: AtomicU64,
+    /// Calls refused since the last flush: while open, probes are asked for only when some
+    /// call was waiting for one, so the fleet's quota goes to instances that use it.
+    demand: AtomicU64,
     /// The fleet's totals at the last flush, and the instances counted.
     fleet_accepted: AtomicU64,
     fleet_failed: AtomicU64,
@@ -60,6 +63,7 @@ impl Shared {
             backend_errors: AtomicU64::new(0),
             outages: AtomicU64::new(0),
             probes_granted: AtomicU64::new(0),
+            demand: AtomicU64::new(0),
             fleet_accepted: AtomicU64::new(0),
             fleet_failed: AtomicU64::new(0),
             fleet_instances: AtomicU64::new(0),
@@ -78,6 +82,11 @@ impl Shared {
             fleet_failed: get(&self.fleet_failed),
             fleet_instances: get(&self.fleet_instances),
         }
+    }
+
+    /// A call was refused (the cold path of `admit`).
+    pub(crate) fn refused(&self) {
+        self.demand.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A flush failed: the local state decides alone until one succeeds again.
@@ -119,6 +128,10 @@ struct State {
     token: Option<i64>,
     /// `closes_made` already announced (or given up on).
     closes_seen: u64,
+    /// Until when the probes last granted may still be used: one window (at least one probe
+    /// interval), so that an instance with a call a second still gets to use one, while at
+    /// most `window / probe_interval` grants are ever outstanding.
+    grant_until: Instant,
 }
 
 /// Starts the link of `core`; it ends at the first tick after every handle is dropped, and
@@ -136,6 +149,7 @@ pub(super) fn spawn(
         id: instance_id(),
         token: None,
         closes_seen: core.fleet().closes_made.load(Ordering::Acquire),
+        grant_until: Instant::now(),
     };
     let [counts_key, state_key] = keys(&shared.name);
     let script = script();
@@ -157,7 +171,12 @@ pub(super) fn spawn(
             // An announcement is made at once or not at all: a close learnt after an outage
             // would close instances that have since seen the downstream fail.
             state.closes_seen = closes;
-            let want = if core.state() == AdmissionState::Open {
+            // Probes for an open instance that refused calls since the last flush and holds
+            // none: one without calls would let the fleet's quota expire unused.
+            let waiting = shared.demand.swap(0, Ordering::Relaxed) > 0;
+            let holding =
+                now < state.grant_until && core.fleet().probes.load(Ordering::Acquire) > 0;
+            let want = if waiting && !holding && core.state() == AdmissionState::Open {
                 cfg.probes()
             } else {
                 0
@@ -215,7 +234,16 @@ pub(super) fn spawn(
             shared
                 .fleet_instances
                 .store(reply.instances, Ordering::Relaxed);
-            if let Some(t) = core.fleet_update(Instant::now(), totals, closed, reply.granted) {
+            // Take the probes still held (a call meanwhile finds none: nothing is handed out
+            // twice), keep them if their interval is not over, add the new grant.
+            let now = Instant::now();
+            let held = core.fleet().probes.swap(0, Ordering::AcqRel);
+            let held = if now < state.grant_until { held } else { 0 };
+            if reply.granted > 0 {
+                state.grant_until = now + cfg.window().max(cfg.probe_interval());
+            }
+            let probes = held.saturating_add(reply.granted);
+            if let Some(t) = core.fleet_update(now, totals, closed, probes) {
                 let handle = Admission {
                     core,
                     observer: Arc::clone(&observer),

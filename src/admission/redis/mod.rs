@@ -19,8 +19,11 @@
 //!   `min_calls`) or on its own, as without Redis.
 //! - **Probes are a fleet-wide quota**: while open, at most `probes` calls per
 //!   `probe_interval` go out from the whole fleet (a counter in Redis per interval, on the
-//!   server's clock), not per instance. A probe granted and not used by the next flush is
-//!   dropped. An accepted probe closes its instance at once and every other one at its next
+//!   server's clock), not per instance. Only an instance that refused calls since its
+//!   last flush (and holds none) asks; a probe granted and not used within one `window`
+//!   is dropped. Over time the fleet sends at most `probes` per `probe_interval`; in any
+//!   one interval at most `probes × (1 + window / probe_interval)` (5 with the defaults,
+//!   against 4 per instance per second without the fleet). An accepted probe closes its instance at once and every other one at its next
 //!   flush (within two flush intervals); counts published before that close do not count.
 //! - **Redis away = local state.** Every command is bounded by `command_timeout`; a failed,
 //!   slow or unreadable flush (Redis down, killed, paused, a key of the wrong type) leaves the
