@@ -346,7 +346,7 @@ impl Core {
                 return None; // nothing failed lately: nothing to weigh accepts against
             }
             let n = self.accepted.add_one();
-            if state == WATCHING && n % HOUSEKEEPING != 0 {
+            if state == WATCHING && !n.is_multiple_of(HOUSEKEEPING) {
                 return None;
             }
             self.accepted_slow(ticket)

@@ -15,6 +15,10 @@
 //! retries. [`RetryLayer::without_admission`](crate::RetryLayer::without_admission) turns
 //! it off; [`RetryLayer::with_admission`](crate::RetryLayer::with_admission) configures it.
 //!
+//! With feature `redis`, `Admission::redis(name)` (module `redis`) shares the breaker's counts,
+//! its probes and its closing across every instance that names the same key, batched in the
+//! background: nothing on a call's path talks to Redis.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tower::{Layer, ServiceExt, service_fn};
@@ -36,6 +40,9 @@
 
 mod config;
 mod core;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod rejected;
 mod window;
 
@@ -134,6 +141,9 @@ pub struct Admission {
     /// Where changes made outside a call (by the fleet link) are reported: the telemetry of
     /// the first layer that saw an attempt fail.
     observer: Arc<OnceLock<Telemetry>>,
+    /// The fleet link's health and counters, when the state is shared ([`Admission::redis`]).
+    #[cfg(feature = "redis")]
+    fleet: Option<Arc<redis::Shared>>,
 }
 
 impl Default for Admission {
@@ -145,12 +155,14 @@ impl Default for Admission {
 
 impl fmt::Debug for Admission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Admission")
-            .field("mechanism", &self.core.config().mechanism())
+        let mut d = f.debug_struct("Admission");
+        d.field("mechanism", &self.core.config().mechanism())
             .field("state", &self.state())
             .field("limit", &self.limit())
-            .field("in_flight", &self.core.in_flight())
-            .finish()
+            .field("in_flight", &self.core.in_flight());
+        #[cfg(feature = "redis")]
+        d.field("fleet", &self.fleet);
+        d.finish()
     }
 }
 
@@ -162,6 +174,8 @@ impl Admission {
         Admission {
             core: Arc::new(Core::new(config)),
             observer: Arc::new(OnceLock::new()),
+            #[cfg(feature = "redis")]
+            fleet: None,
         }
     }
 
@@ -236,7 +250,13 @@ impl<E: From<Rejected>> AdmitFor<E> for Admission {
     fn admit(&self, telemetry: &Telemetry) -> Result<Ticket, E> {
         match self.core.admit() {
             Ok(ticket) => Ok(ticket),
-            Err(reason) => Err(rejected(telemetry, reason)),
+            Err(reason) => {
+                #[cfg(feature = "redis")]
+                if let Some(fleet) = &self.fleet {
+                    fleet.refused();
+                }
+                Err(rejected(telemetry, reason))
+            }
         }
     }
 }

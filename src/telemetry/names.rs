@@ -55,6 +55,13 @@ pub const ADMISSION_STATE: &str = "retrier_admission_state";
 /// Gauge of admission control's concurrency limit while one applies (0 when none);
 /// labels `service`, `operation`.
 pub const ADMISSION_LIMIT: &str = "retrier_admission_limit";
+/// Counter of errors talking to Redis for fleet-wide admission control (failed, timed-out or
+/// malformed flushes); label `admission`.
+pub const ADMISSION_BACKEND_ERRORS_TOTAL: &str = "retrier_admission_backend_errors_total";
+/// Counter of times fleet-wide admission control lost the fleet's view (Redis away, slow or
+/// holding something unreadable) and left the decisions to this instance's own counts;
+/// label `admission`.
+pub const ADMISSION_FLEET_LOST_TOTAL: &str = "retrier_admission_fleet_lost_total";
 /// Histogram of the delay before each retry, in seconds; labels `service`, `operation`,
 /// `source`.
 pub const BACKOFF_DELAY_SECONDS: &str = "retrier_backoff_delay_seconds";
@@ -75,6 +82,8 @@ pub const LABEL_STOP_REASON: &str = "stop_reason";
 pub const LABEL_SOURCE: &str = "source";
 /// Label key: the name of a shared budget.
 pub const LABEL_BUDGET: &str = "budget";
+/// Label key: the name of fleet-wide admission control (shared by the fleet).
+pub const LABEL_ADMISSION: &str = "admission";
 
 /// OpenTelemetry counter of calls by outcome (unit `{call}`).
 pub const OTEL_CALLS: &str = "retrier.client.calls";

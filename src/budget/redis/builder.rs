@@ -1,6 +1,10 @@
 //! Building a [`RedisBudget`]: parameters, validation, connection, and its error type.
 
 use super::backend::Backend;
+use super::connect::{
+    ClientSettings, ConnectError, Subject, check_range, check_reconnect_policies, client_from_url,
+    command_options, connect_cause,
+};
 use super::health::{Health, Unavailable};
 use super::lease::Lease;
 use super::mode::{Fallback, Mode};
@@ -10,13 +14,9 @@ use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
 use crate::budget::counter::DepositCounter;
 use crate::budget::{AdaptiveBudget, RatioBudget};
-use fred::prelude::{
-    Client, ClientLike, Config, Error, ErrorKind, EventInterface, Options, Pool, ReconnectPolicy,
-};
-use fred::types::Builder;
+use fred::prelude::{Client, Error, Pool};
 use fred::util::redis_keyslot;
 use std::fmt;
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -196,67 +196,14 @@ impl RedisBudgetBuilder {
     pub async fn build_from_url(self, url: &str) -> Result<RedisBudget, RedisBudgetError> {
         let started = tokio::time::Instant::now();
         self.validate()?;
-        let mut config = Config::from_url(url).map_err(|e| {
-            RedisBudgetError::from(ConfigError::new(
-                "url",
-                redact(url),
-                format!("is not a Redis URL: {}", e.details()),
-            ))
-        })?;
-        // Eager: the first connection error is returned. Lazy: fred keeps trying the first
-        // connection with the reconnect policy, in the background.
-        config.fail_fast = !self.lazy_connect;
-        #[cfg(feature = "redis-tls")]
-        if let Some(tls) = &self.tls {
-            config.tls = Some(tls.clone());
-        }
-        let server = servers(&config);
-        let mut builder = Builder::from_config(config);
-        let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
-        builder
-            .with_connection_config(|c| {
-                c.connection_timeout = connect_timeout;
-                c.internal_command_timeout = connect_timeout;
-                c.max_command_attempts = 1;
-                c.tcp.nodelay = Some(true);
-            })
-            .with_performance_config(|p| p.default_command_timeout = command_timeout)
-            // Without a policy fred never reconnects; retry quickly and forever.
-            .set_policy(ReconnectPolicy::new_exponential(0, 20, 500, 2));
-        let client = builder.build().map_err(RedisBudgetError::Redis)?;
-        if self.lazy_connect {
-            // The connection task reconnects in the background; the probe notices success.
-            // Say once, clearly, why the first connection fails (wrong password, refused...).
-            let mut errors = client.error_rx();
-            let _task = client.connect();
-            let (name, within) = (self.name.clone(), self.connect_timeout);
-            tokio::spawn(async move {
-                if let Ok(Ok((error, _))) = tokio::time::timeout(within, errors.recv()).await {
-                    tracing::warn!(budget = %name, %error, "Redis retry budget cannot connect");
-                }
-            });
-        } else {
-            // connect_timeout bounds the whole wait: the failed client is shut down in the
-            // background rather than making the caller wait for its QUIT too.
-            let connected = tokio::time::timeout(self.connect_timeout, client.init()).await;
-            let error = match connected {
-                Ok(Ok(_task)) => None,
-                Ok(Err(e)) => Some(RedisBudgetError::Connect {
-                    server: server.clone(),
-                    error: e,
-                }),
-                Err(_) => Some(RedisBudgetError::Connect {
-                    server: server.clone(),
-                    error: Error::new(ErrorKind::Timeout, format!("{connect_timeout:?} elapsed")),
-                }),
-            };
-            if let Some(error) = error {
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(connect_timeout, client.quit()).await;
-                });
-                return Err(error);
-            }
-        }
+        let settings = ClientSettings {
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            lazy_connect: self.lazy_connect,
+            #[cfg(feature = "redis-tls")]
+            tls: self.tls.clone(),
+        };
+        let client = client_from_url(url, &settings, Subject::Budget, &self.name).await?;
         self.finish(Backend::Client(client), true, started).await
     }
 
@@ -357,17 +304,7 @@ impl RedisBudgetBuilder {
         started: tokio::time::Instant,
     ) -> Result<RedisBudget, RedisBudgetError> {
         let fallback = self.validate()?;
-        for client in backend.clients() {
-            if !client.has_reconnect_policy() {
-                return Err(ConfigError::new(
-                    "client",
-                    client.id().to_owned(),
-                    "has no ReconnectPolicy: fred never reconnects without one; \
-                     set one with Builder::set_policy",
-                )
-                .into());
-            }
-        }
+        check_reconnect_policies(&backend)?;
         let key = match self.mode {
             Mode::Adaptive => name::stock_key(&self.name),
             Mode::Ratio => name::window_key(&self.name),
@@ -376,18 +313,7 @@ impl RedisBudgetBuilder {
         let slot = redis_keyslot(key.as_bytes());
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let unit = UNIT as f64;
-        let options = Options {
-            timeout: Some(self.command_timeout),
-            // Fail in microseconds while disconnected instead of queueing for a reconnect.
-            fail_fast: true,
-            // A cluster redirection is followed once (a -MOVED after a failover or a
-            // resharding). More attempts than redirections: fred 10.1 re-sends an -ASK'ed
-            // command to the old owner, and if its attempts ran out before its redirections,
-            // it ended the client's connection task for good.
-            max_attempts: Some(2),
-            max_redirections: Some(1),
-            ..Options::default()
-        };
+        let options = command_options(self.command_timeout);
         let params = Params {
             mode: self.mode,
             ttl: self.ttl,
@@ -452,43 +378,6 @@ impl RedisBudgetBuilder {
         }
         flusher::spawn(&inner, owned.then_some(backend));
         Ok(RedisBudget { inner })
-    }
-}
-
-fn check_range(
-    field: &'static str,
-    value: Duration,
-    range: RangeInclusive<Duration>,
-) -> Result<(), ConfigError> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            field,
-            format!("{value:?}"),
-            format!("must be between {:?} and {:?}", range.start(), range.end()),
-        ))
-    }
-}
-
-/// The URL without its credentials, for error messages.
-/// The `host:port` of every server the URL names (never credentials), for error messages.
-fn servers(config: &Config) -> String {
-    let hosts: Vec<String> = config
-        .server
-        .hosts()
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
-    hosts.join(", ")
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***{}", &url[..scheme_end], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -577,27 +466,13 @@ impl fmt::Display for RedisBudgetError {
     }
 }
 
-/// A connection error in words an operator can act on, rather than fred's `Debug` of an
-/// `io::Error` (`IO Error: Os { code: 111, kind: ConnectionRefused, .. }`).
-fn connect_cause(error: &Error) -> String {
-    let details = error.details();
-    if let Some(why) = TlsRejection::of(error) {
-        return format!("{why} ({details})");
-    }
-    let io_kind = |needle: &str| details.contains(needle);
-    match error.kind() {
-        ErrorKind::IO if io_kind("ConnectionRefused") => {
-            "connection refused (is redis-server running and listening there?)".to_owned()
+impl From<ConnectError> for RedisBudgetError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Config(c) => c.into(),
+            ConnectError::Redis(e) => RedisBudgetError::Redis(e),
+            ConnectError::Connect { server, error } => RedisBudgetError::Connect { server, error },
         }
-        ErrorKind::IO if io_kind("TimedOut") => "connection timed out".to_owned(),
-        ErrorKind::IO if io_kind("NotFound") || io_kind("failed to lookup") => {
-            format!("host not found ({details})")
-        }
-        ErrorKind::Auth => format!("authentication failed: {details} (check user and password)"),
-        ErrorKind::Timeout => format!("no answer within connect_timeout ({details})"),
-        #[cfg(feature = "redis-tls")]
-        ErrorKind::Tls => format!("TLS handshake failed: {details}"),
-        kind => format!("{kind:?}: {details}"),
     }
 }
 
@@ -615,15 +490,6 @@ impl std::error::Error for RedisBudgetError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(
-            redact("redis://user:hunter2@host:6379"),
-            "redis://***@host:6379"
-        );
-        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-    }
 
     #[test]
     fn out_of_range_settings_name_their_field() {

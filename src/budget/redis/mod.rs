@@ -34,14 +34,17 @@
 //! flush interval per instance while there is traffic, one per lease refill on the retry
 //! path, and a `PING` every 250 ms per instance only while Redis is down.
 
-mod backend;
+// `backend`, `connect`, `health`, `name` and `scripts` are shared with fleet-wide admission
+// control (`crate::admission::redis`).
+pub(crate) mod backend;
 mod builder;
+pub(crate) mod connect;
 mod flusher;
-mod health;
+pub(crate) mod health;
 mod lease;
 mod mode;
-mod name;
-mod scripts;
+pub(crate) mod name;
+pub(crate) mod scripts;
 mod stats;
 mod tls_error;
 

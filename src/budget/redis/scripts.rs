@@ -117,7 +117,7 @@ pub(crate) struct Script {
 }
 
 impl Script {
-    fn new(lua: impl Into<String>) -> Self {
+    pub(crate) fn new(lua: impl Into<String>) -> Self {
         let lua = lua.into();
         Script {
             sha: sha1_hash(&lua),
@@ -166,11 +166,24 @@ impl Script {
         key: &str,
         args: &[i64],
     ) -> Result<Value, Error> {
-        let mut argv: Vec<Value> = Vec::with_capacity(3 + args.len());
+        let args = args.iter().map(|a| Value::Integer(*a)).collect();
+        self.eval(client, options, slot, &[key], args).await
+    }
+
+    /// Runs the script with `keys` (all in `slot`) and `args`, answering its raw reply.
+    pub(crate) async fn eval<C: ClientLike>(
+        &self,
+        client: &C,
+        options: &Options,
+        slot: u16,
+        keys: &[&str],
+        args: Vec<Value>,
+    ) -> Result<Value, Error> {
+        let mut argv: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
         argv.push(Value::from(self.sha.as_str()));
-        argv.push(Value::Integer(1));
-        argv.push(Value::from(key));
-        argv.extend(args.iter().map(|a| Value::Integer(*a)));
+        argv.push(Value::Integer(keys.len() as i64));
+        argv.extend(keys.iter().map(|k| Value::from(*k)));
+        argv.extend(args);
         let client = client.with_options(options);
         let evalsha = || CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
         match client.custom::<Value, Value>(evalsha(), argv.clone()).await {
