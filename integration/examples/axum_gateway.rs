@@ -33,6 +33,7 @@ type Upstream = RetryService<
     tower_retrier::budget::AdaptiveBudget,
     ReplayHttp,
     tower_retrier::telemetry::NoHook,
+    tower_retrier::admission::NoAdmission,
 >;
 
 #[derive(Clone)]
@@ -58,6 +59,9 @@ async fn main() -> Result<(), BoxError> {
     let client = RetryLayer::new_for_http(config)
         .with_replay(replay.clone())
         .service_name("upstream")
+        // hyper-util's error cannot carry admission control's refusal; with a per-attempt
+        // `.timeout(..)` below (errors become `BoxError`) it could stay on.
+        .without_admission()
         .layer(Client::builder(TokioExecutor::new()).build_http());
     let app = Router::new()
         .fallback(proxy)

@@ -216,6 +216,7 @@ fn main() {
             heavy_tail,
             |inner| {
                 RetryLayer::new(RetryConfig::default())
+                    .without_admission()
                     .hedge(fixed())
                     .layer(inner())
             },
@@ -225,6 +226,7 @@ fn main() {
             heavy_tail,
             |inner| {
                 RetryLayer::new(RetryConfig::default())
+                    .without_admission()
                     .hedge(adaptive())
                     .layer(inner())
             },
@@ -245,18 +247,21 @@ fn main() {
             all_slow,
             |inner| {
                 RetryLayer::new(RetryConfig::default())
+                    .without_admission()
                     .hedge(fixed())
                     .layer(inner())
             },
         ),
         run("ours, RatioBudget (20 % + 10/s)", all_slow, |inner| {
             RetryLayer::new(RetryConfig::default())
+                .without_admission()
                 .with_budget(RatioBudget::default())
                 .hedge(fixed())
                 .layer(inner())
         }),
         run("ours, no budget (Unlimited)", all_slow, |inner| {
             RetryLayer::new(RetryConfig::default())
+                .without_admission()
                 .with_budget(Unlimited::new())
                 .hedge(fixed())
                 .layer(inner())

@@ -58,6 +58,8 @@ async fn main() -> Result<(), BoxError> {
                     );
                 }),
         )
+        // Per attempt; its `BoxError` also carries admission control's refusals.
+        .timeout(Duration::from_secs(1))
         .service(channel);
     let mut client = GreeterClient::new(svc);
 

@@ -85,10 +85,13 @@ async fn config_deadline_returns_the_last_result() {
         .unwrap();
     let calls = counter();
     let c = calls.clone();
-    let svc = RetryLayer::new(cfg).layer(service_fn(move |_: ()| {
-        let n = c.fetch_add(1, Ordering::SeqCst);
-        async move { Err::<(), String>(format!("failure {n}")) }
-    }));
+    // A `String` error cannot carry an admission refusal: admission control off.
+    let svc = RetryLayer::new(cfg)
+        .without_admission()
+        .layer(service_fn(move |_: ()| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move { Err::<(), String>(format!("failure {n}")) }
+        }));
     assert_eq!(svc.oneshot(()).await.unwrap_err(), "failure 2");
 }
 
@@ -235,7 +238,12 @@ async fn circuit_breaker_sees_every_attempt_and_open_rejections_are_not_retried(
     let calls = counter();
     let c = calls.clone();
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(config(5, 1)).with_classifier(classifier))
+        // The breaker decides admission here: ours is off.
+        .layer(
+            RetryLayer::new(config(5, 1))
+                .with_classifier(classifier)
+                .without_admission(),
+        )
         .layer(breaker)
         .service(service_fn(move |_: ()| {
             c.fetch_add(1, Ordering::SeqCst);
@@ -293,6 +301,7 @@ where
     let r = retries.clone();
     let layer = RetryLayer::new(config(5, 1))
         .with_classifier(classifier)
+        .without_admission()
         .on_retry(
             move |_: &tower_retrier::telemetry::RetryEvent<'_, (), S::Error>| {
                 r.fetch_add(1, Ordering::SeqCst);

@@ -175,8 +175,9 @@ async fn connect_unary(
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();
+    // No per-attempt timeout, so the channel's own error type: admission control off.
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new_for_grpc(config()))
+        .layer(RetryLayer::new_for_grpc(config()).without_admission())
         .layer(GrpcTrailersLayer::new())
         .service(channel);
     GreeterClient::new(svc)

@@ -139,6 +139,7 @@ async fn the_hedge_wins_and_the_server_sees_the_loser_cancelled() {
     let mut server = Server::start(Duration::from_secs(60)).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let svc = RetryLayer::new_for_http(RetryConfig::default())
+        .without_admission()
         .hedge(hedging(50))
         .layer(client);
     let req = http::Request::get(server.url("/users/1"))
@@ -162,6 +163,7 @@ async fn a_post_without_opt_in_is_never_hedged() {
     let server = Server::start(Duration::from_millis(300)).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let svc = RetryLayer::new_for_http(RetryConfig::default())
+        .without_admission()
         .hedge(hedging(20))
         .layer(client.clone());
     let req = http::Request::post(server.url("/orders"))
@@ -181,6 +183,7 @@ async fn a_post_without_opt_in_is_never_hedged() {
     // With an Idempotency-Key the same POST is hedged.
     let server = Server::start(Duration::from_secs(60)).await;
     let svc = RetryLayer::new_for_http(RetryConfig::default())
+        .without_admission()
         .hedge(hedging(20))
         .layer(client);
     let req = http::Request::post(server.url("/orders"))
@@ -212,6 +215,7 @@ async fn a_streamed_body_reaches_every_hedge_byte_for_byte() {
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Chunks>>();
     let replay = ReplayHttp::new().attempt_count_header(http::HeaderName::from_static("x-attempt"));
     let svc = RetryLayer::new_for_http(RetryConfig::default())
+        .without_admission()
         .with_replay(replay.clone())
         .hedge(hedging(30))
         .layer(client);

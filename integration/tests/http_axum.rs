@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use support::flaky_http::{FlakyServer, Reply, dead_addr};
 use tower::{Layer, ServiceExt};
+use tower_retrier::admission::NoAdmission;
 use tower_retrier::backoff::Exponential;
 use tower_retrier::budget::AdaptiveBudget;
 use tower_retrier::classify::HttpClassifier;
@@ -32,6 +33,7 @@ type Upstream = RetryService<
     AdaptiveBudget,
     ReplayHttp,
     NoHook,
+    NoAdmission,
 >;
 
 #[derive(Clone)]
@@ -65,6 +67,8 @@ async fn gateway(upstream: SocketAddr, replay: ReplayHttp) -> SocketAddr {
     let client = RetryLayer::new(config)
         .with_classifier(HttpClassifier::new().retry_with_idempotency_key())
         .with_replay(replay)
+        // hyper-util's client error cannot carry a refusal (no per-attempt timeout here).
+        .without_admission()
         .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>());
     let app = Router::new()
         .fallback(proxy)

@@ -71,6 +71,7 @@ async fn attempts_run_out_and_the_last_response_is_returned() {
     let server = FlakyServer::start(vec![Reply::status(503); 5]).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let svc = RetryLayer::new(config())
+        .without_admission()
         .with_classifier(HttpClassifier::new().typed_errors())
         .layer(client);
     let req = http::Request::get(server.url("/"))
@@ -91,6 +92,7 @@ async fn streaming_post_with_idempotency_key_is_replayed_with_attempt_header() {
     let svc = ServiceBuilder::new()
         .layer(
             RetryLayer::new(config())
+                .without_admission()
                 .with_classifier(HttpClassifier::new().retry_with_idempotency_key())
                 .with_replay(replay.clone()),
         )
@@ -119,6 +121,7 @@ async fn post_without_opt_in_is_sent_once() {
     let client = Client::builder(TokioExecutor::new())
         .build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
     let svc = RetryLayer::new(config())
+        .without_admission()
         .with_classifier(HttpClassifier::new())
         .with_replay(ReplayHttp::new())
         .layer(client);
@@ -137,6 +140,7 @@ async fn body_over_the_limit_is_sent_once_and_counted() {
         .build_http::<tower_retrier::replay::ReplayBody<Chunks>>();
     let replay = ReplayHttp::new().max_buffer(8);
     let svc = RetryLayer::new(config())
+        .without_admission()
         .with_classifier(HttpClassifier::new())
         .with_replay(replay.clone())
         .layer(client);
@@ -191,6 +195,7 @@ async fn early_answer_never_leads_to_a_truncated_or_hung_retry() {
     let finish = tx.clone();
     let replay = ReplayHttp::new();
     let svc = RetryLayer::new(config())
+        .without_admission()
         .with_classifier(HttpClassifier::new())
         .with_replay(replay.clone())
         .on_retry(
@@ -236,6 +241,7 @@ async fn refused_streaming_post_is_replayed_whole_once_the_server_is_up() {
     let svc = ServiceBuilder::new()
         .layer(
             RetryLayer::new(config())
+                .without_admission()
                 .with_classifier(HttpClassifier::new().typed_errors())
                 .with_replay(replay.clone())
                 .on_retry(

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_retrier::admission::{AdmissionState, Rejected};
+use tower_retrier::replay::ReplayBody;
 use tower_retrier::{RetryConfig, RetryLayer};
 
 /// Requests the server received, served and shed.
@@ -75,7 +76,7 @@ async fn shedding_server(capacity: usize, counts: Arc<Counts>) -> SocketAddr {
 async fn a_shedding_server_stops_receiving_what_it_would_shed_and_recovers() {
     let counts = Arc::new(Counts::default());
     let addr = shedding_server(8, counts.clone()).await;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let cfg = RetryConfig::builder()
         .initial_delay(Duration::from_millis(5))
         .max_delay(Duration::from_millis(50))
