@@ -66,6 +66,11 @@ fn points(metrics: &[ResourceMetrics], name: &str) -> Vec<(Vec<(String, String)>
                         out.push((attrs(p.attributes()), Point::Sum(p.value())));
                     }
                 }
+                AggregatedMetrics::U64(MetricData::Gauge(g)) => {
+                    for p in g.data_points() {
+                        out.push((attrs(p.attributes()), Point::Sum(p.value())));
+                    }
+                }
                 AggregatedMetrics::U64(MetricData::Histogram(h)) => {
                     for p in h.data_points() {
                         out.push((
@@ -245,6 +250,38 @@ fn budget_denials_are_counted() {
 }
 
 #[test]
+fn admission_refusals_and_state_are_recorded() {
+    let (provider, exporter) = meter_provider();
+    let layer = RetryLayer::new(RetryConfig::builder().max_attempts(1).build().unwrap())
+        .with_classifier(classifier())
+        .with_telemetry(
+            Telemetry::new("billing", "charge")
+                .with_meter(provider.meter_with_scope(instrumentation_scope())),
+        );
+    paused_runtime().block_on(async {
+        // 20 failures open the breaker; the next 5 calls are refused without being sent.
+        let inner = Scripted::new((0..20).map(fail));
+        for i in 0..25 {
+            let _ = layer.layer(inner.clone()).oneshot(i).await;
+        }
+        assert_eq!(inner.calls(), 20);
+    });
+    provider.force_flush().unwrap();
+    let m = exporter.get_finished_metrics().unwrap();
+    assert_eq!(
+        points(&m, names::OTEL_ADMISSION_REJECTED),
+        vec![(
+            labels(&[(names::OTEL_ATTR_REJECT_REASON, "open")]),
+            Point::Sum(5)
+        )]
+    );
+    assert_eq!(
+        points(&m, names::OTEL_ADMISSION_STATE),
+        vec![(labels(&[]), Point::Sum(2))]
+    );
+}
+
+#[test]
 fn hedges_sent_and_won_are_counted() {
     let (provider, exporter) = meter_provider();
     let hedging = tower_retrier::hedge::HedgeConfig::builder()
@@ -293,6 +330,8 @@ fn ten_thousand_distinct_errors_do_not_add_data_points() {
     let layer = RetryLayer::new(config)
         .with_classifier(classifier())
         .with_budget(Unlimited::new())
+        // Every call fails: admission control would refuse most of them.
+        .without_admission()
         .with_telemetry(
             Telemetry::new("billing", "charge")
                 .with_meter(provider.meter_with_scope(instrumentation_scope())),
