@@ -63,6 +63,12 @@ impl<E> From<Rejected> for AttemptError<E> {
     }
 }
 
+impl<E> crate::admission::FromRejected for AttemptError<E> {
+    fn from_rejected(r: Rejected) -> Self {
+        AttemptError::Rejected(r)
+    }
+}
+
 impl<E> AttemptError<E> {
     /// Whether the last attempt was cut by the timeout.
     ///

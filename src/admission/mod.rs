@@ -48,7 +48,7 @@ mod window;
 
 pub use self::core::{AdmissionState, Ticket};
 pub use config::{AdmissionConfig, AdmissionConfigBuilder, Mechanism};
-pub use rejected::{RejectReason, Rejected};
+pub use rejected::{FromRejected, RejectReason, Rejected};
 
 use self::core::{Core, Transition};
 use crate::telemetry::Telemetry;
@@ -87,8 +87,8 @@ pub trait Admit {
 /// Decides whether a call may go out, failing it with the service's error type `E` when
 /// not.
 ///
-/// Implemented by [`Admission`] for errors that can carry a [`Rejected`] (`From`) and by
-/// [`NoAdmission`] for every error.
+/// Implemented by [`Admission`] for errors that can carry a [`Rejected`] ([`FromRejected`])
+/// and by [`NoAdmission`] for every error.
 ///
 /// ```
 /// use tower_retrier::admission::{AdmitFor, NoAdmission, Ticket};
@@ -97,11 +97,6 @@ pub trait Admit {
 /// let ticket = AdmitFor::<std::io::Error>::admit(&NoAdmission, &Telemetry::disabled()).unwrap();
 /// assert_eq!(ticket, Ticket::default());
 /// ```
-#[diagnostic::on_unimplemented(
-    message = "the service's error type `{E}` cannot carry an admission-control rejection",
-    label = "admission control needs `{E}: From<tower_retrier::admission::Rejected>`",
-    note = "put a `.timeout(..)` below the retry layer (its errors are `BoxError`), use `.timed_attempts()`, implement `From<Rejected>` for your error, or turn admission control off with `.without_admission()`"
-)]
 pub trait AdmitFor<E>: Admit {
     /// Admits a call, or says why not as the service's error (reported to `telemetry`).
     fn admit(&self, telemetry: &Telemetry) -> Result<Ticket, E>;
@@ -245,7 +240,7 @@ impl Admit for Admission {
     }
 }
 
-impl<E: From<Rejected>> AdmitFor<E> for Admission {
+impl<E: FromRejected> AdmitFor<E> for Admission {
     #[inline]
     fn admit(&self, telemetry: &Telemetry) -> Result<Ticket, E> {
         match self.core.admit() {
@@ -269,7 +264,7 @@ fn report(telemetry: &Telemetry, t: Transition) {
 
 #[cold]
 #[inline(never)]
-fn rejected<E: From<Rejected>>(telemetry: &Telemetry, reason: RejectReason) -> E {
+fn rejected<E: FromRejected>(telemetry: &Telemetry, reason: RejectReason) -> E {
     telemetry.admission_rejected(reason);
-    E::from(Rejected::new(reason))
+    E::from_rejected(Rejected::new(reason))
 }

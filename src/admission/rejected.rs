@@ -48,10 +48,9 @@ impl fmt::Display for RejectReason {
 /// serve it. Every classifier of this crate stops on it, also when it is wrapped in a
 /// `BoxError` or an `io::Error`.
 ///
-/// The layer turns it into the inner service's error type through `From<Rejected>`:
-/// `BoxError` (a `.timeout(..)` below the layer), `std::io::Error`
-/// ([`ErrorKind::ConnectionRefused`](std::io::ErrorKind) is not used: the kind is `Other`),
-/// and [`AttemptError`](crate::AttemptError) are covered (a tonic `Channel` or a hyper-util
+/// The layer turns it into the inner service's error type through [`FromRejected`]:
+/// `BoxError` (a `.timeout(..)` below the layer), `std::io::Error` (kind `Other`) and
+/// [`AttemptError`](crate::AttemptError) are covered (a tonic `Channel` or a hyper-util
 /// client under a per-attempt `.timeout(..)` has `BoxError`); find it again with
 /// [`Rejected::find`].
 ///
@@ -126,6 +125,63 @@ impl std::error::Error for Rejected {}
 
 impl From<Rejected> for std::io::Error {
     fn from(r: Rejected) -> Self {
+        std::io::Error::other(r)
+    }
+}
+
+/// An error type that can carry admission control's refusal: what a layer with admission
+/// control needs of its inner service's error.
+///
+/// Implemented for `BoxError` (and the other boxed `dyn Error`s), `std::io::Error` and
+/// [`AttemptError`](crate::AttemptError). For your own error type, one `impl`:
+///
+/// ```
+/// use tower_retrier::admission::{FromRejected, Rejected};
+///
+/// #[derive(Debug)]
+/// enum DbError {
+///     Overloaded(Rejected),
+///     Query(String),
+/// }
+///
+/// impl FromRejected for DbError {
+///     fn from_rejected(r: Rejected) -> Self {
+///         DbError::Overloaded(r)
+///     }
+/// }
+/// # let _ = DbError::Query(String::new());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry admission control's refusal",
+    label = "the inner service's error type",
+    note = "admission control is on by default and fails a refused call with the inner service's own error type",
+    note = "put a `.timeout(..)` below the retry layer (its errors are `BoxError`), call `.timed_attempts()`, implement `tower_retrier::admission::FromRejected` for `{Self}`, or turn admission control off with `.without_admission()`"
+)]
+pub trait FromRejected {
+    /// The error a refused call fails with.
+    fn from_rejected(r: Rejected) -> Self;
+}
+
+impl FromRejected for Box<dyn std::error::Error + Send + Sync> {
+    fn from_rejected(r: Rejected) -> Self {
+        Box::new(r)
+    }
+}
+
+impl FromRejected for Box<dyn std::error::Error + Send> {
+    fn from_rejected(r: Rejected) -> Self {
+        Box::new(r)
+    }
+}
+
+impl FromRejected for Box<dyn std::error::Error> {
+    fn from_rejected(r: Rejected) -> Self {
+        Box::new(r)
+    }
+}
+
+impl FromRejected for std::io::Error {
+    fn from_rejected(r: Rejected) -> Self {
         std::io::Error::other(r)
     }
 }

@@ -52,16 +52,16 @@ pub struct MatchErrors<V = Auto> {
 /// How a classifier looks into a service's error type `E` to walk its `source()` chain.
 ///
 /// [`Auto`] (the default) sees boxed errors (`tower::BoxError`, what `Timeout`, `Buffer` and
-/// `LoadShed` return) and treats any other error type as opaque. [`Typed`] sees a concrete
+/// `LoadShed` return) and `std::io::Error`, and treats any other error type as opaque. [`Typed`] sees a concrete
 /// `std::error::Error` (for example hyper-util's client error or tonic's transport error).
 /// Two markers, because Rust cannot treat boxed and concrete errors alike through one impl.
 ///
 /// ```
 /// use tower_retrier::classify::{Auto, InspectError, Typed};
 ///
-/// let e = std::io::Error::other("x");
-/// assert!(<Typed as InspectError<std::io::Error>>::inspect(&e).is_some());
-/// assert!(<Auto as InspectError<std::io::Error>>::inspect(&e).is_none());
+/// let e = std::fmt::Error;
+/// assert!(<Typed as InspectError<std::fmt::Error>>::inspect(&e).is_some());
+/// assert!(<Auto as InspectError<std::fmt::Error>>::inspect(&e).is_none());
 /// let boxed: tower::BoxError = Box::new(std::io::Error::other("x"));
 /// assert!(<Auto as InspectError<tower::BoxError>>::inspect(&boxed).is_some());
 /// ```
@@ -75,7 +75,8 @@ pub trait InspectError<E> {
     fn inspect(err: &E) -> Option<&(dyn Error + 'static)>;
 }
 
-/// Marker: see boxed errors, treat other error types as opaque (see [`InspectError`]).
+/// Marker: see boxed errors and `io::Error`, treat other error types as opaque (see
+/// [`InspectError`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Auto;
 
