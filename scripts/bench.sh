@@ -29,7 +29,7 @@ fi
 
 # Compile everything first, so the timings below measure only the runs.
 cargo bench -p tower-retrier-integration --bench overhead --bench redis_budget --bench telemetry_overhead --no-run
-cargo build --release -p tower-retrier-integration --example retry_storm --example hedging_latency
+cargo build --release -p tower-retrier-integration --example retry_storm --example hedging_latency --example overload
 
 machine() {
   echo "date: $(date -u +%FT%TZ)"
@@ -48,12 +48,16 @@ if [ "$quick" -eq 1 ]; then
   cargo bench -p tower-retrier-integration --bench telemetry_overhead -- --quick | tee "$out/telemetry_overhead.txt"
   cargo run --release -p tower-retrier-integration --example retry_storm -- --quick --out "$out" | tee "$out/storm.txt"
   cargo run --release -p tower-retrier-integration --example hedging_latency | tee "$out/hedging.txt"
+  mkdir -p "$out/overload"
+  cargo run --release -p tower-retrier-integration --example overload -- --quick --out "$out/overload" | tee "$out/overload/overload.txt"
 else
   cargo bench -p tower-retrier-integration --bench overhead | tee "$out/overhead.txt"
   cargo bench -p tower-retrier-integration --bench redis_budget | tee "$out/redis_budget.txt"
   cargo bench -p tower-retrier-integration --bench telemetry_overhead | tee "$out/telemetry_overhead.txt"
   cargo run --release -p tower-retrier-integration --example retry_storm -- --out "$out" | tee "$out/storm.txt"
   cargo run --release -p tower-retrier-integration --example hedging_latency | tee "$out/hedging.txt"
+  mkdir -p "$out/overload"
+  cargo run --release -p tower-retrier-integration --example overload -- --out "$out/overload" | tee "$out/overload/overload.txt"
 
   # Instruction counts per call and per-function profiles (noise-free cross-check of the
   # timings): instructions.txt and callgrind/<case>.txt.

@@ -251,6 +251,11 @@ fn success_cases(h: &impl Harness, keep: &mut Keep) -> Vec<Case> {
         // What a default user runs: the local AdaptiveBudget and `tracing` on, with no
         // subscriber installed ("tracing, no subscriber").
         h.case(OURS_LOCAL, ours().layer(Echo)),
+        // The same without admission control: what admission control costs a success.
+        h.case(
+            "tower-retrier defaults, admission off",
+            ours().without_admission().layer(Echo),
+        ),
         h.case(
             "tower-retrier + local RatioBudget",
             ours().with_budget(RatioBudget::default()).layer(Echo),

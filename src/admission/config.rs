@@ -35,6 +35,11 @@ pub enum Mechanism {
     /// `1 / limit`, an attempt not accepted halves it, from `initial_limit` up to
     /// `max_limit`); a timed-out attempt is its latency signal.
     ConcurrencyLimit,
+    /// An adaptive concurrency limit from measured latency, after Netflix's Gradient2: each
+    /// served call's round trip against the long-run average (`limit × min(1, 1.5 × long /
+    /// short) + √limit`, smoothed), halved by an attempt not accepted. It reads the clock
+    /// twice per call.
+    LatencyLimit,
 }
 
 impl Mechanism {
@@ -49,6 +54,7 @@ impl Mechanism {
             Mechanism::Breaker => "breaker",
             Mechanism::Throttle => "throttle",
             Mechanism::ConcurrencyLimit => "concurrency_limit",
+            Mechanism::LatencyLimit => "latency_limit",
         }
     }
 
@@ -372,6 +378,7 @@ mod serde_impl {
         Breaker,
         Throttle,
         ConcurrencyLimit,
+        LatencyLimit,
     }
 
     impl<'de> Deserialize<'de> for AdmissionConfig {
@@ -384,6 +391,7 @@ mod serde_impl {
                     MechanismRaw::Breaker => Mechanism::Breaker,
                     MechanismRaw::Throttle => Mechanism::Throttle,
                     MechanismRaw::ConcurrencyLimit => Mechanism::ConcurrencyLimit,
+                    MechanismRaw::LatencyLimit => Mechanism::LatencyLimit,
                 });
             }
             let c = &mut b.config;

@@ -52,29 +52,40 @@ const P_UNIT: u32 = 1 << 16;
 /// assert!(!t.is_probe());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ticket(u8);
+pub struct Ticket {
+    flags: u8,
+    /// When the call was admitted (microseconds since the state was made, wrapping), for a
+    /// limit that learns from latency.
+    admitted_us: u32,
+}
 
 impl Ticket {
     const TRACKED: u8 = 1;
     const PROBE: u8 = 2;
 
     pub(crate) fn tracked() -> Self {
-        Ticket(Self::TRACKED)
+        Ticket {
+            flags: Self::TRACKED,
+            admitted_us: 0,
+        }
     }
 
     pub(crate) fn probe() -> Self {
-        Ticket(Self::PROBE)
+        Ticket {
+            flags: Self::PROBE,
+            admitted_us: 0,
+        }
     }
 
     fn is_tracked(self) -> bool {
-        self.0 & Self::TRACKED != 0
+        self.flags & Self::TRACKED != 0
     }
 
     /// Whether the call was let through as a probe of a downstream found unable to serve.
     ///
     /// See [`Ticket`] for an example.
     pub fn is_probe(self) -> bool {
-        self.0 & Self::PROBE != 0
+        self.flags & Self::PROBE != 0
     }
 }
 
@@ -193,6 +204,9 @@ struct Slow {
     /// The limit's refusals as last seen, and when they last grew.
     limit_refusals: u64,
     last_refusal: Instant,
+    /// Round trips (µs) of the latency limit: recent and long-run averages.
+    short_rtt: f64,
+    long_rtt: f64,
 }
 
 impl Core {
@@ -201,7 +215,7 @@ impl Core {
         let state = match config.mechanism {
             Mechanism::BreakerAndLimit | Mechanism::Breaker => CLOSED,
             Mechanism::Throttle => THROTTLING,
-            Mechanism::ConcurrencyLimit => LIMITED,
+            Mechanism::ConcurrencyLimit | Mechanism::LatencyLimit => LIMITED,
         };
         Core {
             slow: Mutex::new(Slow {
@@ -210,6 +224,8 @@ impl Core {
                 last_failure: now,
                 limit_refusals: 0,
                 last_refusal: now,
+                short_rtt: 0.0,
+                long_rtt: 0.0,
             }),
             limit: AtomicU64::new(u64::from(config.initial_limit) * LIMIT_UNIT),
             config,
@@ -263,7 +279,11 @@ impl Core {
         match state {
             LIMITED => {
                 if self.in_flight.fetch_add(1, Ordering::AcqRel) < self.limit_calls() {
-                    Ok(Ticket::tracked())
+                    let mut ticket = Ticket::tracked();
+                    if self.config.mechanism == Mechanism::LatencyLimit {
+                        ticket.admitted_us = self.micros(Instant::now());
+                    }
+                    Ok(ticket)
                 } else {
                     self.in_flight.fetch_sub(1, Ordering::AcqRel);
                     self.limit_refusals.fetch_add(1, Ordering::Relaxed);
@@ -375,6 +395,14 @@ impl Core {
                 }
                 Some(self.close(&mut slow, now))
             }
+            LIMITED if self.config.mechanism == Mechanism::LatencyLimit => {
+                slow.since_cut += 1;
+                if ticket.is_tracked() {
+                    let rtt = self.micros(now).wrapping_sub(ticket.admitted_us).max(1);
+                    self.follow_latency(&mut slow, f64::from(rtt));
+                }
+                None
+            }
             LIMITED => {
                 slow.since_cut += 1;
                 let limit = self.limit.load(Ordering::Relaxed).max(LIMIT_UNIT);
@@ -456,6 +484,37 @@ impl Core {
             THROTTLING => self.rethrottle(&mut slow, now),
             _ => None,
         }
+    }
+
+    /// Gradient2: the limit follows the ratio of the long-run round trip to the recent one
+    /// (at most 1: a queue forming shrinks it), plus a queue allowance of √limit, smoothed.
+    fn follow_latency(&self, slow: &mut Slow, rtt_us: f64) {
+        slow.short_rtt = if slow.short_rtt == 0.0 {
+            rtt_us
+        } else {
+            0.5 * slow.short_rtt + 0.5 * rtt_us
+        };
+        slow.long_rtt = if slow.long_rtt == 0.0 {
+            rtt_us
+        } else {
+            0.99 * slow.long_rtt + 0.01 * rtt_us
+        };
+        // A long average far above the recent one (after a slow spell) is pulled down, so
+        // the limit grows back.
+        if slow.long_rtt / slow.short_rtt > 2.0 {
+            slow.long_rtt *= 0.95;
+        }
+        let gradient = (1.5 * slow.long_rtt / slow.short_rtt).clamp(0.5, 1.0);
+        let limit = self.limit.load(Ordering::Relaxed) as f64 / LIMIT_UNIT as f64;
+        let target = limit * gradient + limit.sqrt();
+        let next = (0.8 * limit + 0.2 * target).clamp(1.0, f64::from(self.config.max_limit));
+        self.limit
+            .store((next * LIMIT_UNIT as f64) as u64, Ordering::Relaxed);
+    }
+
+    fn micros(&self, t: Instant) -> u32 {
+        // Wrapping: only differences under 71 minutes are ever taken.
+        t.saturating_duration_since(self.epoch).as_micros() as u32
     }
 
     /// Moves what the success path counted into the window, with `more`.

@@ -397,8 +397,8 @@ impl Setup {
         let with = |m: Mechanism| {
             move || {
                 let cfg = AdmissionConfig::builder().mechanism(m);
-                // The limit alone starts where Netflix's concurrency-limits starts.
-                let cfg = if m == Mechanism::ConcurrencyLimit {
+                // The limits alone start where Netflix's concurrency-limits starts.
+                let cfg = if matches!(m, Mechanism::ConcurrencyLimit | Mechanism::LatencyLimit) {
                     cfg.initial_limit(20)
                 } else {
                     cfg
@@ -412,6 +412,10 @@ impl Setup {
             Setup::ours_admission(
                 "ours, concurrency limit (AIMD from 20)",
                 with(Mechanism::ConcurrencyLimit),
+            ),
+            Setup::ours_admission(
+                "ours, latency limit (Gradient2 from 20)",
+                with(Mechanism::LatencyLimit),
             ),
             Setup::ours_admission("**ours, defaults (breaker + limit)**", Admission::default),
         ]
