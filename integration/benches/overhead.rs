@@ -29,7 +29,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::rng::HasherRng;
 use tower::{Layer, Service, ServiceExt};
@@ -50,53 +49,15 @@ use hand_driven::{
     Echo, allocations as allocated_so_far, drive as call_once, drive_result as call_once_result,
 };
 
-#[derive(Clone)]
-struct TowerPolicy {
-    retries_left: usize,
-    backoff: ExponentialBackoff<HasherRng>,
-    budget: Option<Arc<TpsBudget>>,
-}
+#[path = "../examples/common/tower_policy.rs"]
+mod tower_policy;
+
+/// The peer's policy, its jitter from tower's default RNG.
+struct TowerPolicy;
 
 impl TowerPolicy {
-    fn new(with_budget: bool) -> Self {
-        let mut maker = ExponentialBackoffMaker::new(
-            Duration::from_millis(100),
-            Duration::from_secs(10),
-            0.1,
-            HasherRng::default(),
-        )
-        .expect("valid backoff");
-        TowerPolicy {
-            retries_left: 2,
-            backoff: maker.make_backoff(),
-            budget: with_budget.then(|| Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
-        }
-    }
-}
-
-impl<E> tower::retry::Policy<u64, u64, E> for TowerPolicy {
-    type Future = tokio::time::Sleep;
-
-    fn retry(&mut self, _req: &mut u64, result: &mut Result<u64, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                if let Some(b) = &self.budget {
-                    b.deposit();
-                }
-                None
-            }
-            Err(_) => {
-                if self.retries_left == 0 || self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
-                    return None;
-                }
-                self.retries_left -= 1;
-                Some(self.backoff.next_backoff())
-            }
-        }
-    }
-
-    fn clone_request(&mut self, req: &u64) -> Option<u64> {
-        Some(*req)
+    fn new(with_budget: bool) -> tower_policy::TowerPolicy<HasherRng> {
+        tower_policy::TowerPolicy::with_rng(with_budget, HasherRng::default())
     }
 }
 

@@ -36,6 +36,9 @@
 
 #![allow(dead_code)]
 
+#[path = "tower_policy.rs"]
+mod tower_policy;
+
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -47,10 +50,6 @@ use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tower::retry::backoff::{
-    Backoff as _, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff,
-};
-use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::BoxCloneService;
 use tower::util::rng::Rng;
 use tower::{Layer, Service, ServiceExt};
@@ -472,56 +471,13 @@ impl Rng for XorShift {
     }
 }
 
-/// `tower::retry`'s policy as users write it (the one of `benches/overhead.rs`): 2 retries,
-/// one `ExponentialBackoffMaker` (100 ms to 10 s, jitter 0.1, seeded), optional `TpsBudget`
-/// (deposit on success, withdraw per retry).
-#[derive(Clone)]
-pub struct TowerPolicy {
-    retries_left: usize,
-    backoff: ExponentialBackoff<XorShift>,
-    budget: Option<Arc<TpsBudget>>,
-}
+/// `tower::retry`'s policy as users write it (shared with `benches/overhead.rs`), its jitter
+/// seeded for determinism.
+pub struct TowerPolicy;
 
 impl TowerPolicy {
-    pub fn new(with_budget: bool, seed: u64) -> Self {
-        let mut maker = ExponentialBackoffMaker::new(
-            Duration::from_millis(100),
-            Duration::from_secs(10),
-            0.1,
-            XorShift::new(seed),
-        )
-        .expect("valid backoff");
-        TowerPolicy {
-            retries_left: 2,
-            backoff: maker.make_backoff(),
-            budget: with_budget.then(|| Arc::new(TpsBudget::default())),
-        }
-    }
-}
-
-impl<E> tower::retry::Policy<u64, u64, E> for TowerPolicy {
-    type Future = tokio::time::Sleep;
-
-    fn retry(&mut self, _req: &mut u64, result: &mut Result<u64, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                if let Some(b) = &self.budget {
-                    b.deposit();
-                }
-                None
-            }
-            Err(_) => {
-                if self.retries_left == 0 || self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
-                    return None;
-                }
-                self.retries_left -= 1;
-                Some(self.backoff.next_backoff())
-            }
-        }
-    }
-
-    fn clone_request(&mut self, req: &u64) -> Option<u64> {
-        Some(*req)
+    pub fn new(with_budget: bool, seed: u64) -> tower_policy::TowerPolicy<XorShift> {
+        tower_policy::TowerPolicy::with_rng(with_budget, XorShift::new(seed))
     }
 }
 
