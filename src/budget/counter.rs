@@ -24,6 +24,10 @@ struct Shard {
     count: AtomicU64,
     /// How much of `count` has been taken.
     taken: AtomicU64,
+    /// For [`add_one_stamped`](DepositCounter::add_one_stamped): the time slot of the oldest
+    /// deposit not yet taken (read by the owning thread before it counts that deposit, so
+    /// never later than the deposit).
+    stamp: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -54,6 +58,60 @@ impl DepositCounter {
                 n
             }
             None => self.shared.count.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
+    /// Counts one deposit for a budget that needs to know when deposits were made, still
+    /// without a clock read per deposit: `slot_now` (the current time slot) is called for the
+    /// first deposit after this thread's deposits were all taken (its stamp), and once every
+    /// [`STAMP_CHECK_EVERY`] deposits to see whether the slot moved on.
+    ///
+    /// Every deposit is taken with a stamp no later than its own slot, so a window that
+    /// expires deposits by stamp never counts one longer than it should. A deposit may count
+    /// as older than it is: by at most `STAMP_CHECK_EVERY - 1` deposits of a thread per slot
+    /// boundary (fewer retries, never more).
+    #[inline]
+    pub(crate) fn add_one_stamped(&self, slot_now: impl Fn() -> u64) -> Stamped {
+        let Some(own) = self.shards.get(thread_index()) else {
+            return Stamped::NoShard;
+        };
+        let count = own.count.load(Ordering::Relaxed);
+        // Only a take writes `taken`: equal means everything this thread counted was taken,
+        // so this deposit starts a new batch. A stale (smaller) `taken` only keeps the older
+        // stamp, which is safe.
+        let first = count == own.taken.load(Ordering::Relaxed);
+        if first {
+            own.stamp.store(slot_now(), Ordering::Relaxed);
+        }
+        let n = count + 1;
+        // Release: a take that sees this count sees the stamp stored before it.
+        own.count.store(n, Ordering::Release);
+        if !first
+            && n.is_multiple_of(STAMP_CHECK_EVERY)
+            && slot_now() > own.stamp.load(Ordering::Relaxed)
+        {
+            Stamped::SlotMoved
+        } else {
+            Stamped::Counted
+        }
+    }
+
+    /// Takes what [`add_one_stamped`](Self::add_one_stamped) counted since the previous take:
+    /// `each(stamp, deposits)` per shard that gained some. For callers that never take
+    /// concurrently (they hold a lock around every take).
+    pub(crate) fn take_stamped_serialized(&self, mut each: impl FnMut(u64, u64)) {
+        let used = NEXT.load(Ordering::Relaxed).min(self.shards.len());
+        for s in &self.shards[..used] {
+            let count = s.count.load(Ordering::Acquire);
+            let taken = s.taken.load(Ordering::Relaxed);
+            if count <= taken {
+                continue;
+            }
+            // The owner restamps only after it sees `taken == count`, which needs the store
+            // below: the stamp read here is the one of the batch that `count` belongs to.
+            let stamp = s.stamp.load(Ordering::Relaxed);
+            s.taken.store(count, Ordering::Relaxed);
+            each(stamp, count - taken);
         }
     }
 
@@ -100,6 +158,23 @@ impl DepositCounter {
             .iter()
             .chain(std::iter::once(&self.shared))
     }
+}
+
+/// How often [`DepositCounter::add_one_stamped`] reads the clock after a batch's first
+/// deposit: once per this many deposits of a thread.
+pub(crate) const STAMP_CHECK_EVERY: u64 = 16;
+
+/// What [`DepositCounter::add_one_stamped`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stamped {
+    /// Counted, stamped.
+    Counted,
+    /// Counted, and this thread's batch began in an earlier slot: take it soon, so that later
+    /// deposits get a later stamp.
+    SlotMoved,
+    /// Not counted: this thread has no shard (more threads than shards, or it is exiting).
+    /// The caller records the deposit itself.
+    NoShard,
 }
 
 /// Shards per counter: enough for every thread a runtime sizes by the core count, twice over.
