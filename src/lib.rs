@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod budget;
+mod call_ext;
 pub mod classify;
 mod config;
 mod decide;
