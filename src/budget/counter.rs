@@ -122,6 +122,7 @@ impl DepositCounter {
     }
 
     /// Deposits counted since the previous `take`, exactly once each.
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) fn take(&self) -> u64 {
         self.in_use()
             .map(|s| {
