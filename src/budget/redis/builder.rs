@@ -398,6 +398,7 @@ impl RedisBudgetBuilder {
             lease_size: self.lease_size,
             command_timeout: self.command_timeout,
         };
+        let alive = super::alive::Alive::new(&self.name);
         let inner = Arc::new(Inner {
             health: Health::new(&self.name, self.on_unavailable, fallback, true),
             name: self.name,
@@ -426,6 +427,7 @@ impl RedisBudgetBuilder {
                     (self.ratio * unit).round() as i64,
                 ]),
             },
+            alive,
             warned_repair: std::sync::atomic::AtomicBool::new(false),
             warned_mismatch: std::sync::atomic::AtomicBool::new(false),
             stock_units: std::sync::atomic::AtomicI64::new(-1),

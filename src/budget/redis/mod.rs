@@ -34,6 +34,7 @@
 //! flush interval per instance while there is traffic, one per lease refill on the retry
 //! path, and a `PING` every 250 ms per instance only while Redis is down.
 
+mod alive;
 mod backend;
 mod builder;
 mod flusher;
@@ -144,6 +145,10 @@ pub(crate) struct Inner {
     refill_units: i64,
     /// [`scripts::fingerprint`] of the parameters above, stored beside the shared state.
     pub(crate) fingerprint: i64,
+    /// Counts this budget among the process's live Redis budgets (warns past a few dozen);
+    /// held only for its `Drop`.
+    #[allow(dead_code)]
+    pub(crate) alive: alive::Alive,
     /// Corrupted state and mismatched parameters are logged once per instance.
     pub(crate) warned_repair: AtomicBool,
     pub(crate) warned_mismatch: AtomicBool,
