@@ -36,7 +36,10 @@ async fn take<B: Budget>(b: &B, n: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_out_of_range_adaptive_stock_is_reset_counted_and_logged_once() {
     let server = RedisServer::start();
-    let b = builder("corrupt", 20).build_from_url(&server.url()).await.unwrap();
+    let b = builder("corrupt", 20)
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
     assert_eq!(take(&b, 5).await, 5);
     // A stock below zero (what `-99999999999999999999` parses to) used to grant nothing
     // for good while Redis reported healthy.
@@ -75,7 +78,10 @@ async fn an_out_of_range_ratio_window_count_is_dropped_and_counted() {
         .to_owned();
     server.command(&["HSET", "{rb:window}:w", &field, "99999999999999999999"]);
     server.command(&["HSET", "{rb:window}:w", "d0x", "1"]);
-    assert!(take(&b, 3).await >= 1, "the bad count no longer blocks the window");
+    assert!(
+        take(&b, 3).await >= 1,
+        "the bad count no longer blocks the window"
+    );
     let stats = b.stats();
     assert!(stats.corrupt_state_repaired >= 1, "{stats:?}");
     assert_eq!(stats.fallback_decisions, 0);
@@ -84,9 +90,18 @@ async fn an_out_of_range_ratio_window_count_is_dropped_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_sharing_a_name_with_other_parameters_are_detected() {
     let server = RedisServer::start();
-    let big = builder("shared", 1000).build_from_url(&server.url()).await.unwrap();
-    let small = builder("shared", 5).build_from_url(&server.url()).await.unwrap();
-    let same = builder("shared", 1000).build_from_url(&server.url()).await.unwrap();
+    let big = builder("shared", 1000)
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
+    let small = builder("shared", 5)
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
+    let same = builder("shared", 1000)
+        .build_from_url(&server.url())
+        .await
+        .unwrap();
     assert_eq!(take(&big, 2).await, 2);
     assert_eq!(take(&same, 2).await, 2);
     take(&small, 2).await;

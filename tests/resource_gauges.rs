@@ -144,7 +144,9 @@ fn a_named_adaptive_budget_level_follows_the_recovery_without_withdrawals() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let budget = AdaptiveBudget::new(100, 0.2, 0).unwrap().named("recovering");
+            let budget = AdaptiveBudget::new(100, 0.2, 0)
+                .unwrap()
+                .named("recovering");
             while budget.withdraw().into_inner() {}
             assert_eq!(level(), 0.0);
             for _ in 0..256 {

@@ -19,7 +19,9 @@ async fn overloaded(_: u32) -> Result<u32, BoxError> {
 #[tokio::test]
 async fn a_named_async_fn_with_boxed_errors_is_spawnable_and_its_errors_are_inspected() {
     let svc = RetryLayer::new(RetryConfig::default()).layer(service_fn(overloaded));
-    let result = tokio::spawn(async move { svc.oneshot(1).await }).await.unwrap();
+    let result = tokio::spawn(async move { svc.oneshot(1).await })
+        .await
+        .unwrap();
     let err = result.unwrap_err();
     assert!(err.is::<tower::load_shed::error::Overloaded>());
 }
@@ -34,7 +36,9 @@ async fn a_closure_that_calls_an_async_fn_is_spawnable_and_inspected() {
             overloaded(req)
         }),
     );
-    let result = tokio::spawn(async move { svc.oneshot(1).await }).await.unwrap();
+    let result = tokio::spawn(async move { svc.oneshot(1).await })
+        .await
+        .unwrap();
     assert!(result.is_err());
     // A boxed `Overloaded` is recognised inside the box: not retried.
     assert_eq!(calls.load(Ordering::Relaxed), 1);
@@ -42,9 +46,12 @@ async fn a_closure_that_calls_an_async_fn_is_spawnable_and_inspected() {
 
 #[tokio::test]
 async fn a_closure_with_a_concrete_error_type_is_spawnable() {
-    let svc = RetryLayer::new(RetryConfig::default())
-        .layer(service_fn(|req: u32| async move { Ok::<_, std::io::Error>(req) }));
-    let answer = tokio::spawn(async move { svc.oneshot(1).await }).await.unwrap();
+    let svc = RetryLayer::new(RetryConfig::default()).layer(service_fn(|req: u32| async move {
+        Ok::<_, std::io::Error>(req)
+    }));
+    let answer = tokio::spawn(async move { svc.oneshot(1).await })
+        .await
+        .unwrap();
     assert_eq!(answer.unwrap(), 1);
 }
 
@@ -59,7 +66,9 @@ async fn the_http_preset_over_a_named_async_fn_is_spawnable() {
         }
         let svc = RetryLayer::new_for_http(RetryConfig::default()).layer(service_fn(ok));
         let req = http::Request::get("http://x/").body(String::new()).unwrap();
-        let res = tokio::spawn(async move { svc.oneshot(req).await }).await.unwrap();
+        let res = tokio::spawn(async move { svc.oneshot(req).await })
+            .await
+            .unwrap();
         assert_eq!(res.unwrap().status(), 200);
     }
 }

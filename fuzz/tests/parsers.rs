@@ -29,7 +29,10 @@ fn retry_after_and_grpc_pushback_never_panic() {
         }
         // Far ends of the clock.
         let _ = parse_retry_after(bytes, SystemTime::UNIX_EPOCH);
-        let _ = parse_retry_after(bytes, SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 64));
+        let _ = parse_retry_after(
+            bytes,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 64),
+        );
     });
     RUNS.report();
 }
@@ -71,7 +74,10 @@ fn the_http_classifier_never_panics_on_hostile_headers() {
             assert!(!key_values.is_empty());
             assert!(key_values.iter().all(|k| {
                 let t = k.as_bytes().trim_ascii();
-                let t = t.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\"")).unwrap_or(t);
+                let t = t
+                    .strip_prefix(b"\"")
+                    .and_then(|t| t.strip_suffix(b"\""))
+                    .unwrap_or(t);
                 !t.trim_ascii().is_empty()
             }));
         }

@@ -17,17 +17,16 @@ type Chunks =
 #[test]
 fn replayed_bodies_are_the_bodies_sent() {
     static RUNS: Runs = Runs::new("body_replay");
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     bolero::check!().for_each(|bytes: &[u8]| {
         RUNS.one();
         let [limit, first_reads, ref rest @ ..] = *bytes else {
             return;
         };
         // Chunks: each byte below 8 ends a chunk.
-        let chunks: Vec<Bytes> = rest
-            .split(|b| *b < 8)
-            .map(Bytes::copy_from_slice)
-            .collect();
+        let chunks: Vec<Bytes> = rest.split(|b| *b < 8).map(Bytes::copy_from_slice).collect();
         let whole: Vec<u8> = chunks.iter().flatten().copied().collect();
         let frames: Vec<Result<Frame<Bytes>, Infallible>> =
             chunks.iter().cloned().map(|c| Ok(Frame::data(c))).collect();

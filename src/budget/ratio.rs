@@ -330,7 +330,10 @@ impl Budget for RatioBudget {
     #[inline]
     fn deposit(&self) {
         let inner = &*self.inner;
-        match inner.pending.add_one_stamped(|| inner.slot_at(Instant::now())) {
+        match inner
+            .pending
+            .add_one_stamped(|| inner.slot_at(Instant::now()))
+        {
             Stamped::Counted => {}
             Stamped::SlotMoved => inner.fold_now(),
             Stamped::NoShard => inner.deposit_locked(1),

@@ -678,11 +678,22 @@ mod tests {
         let c = HttpClassifier::new();
         let post = |key: &[u8]| {
             Request::post("/charges")
-                .header("idempotency-key", http::HeaderValue::from_bytes(key).unwrap())
+                .header(
+                    "idempotency-key",
+                    http::HeaderValue::from_bytes(key).unwrap(),
+                )
                 .body(())
                 .unwrap()
         };
-        for bad in [&b""[..], b" ", b"\t \t", b"\"\"", b"\" \"", b"caf\xc3\xa9", b"\xff\xfe"] {
+        for bad in [
+            &b""[..],
+            b" ",
+            b"\t \t",
+            b"\"\"",
+            b"\" \"",
+            b"caf\xc3\xa9",
+            b"\xff\xfe",
+        ] {
             let req = post(bad);
             assert!(!c.is_retryable_request(&req), "{bad:?}");
             assert!(
@@ -704,9 +715,15 @@ mod tests {
         // A custom header follows the same rule.
         let custom = HttpClassifier::new()
             .retry_non_idempotent_with_header(HeaderName::from_static("x-request-id"));
-        let blank = Request::post("/").header("x-request-id", "  ").body(()).unwrap();
+        let blank = Request::post("/")
+            .header("x-request-id", "  ")
+            .body(())
+            .unwrap();
         assert!(!custom.is_retryable_request(&blank));
-        let set = Request::post("/").header("x-request-id", "r-1").body(()).unwrap();
+        let set = Request::post("/")
+            .header("x-request-id", "r-1")
+            .body(())
+            .unwrap();
         assert!(custom.is_retryable_request(&set));
     }
 }

@@ -504,14 +504,18 @@ impl Inner {
         let call = async {
             match self.params.mode {
                 Mode::Adaptive => {
-                    let args = [args[0], args[1], args[2], args[3], args[4], self.fingerprint];
-                    let call = self.scripts.withdraw.call(
-                        client,
-                        &options,
-                        self.slot,
-                        &self.key,
-                        &args,
-                    );
+                    let args = [
+                        args[0],
+                        args[1],
+                        args[2],
+                        args[3],
+                        args[4],
+                        self.fingerprint,
+                    ];
+                    let call = self
+                        .scripts
+                        .withdraw
+                        .call(client, &options, self.slot, &self.key, &args);
                     let reply = call.await?;
                     self.saw_flags(reply.flags);
                     self.saw_stock(reply.second);

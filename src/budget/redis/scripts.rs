@@ -215,14 +215,16 @@ impl Script {
     ) -> Result<Reply, Error> {
         let reply = self.call_value(client, options, slot, key, args).await?;
         match &reply {
-            Value::Array(v) if v.len() == 3 => match (v[0].as_i64(), v[1].as_i64(), v[2].as_i64()) {
-                (Some(first), Some(second), Some(flags)) => Ok(Reply {
-                    first,
-                    second,
-                    flags,
-                }),
-                _ => Err(unexpected(&reply)),
-            },
+            Value::Array(v) if v.len() == 3 => {
+                match (v[0].as_i64(), v[1].as_i64(), v[2].as_i64()) {
+                    (Some(first), Some(second), Some(flags)) => Ok(Reply {
+                        first,
+                        second,
+                        flags,
+                    }),
+                    _ => Err(unexpected(&reply)),
+                }
+            }
             _ => Err(unexpected(&reply)),
         }
     }
