@@ -70,6 +70,7 @@ impl Shard {
 
     /// What was added since the previous take, exactly once even when takes race
     /// (`fetch_max`: a concurrent take that already moved `taken` past a count gets 0 of it).
+    #[cfg(any(test, loom, feature = "redis"))]
     fn take(&self) -> u64 {
         let count = self.count.load(Ordering::Relaxed);
         if count <= self.taken.load(Ordering::Relaxed) {
@@ -184,6 +185,19 @@ impl DepositCounter {
         self.shared.add_shared(n);
     }
 
+    /// Counts one deposit of a thread without a shard (see [`Stamped::NoShard`]), in the
+    /// counter all such threads share; taken with
+    /// [`take_unsharded_serialized`](Self::take_unsharded_serialized).
+    pub(crate) fn add_unsharded(&self) {
+        self.shared.add_shared(1);
+    }
+
+    /// What [`add_unsharded`](Self::add_unsharded) counted since the previous take; for
+    /// callers that never take concurrently.
+    pub(crate) fn take_unsharded_serialized(&self) -> u64 {
+        self.shared.take_serialized()
+    }
+
     /// Deposits counted since the previous `take`, exactly once each.
     #[cfg(any(test, feature = "redis"))]
     pub(crate) fn take(&self) -> u64 {
@@ -219,12 +233,13 @@ pub(crate) enum Stamped {
     /// deposits get a later stamp.
     SlotMoved,
     /// Not counted: this thread has no shard (more threads than shards, or it is exiting).
-    /// The caller records the deposit itself.
+    /// The caller records the deposit itself (for instance with
+    /// [`DepositCounter::add_unsharded`]).
     NoShard,
 }
 
 /// Shards per counter: enough for every thread a runtime sizes by the core count, twice over.
-fn shard_count() -> usize {
+pub(crate) fn shard_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());

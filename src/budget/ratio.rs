@@ -5,6 +5,7 @@ use super::Budget;
 use super::counter::{DepositCounter, Stamped};
 use crate::ConfigError;
 use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -63,6 +64,9 @@ struct Inner {
     origin: Instant,
     /// Deposits not yet folded, per thread, each thread's stamped with the slot of its oldest.
     pending: DepositCounter,
+    /// The slot of the latest fold: deposits of threads without a shard of their own (which
+    /// share one count, so have no stamp) were all made after it, and land in it.
+    last_fold: AtomicU64,
     window: Mutex<Window>,
 }
 
@@ -133,6 +137,7 @@ impl RatioBudget {
                 slot_nanos: (ttl.as_nanos() / u128::from(SLOTS)).max(1) as u64,
                 origin,
                 pending: DepositCounter::default(),
+                last_fold: AtomicU64::new(0),
                 window: Mutex::new(Window {
                     slots: [Slot::default(); SLOTS as usize],
                     newest: 0,
@@ -218,9 +223,21 @@ impl Inner {
         self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A deposit the per-thread counters cannot take (a thread without a shard, or a batch
-    /// from a background task): straight into the current slot, under the lock.
+    /// A deposit of a thread without a shard of its own (more threads than shards): counted
+    /// in the count such threads share, which lands in the slot of the fold before it. The
+    /// thread reads the clock (these threads are the exception) and folds when the slot has
+    /// moved on since, so such a deposit counts as older than it is by at most one slot.
     #[cold]
+    fn deposit_unsharded(&self) {
+        self.pending.add_unsharded();
+        if self.slot_at(Instant::now()) > self.last_fold.load(Ordering::Relaxed) {
+            self.fold_now();
+        }
+    }
+
+    /// A batch of deposits from a background task: straight into the current slot, under
+    /// the lock.
+    #[cfg(feature = "redis")]
     fn deposit_locked(&self, n: u64) {
         let mut w = self.lock();
         let now = self.slot_now(&mut w);
@@ -279,6 +296,14 @@ impl Inner {
         let now = w.advance(now);
         self.pending
             .take_stamped_serialized(|stamp, n| w.add_deposits(stamp.min(now), n));
+        let unsharded = self.pending.take_unsharded_serialized();
+        let previous = self.last_fold.load(Ordering::Relaxed);
+        if unsharded > 0 {
+            w.add_deposits(previous.min(now), unsharded);
+        }
+        if now > previous {
+            self.last_fold.store(now, Ordering::Relaxed);
+        }
     }
 }
 
@@ -336,7 +361,7 @@ impl Budget for RatioBudget {
         {
             Stamped::Counted => {}
             Stamped::SlotMoved => inner.fold_now(),
-            Stamped::NoShard => inner.deposit_locked(1),
+            Stamped::NoShard => inner.deposit_unsharded(),
         }
     }
 
@@ -469,6 +494,27 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(b.remaining(), 400_000);
         assert_eq!(drain_all(&b), 400_000);
+    }
+
+    #[test]
+    fn threads_beyond_the_shards_are_counted_exactly() {
+        // More threads alive at once than the counter has shards: the extra ones share one
+        // count (and read the clock), and every deposit is still counted once.
+        let threads = crate::budget::counter::shard_count() + 4;
+        let b = RatioBudget::new(Duration::from_secs(60), 0, 1.0).unwrap();
+        let all_in = Arc::new(std::sync::Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (b, all_in) = (b.clone(), all_in.clone());
+                std::thread::spawn(move || {
+                    all_in.wait();
+                    (0..1000).for_each(|_| b.deposit());
+                    all_in.wait();
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(b.remaining(), threads as u64 * 1000);
     }
 
     #[test]
