@@ -9,7 +9,7 @@ use metrics_util::debugging::DebuggingRecorder;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
 use tower_retrier::classify::{Decision, RetryReason, classify_fn};
 use tower_retrier::telemetry::Telemetry;
 use tower_retrier::{RetryConfig, RetryLayer};

@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod backoff;
 pub mod budget;
+mod call_ext;
 pub mod classify;
 mod config;
 mod decide;

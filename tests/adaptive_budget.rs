@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::redis::RedisServer;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
 use tower_retrier::budget::redis::{Mode, RedisBudgetBuilder, Unavailable};
 use tower_retrier::budget::{AdaptiveBudget, Budget, RedisBudget};
 use tower_retrier::{RetryConfig, RetryLayer};

@@ -5,7 +5,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 use support::flaky::Flaky;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_retrier::budget::Unlimited;
 use tower_retrier::{RetryConfig, RetryLayer};
 

@@ -441,3 +441,49 @@ async fn no_hedge_is_sent_past_the_deadline() {
         "the hedge due at 40 ms is past the 30 ms deadline"
     );
 }
+
+// -- Duration arithmetic: no configuration or server answer may panic a hedged call --
+
+#[tokio::test(start_paused = true)]
+async fn a_duration_max_delay_hedges_only_after_non_fatal_answers_without_overflowing() {
+    // After the first non-fatal answer the hedge goes at once; the next one is due
+    // "Duration::MAX" later, which used to panic with "overflow when adding duration to
+    // instant".
+    let cfg = HedgeConfig::builder()
+        .delay(Duration::MAX)
+        .max_attempts(3)
+        .build()
+        .unwrap();
+    let inner = Scripted::new(vec![step(10, Outcome::Retryable), step(10, Outcome::Ok)]);
+    let svc = layer(cfg).layer(inner.clone());
+    let (winner, outcome) = svc.oneshot(1).await.unwrap();
+    assert_eq!((winner, outcome), (1, Outcome::Ok));
+    assert_eq!(inner.starts(), [0, 10]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_absurd_pushback_under_an_absurd_max_delay_waits_instead_of_panicking() {
+    // `max_delay` of ~300 billion years (accepted by serde) and a server asking for
+    // 9.3 × 10^18 s: the delay is honoured (the call waits), it must not panic.
+    let config = RetryConfig::builder()
+        .max_delay(Duration::from_secs(300_000_000_000 * 31_557_600))
+        .build()
+        .unwrap();
+    let pushback = classify_fn(
+        |_: &u32, r: &Result<(usize, Outcome), std::io::Error>| match r {
+            Ok((_, Outcome::Ok)) => Decision::Success,
+            _ => Decision::retry_after(
+                RetryReason::Throttled,
+                Duration::from_secs(9_300_000_000_000_000_000),
+            ),
+        },
+    );
+    let inner = Scripted::new(vec![step(10, Outcome::Retryable), step(10, Outcome::Ok)]);
+    let svc = RetryLayer::new(config)
+        .with_classifier(pushback)
+        .hedge(hedging(1_000_000, 2))
+        .layer(inner.clone());
+    let waited = tokio::time::timeout(Duration::from_secs(3600), svc.oneshot(1)).await;
+    assert!(waited.is_err(), "still waiting as the server asked");
+    assert_eq!(inner.starts(), [0]);
+}

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, StreamBody};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
 use tower_retrier::hedge::HedgeConfig;
 use tower_retrier::replay::ReplayBody;
 use tower_retrier::{RetryConfig, RetryLayer};

@@ -7,7 +7,7 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
 use tower_retrier::budget::Budget;
 use tower_retrier::hedge::HedgeConfig;
 use tower_retrier::telemetry::names;

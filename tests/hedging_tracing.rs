@@ -7,7 +7,7 @@ mod spans;
 use spans::{SpanSeen, Spans};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
 use tower_retrier::hedge::HedgeConfig;
 use tower_retrier::{RetryConfig, RetryLayer};
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use support::flaky::Flaky;
 use support::tracked_budget::TrackedBudget;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tower_retrier::{RetryConfig, RetryLayer};
 
 fn config() -> RetryConfig {

@@ -8,7 +8,7 @@ mod telemetry_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use telemetry_support::{Scripted, Step, classifier, paused_runtime};
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_retrier::budget::Unlimited;
 use tower_retrier::telemetry::{DelaySource, RetryEvent, StopReason};
 use tower_retrier::{Pushback, RetryConfig, RetryLayer};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::flaky::Flaky;
 use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
-use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{BoxError, Layer, Service, ServiceBuilder};
 use tower_retrier::budget::{RatioBudget, Unlimited};
 use tower_retrier::{RetryConfig, RetryLayer};
 

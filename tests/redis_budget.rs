@@ -425,7 +425,7 @@ async fn dropping_the_budget_ends_its_task_and_closes_its_client() {
 async fn works_as_the_budget_of_a_tower_retry_layer() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tower::{ServiceBuilder, ServiceExt};
+    use tower::ServiceBuilder;
     use tower_retrier::{RetryConfig, RetryLayer};
 
     let server = RedisServer::start();

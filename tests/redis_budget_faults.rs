@@ -157,10 +157,12 @@ async fn scripts_flushed_or_server_restarted() {
     }
     decides_through_redis(&b).await;
     // The new server holds the window again (floor 10, some already used above).
-    let used: usize = server
-        .command(&["HVALS", "{rb:restarted}:w"])
-        .lines()
-        .map(|v| v.parse::<usize>().unwrap())
+    let all = server.command(&["HGETALL", "{rb:restarted}:w"]);
+    let lines: Vec<&str> = all.lines().collect();
+    let used: usize = lines
+        .chunks(2)
+        .filter(|kv| kv[0].starts_with('w'))
+        .map(|kv| kv[1].parse::<usize>().unwrap())
         .sum();
     assert!(used >= 1, "withdrawals recorded on the restarted server");
 }
@@ -283,10 +285,13 @@ async fn a_withdraw_dropped_in_flight_keeps_the_granted_tokens() {
         b.lease_outstanding() == 5
     })
     .await;
-    let withdrawn: u64 = server
-        .command(&["HVALS", "{rb:dropped}:w"])
-        .lines()
-        .map(|v| v.parse::<u64>().unwrap())
+    // Field `p` holds the parameters' fingerprint; `w<slot>` the withdrawals.
+    let all = server.command(&["HGETALL", "{rb:dropped}:w"]);
+    let lines: Vec<&str> = all.lines().collect();
+    let withdrawn: u64 = lines
+        .chunks(2)
+        .filter(|kv| kv[0].starts_with('w'))
+        .map(|kv| kv[1].parse::<u64>().unwrap())
         .sum();
     assert_eq!(withdrawn, 5, "Redis counted the grant once");
     // Nothing lost: 5 from the lease, 5 more from Redis, then the floor is spent.

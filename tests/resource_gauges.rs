@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tower::{BoxError, Layer, ServiceExt, service_fn};
+use tower::{BoxError, Layer, service_fn};
 use tower_retrier::budget::Unlimited;
 use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
@@ -122,6 +122,45 @@ fn a_named_adaptive_budget_exports_its_level() {
             }
             assert!(budget.withdraw().into_inner());
             assert_eq!(level(), 6.5);
+        });
+    });
+}
+
+#[test]
+fn a_named_adaptive_budget_level_follows_the_recovery_without_withdrawals() {
+    // After an outage the stock is empty; successes refill it. The gauge used to keep the
+    // value of the last withdrawal (0 here) however many successes followed.
+    use tower_retrier::budget::{AdaptiveBudget, Budget};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let level = || {
+        let mut g = Gauges::default();
+        g.read(&snapshotter)[names::BUDGET_REMAINING]
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let budget = AdaptiveBudget::new(100, 0.2, 0)
+                .unwrap()
+                .named("recovering");
+            while budget.withdraw().into_inner() {}
+            assert_eq!(level(), 0.0);
+            for _ in 0..256 {
+                budget.record_success();
+            }
+            let partway = level();
+            assert!(
+                (25.0..=51.2).contains(&partway),
+                "the gauge follows the refill: {partway}"
+            );
+            for _ in 0..4000 {
+                budget.record_success();
+            }
+            assert_eq!(level(), 100.0, "full again, and the gauge says so");
         });
     });
 }

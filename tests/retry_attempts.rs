@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 use support::flaky::Flaky;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_retrier::budget::{RatioBudget, TokenBucket, Unlimited};
 use tower_retrier::classify::{ClassifyExt, Decision, MatchErrors, RetryReason, classify_fn};
 use tower_retrier::replay::replay_fn;

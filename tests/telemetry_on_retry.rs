@@ -8,7 +8,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use telemetry_support::{DenyAll, Scripted, Step, classifier, paused_runtime};
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_retrier::budget::Unlimited;
 use tower_retrier::classify::RetryReason;
 use tower_retrier::telemetry::{DelaySource, RetryEvent};

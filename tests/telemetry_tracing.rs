@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use telemetry_support::{DenyAll, Scripted, Step, billing_layer, fail, paused_runtime};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tower_retrier::replay::replay_fn;
 use tower_retrier::telemetry::{Telemetry, names};
 use tower_retrier::{RetryConfig, RetryLayer};

@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tower::util::ServiceExt;
 use tower::{BoxError, Layer};
 use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};

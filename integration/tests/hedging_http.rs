@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_retrier::hedge::HedgeConfig;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::{RetryConfig, RetryLayer};

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::flaky_http::{FlakyServer, Reply, dead_addr};
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_retrier::admission::NoAdmission;
 use tower_retrier::backoff::Exponential;
 use tower_retrier::budget::AdaptiveBudget;

@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::flaky_http::{FlakyServer, Reply, dead_addr};
-use tower::{BoxError, Layer, ServiceBuilder, ServiceExt};
+use tower::{BoxError, Layer, ServiceBuilder};
 use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::ReplayHttp;
 use tower_retrier::telemetry::{DelaySource, RetryEvent};

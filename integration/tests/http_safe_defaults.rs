@@ -11,7 +11,7 @@ use hyper_util::rt::TokioExecutor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::flaky_http::{FlakyServer, Reply, dead_addr};
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 use tower_retrier::classify::RetryReason;
 use tower_retrier::telemetry::{DelaySource, RetryEvent};
 use tower_retrier::{RetryConfig, RetryLayer};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 use tower_retrier::admission::{AdmissionState, Rejected};
 use tower_retrier::replay::ReplayBody;
 use tower_retrier::{RetryConfig, RetryLayer};

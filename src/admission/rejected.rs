@@ -162,6 +162,12 @@ pub trait FromRejected {
     fn from_rejected(r: Rejected) -> Self;
 }
 
+impl FromRejected for Rejected {
+    fn from_rejected(r: Rejected) -> Self {
+        r
+    }
+}
+
 impl FromRejected for Box<dyn std::error::Error + Send + Sync> {
     fn from_rejected(r: Rejected) -> Self {
         Box::new(r)

@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 /// One retry, in the fixed-point units used for exact fractional ratios.
 pub(crate) const UNIT: u64 = 1_000_000;
+/// A named budget sets its gauge once per this many successes of a thread while it refills.
+const REPORT_EVERY: u64 = 128;
 
 /// A success-weighted retry quota, in the spirit of the AWS SDKs' retry quota.
 ///
@@ -116,7 +118,11 @@ impl AdaptiveBudget {
     }
 
     /// Exports the stock as the gauge `retrier_budget_remaining{budget = name}` (feature
-    /// `metrics`), updated whenever a retry asks. Name the budget before cloning it: clones
+    /// `metrics`), set whenever a retry asks, whenever [`remaining`](Self::remaining) is read,
+    /// and while successes refill the stock once per 128 successes of a thread (the last
+    /// time when the stock is full again), so the gauge follows the recovery without a gauge
+    /// write per success. With no traffic at all, the time-based refill shows at the next
+    /// call. Name the budget before cloning it: clones
     /// made earlier keep their own (absent) name. The name is a label: keep it a constant.
     ///
     /// ```
@@ -135,6 +141,17 @@ impl AdaptiveBudget {
     /// ```
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// Folds the pending successes and sets the gauge (if a withdrawal holds the lock, it
+    /// sets the gauge itself).
+    #[cold]
+    fn refresh(&self) {
+        if let Ok(mut s) = self.inner.stock.try_lock() {
+            self.inner.fold(&mut s);
+            #[cfg(feature = "metrics")]
+            self.report(s.units);
+        }
     }
 
     #[cfg(feature = "metrics")]
@@ -185,6 +202,8 @@ impl AdaptiveBudget {
     pub fn remaining(&self) -> u64 {
         let mut s = self.inner.lock();
         self.inner.fold(&mut s);
+        #[cfg(feature = "metrics")]
+        self.report(s.units);
         s.units / UNIT
     }
 
@@ -194,6 +213,9 @@ impl AdaptiveBudget {
     pub(crate) fn record_successes(&self, n: u64) {
         if n > 0 && !self.inner.full.load(Ordering::Relaxed) {
             self.inner.pending.add(n);
+            if self.name.is_some() {
+                self.refresh();
+            }
         }
     }
 }
@@ -314,7 +336,13 @@ impl Budget for AdaptiveBudget {
     fn record_success(&self) {
         // A full stock (the healthy steady state) cannot grow: one load, no write.
         if !self.inner.full.load(Ordering::Relaxed) {
-            self.inner.pending.add_one();
+            let counted = self.inner.pending.add_one();
+            // A named budget's gauge follows the refill: every `REPORT_EVERY` successes of a
+            // thread fold the stock and set the gauge once (the last time when it is full
+            // again), instead of a gauge write per success.
+            if counted.is_multiple_of(REPORT_EVERY) && self.name.is_some() {
+                self.refresh();
+            }
         }
     }
 }

@@ -2,9 +2,10 @@
 //! floor so that low-traffic services can still retry.
 
 use super::Budget;
-use super::counter::DepositCounter;
+use super::counter::{DepositCounter, Stamped};
 use crate::ConfigError;
 use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -13,9 +14,6 @@ use tokio::time::Instant;
 const SLOTS: u64 = 10;
 /// One retry, in the fixed-point units used for exact fractional ratios.
 const UNIT: u64 = 1_000_000;
-/// Each thread folds its deposits into the window once per this many, so the clock is read
-/// once per batch, not per request.
-const FOLD_EVERY: u64 = 1024;
 
 /// A local retry budget with Finagle/Linkerd semantics.
 ///
@@ -24,11 +22,14 @@ const FOLD_EVERY: u64 = 1024;
 /// (10 s, 10 retries/s, 20 %) is the one Finagle, Linkerd and `tower` use. Fractional ratios
 /// are exact (fixed-point arithmetic), unlike `tower`'s `TpsBudget` (tower#857).
 ///
-/// `deposit` is a plain increment of a per-thread counter: no lock, no clock read, no
-/// locked instruction and no cache line shared with other threads. Deposits are folded
-/// (exactly) into the time window when a retry asks for budget (and every 1,024 deposits of
-/// a thread), spread evenly over the time since the previous fold. A withdrawal takes a
-/// short lock, reads the clock once and compares running totals in integer arithmetic.
+/// `deposit` is a plain increment of a per-thread counter: no lock, no locked instruction and
+/// no cache line shared with other threads; the clock is read for a thread's first deposit
+/// after the window took its count, and then once per 16 deposits. Each thread's deposits
+/// land in the window's slot of its oldest deposit not yet folded, never a later one, so the
+/// bound holds exactly; when a thread sees the slot move on it folds, so a deposit counts as
+/// older than it is by at most one slot, for at most 15 deposits of a thread (fewer retries,
+/// never more). A withdrawal takes a short lock, reads the clock once and compares running
+/// totals in integer arithmetic.
 ///
 /// Clones share one budget.
 ///
@@ -61,14 +62,17 @@ struct Inner {
     reserve_units: u64,
     slot_nanos: u64,
     origin: Instant,
+    /// Deposits not yet folded, per thread, each thread's stamped with the slot of its oldest.
     pending: DepositCounter,
+    /// The slot of the latest fold: deposits of threads without a shard of their own (which
+    /// share one count, so have no stamp) were all made after it, and land in it.
+    last_fold: AtomicU64,
     window: Mutex<Window>,
 }
 
 #[derive(Debug)]
 struct Window {
     slots: [Slot; SLOTS as usize],
-    last_fold: u64,
     /// The newest slot seen; `deposits` and `withdrawals` total the window ending there.
     newest: u64,
     /// The slot the clock was last found in, and when that slot ends: until then, finding
@@ -133,9 +137,9 @@ impl RatioBudget {
                 slot_nanos: (ttl.as_nanos() / u128::from(SLOTS)).max(1) as u64,
                 origin,
                 pending: DepositCounter::default(),
+                last_fold: AtomicU64::new(0),
                 window: Mutex::new(Window {
                     slots: [Slot::default(); SLOTS as usize],
-                    last_fold: 0,
                     newest: 0,
                     cached_slot: 0,
                     cached_until: origin,
@@ -199,16 +203,13 @@ impl RatioBudget {
     /// its background task, off the request path).
     #[cfg(feature = "redis")]
     pub(crate) fn deposit_n(&self, n: u64) {
-        self.inner.pending.add(n);
-        if let Ok(mut w) = self.inner.window.try_lock() {
-            let now = self.inner.slot_now(&mut w);
-            self.inner.fold(&mut w, now);
-        }
+        self.inner.deposit_locked(n);
     }
 }
 
 impl Inner {
-    /// Bounds how far deposits can be smeared; skipped if a withdrawal holds the lock.
+    /// Folds a thread's batch that began in an earlier slot, so its next deposits get a new
+    /// stamp; skipped if a withdrawal holds the lock (the thread looks again later).
     #[cold]
     fn fold_now(&self) {
         if let Ok(mut w) = self.window.try_lock() {
@@ -222,18 +223,45 @@ impl Inner {
         self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A deposit of a thread without a shard of its own (more threads than shards): counted
+    /// in the count such threads share, which lands in the slot of the fold before it. The
+    /// thread reads the clock (these threads are the exception) and folds when the slot has
+    /// moved on since, so such a deposit counts as older than it is by at most one slot.
+    #[cold]
+    fn deposit_unsharded(&self) {
+        self.pending.add_unsharded();
+        if self.slot_at(Instant::now()) > self.last_fold.load(Ordering::Relaxed) {
+            self.fold_now();
+        }
+    }
+
+    /// A batch of deposits from a background task: straight into the current slot, under
+    /// the lock.
+    #[cfg(feature = "redis")]
+    fn deposit_locked(&self, n: u64) {
+        let mut w = self.lock();
+        let now = self.slot_now(&mut w);
+        self.fold(&mut w, now);
+        w.add_deposits(now, n);
+    }
+
+    /// The slot `now` falls in.
+    fn slot_at(&self, now: Instant) -> u64 {
+        let d = now.saturating_duration_since(self.origin);
+        let nanos = d
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()));
+        nanos / self.slot_nanos
+    }
+
     /// The current slot: the cached one until it ends, else computed (once per slot).
     fn slot_now(&self, w: &mut Window) -> u64 {
         let now = Instant::now();
         if now < w.cached_until {
             return w.cached_slot;
         }
-        let d = now.saturating_duration_since(self.origin);
-        let nanos = d
-            .as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(d.subsec_nanos()));
-        let slot = nanos / self.slot_nanos;
+        let slot = self.slot_at(now);
         let end = slot.saturating_add(1).saturating_mul(self.slot_nanos);
         w.cached_slot = slot;
         w.cached_until = self
@@ -260,30 +288,22 @@ impl Inner {
         }
     }
 
-    /// Moves the window to `now`, then moves pending deposits into it, spread evenly over
-    /// the slots since the last fold (older shares fall outside the window and are dropped).
+    /// Moves the window to `now`, then moves pending deposits into it: each thread's batch
+    /// into the slot of its oldest deposit (a batch that began before the window is dropped:
+    /// those requests are older than `ttl`, or at least some of them are, and counting them
+    /// later than they were made is what the bound forbids).
     fn fold(&self, w: &mut Window, now: u64) {
         let now = w.advance(now);
-        let pending = self.pending.take();
-        let since = w.last_fold.min(now);
-        w.last_fold = now;
-        if pending == 0 {
-            return;
+        self.pending
+            .take_stamped_serialized(|stamp, n| w.add_deposits(stamp.min(now), n));
+        let unsharded = self.pending.take_unsharded_serialized();
+        let previous = self.last_fold.load(Ordering::Relaxed);
+        if unsharded > 0 {
+            w.add_deposits(previous.min(now), unsharded);
         }
-        if since == now {
-            // Folded earlier in this slot: everything lands here.
-            w.add_deposits(now, pending);
-            return;
+        if now > previous {
+            self.last_fold.store(now, Ordering::Relaxed);
         }
-        let span = now - since + 1;
-        let per_slot = pending / span;
-        let remainder = pending % span;
-        if per_slot > 0 {
-            for index in now.saturating_sub(span.min(SLOTS) - 1)..now {
-                w.add_deposits(index, per_slot);
-            }
-        }
-        w.add_deposits(now, per_slot + remainder);
     }
 }
 
@@ -314,7 +334,11 @@ impl Window {
         s
     }
 
+    /// Adds deposits to slot `index`, or drops them if that slot has left the window.
     fn add_deposits(&mut self, index: u64, n: u64) {
+        if index + SLOTS <= self.newest {
+            return;
+        }
         self.slot(index).deposits += n;
         self.deposits += n;
     }
@@ -330,8 +354,14 @@ impl Budget for RatioBudget {
 
     #[inline]
     fn deposit(&self) {
-        if self.inner.pending.add_one().is_multiple_of(FOLD_EVERY) {
-            self.inner.fold_now();
+        let inner = &*self.inner;
+        match inner
+            .pending
+            .add_one_stamped(|| inner.slot_at(Instant::now()))
+        {
+            Stamped::Counted => {}
+            Stamped::SlotMoved => inner.fold_now(),
+            Stamped::NoShard => inner.deposit_unsharded(),
         }
     }
 
@@ -410,17 +440,44 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn spread_over_idle_time_keeps_only_the_window_share() {
-        // 1,000 deposits folded 100 s after the previous fold: only the last ~10 s count.
-        let b = RatioBudget::new(Duration::from_secs(10), 0, 1.0).unwrap();
-        assert!(!b.withdraw().into_inner(), "no floor, no deposits yet");
+    async fn requests_older_than_the_window_pay_for_nothing() {
+        // 1,000 requests 15 s ago (ttl 10 s, no floor), now all failing: the bound is 0.
+        // Spreading the unfolded deposits over the time since the previous fold granted 125.
+        let b = RatioBudget::new(Duration::from_secs(10), 0, 0.2).unwrap();
+        assert!(!b.withdraw().into_inner());
         for _ in 0..1000 {
             b.deposit();
         }
-        // The 1,024-deposit fold did not trigger (1000 < 1024), so all are pending.
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert_eq!(drain(&b), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_after_idle_time_pays_in_full() {
+        // After 100 s idle, 1,000 requests in the last second: 200 retries at 20 %.
+        // Spreading them over the 100 s kept only 36.
+        let b = RatioBudget::new(Duration::from_secs(10), 0, 0.2).unwrap();
+        assert!(!b.withdraw().into_inner());
         tokio::time::advance(Duration::from_secs(99)).await;
-        let granted = drain(&b);
-        assert!((90..=110).contains(&granted), "{granted}");
+        for _ in 0..1000 {
+            b.deposit();
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(drain(&b), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steady_traffic_folded_late_counts_in_its_own_slots() {
+        // 100 requests a second for 20 s with no retry asking (no fold by withdrawal): only
+        // the last window's requests count, within one slot's worth plus 15 (the clock is
+        // read every 16 deposits), and never more than were made in the last 10 s.
+        let b = RatioBudget::new(Duration::from_secs(10), 0, 1.0).unwrap();
+        for _ in 0..2000 {
+            b.deposit();
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let granted = drain(&b) as u64;
+        assert!((900 - 15..=1000).contains(&granted), "{granted}");
     }
 
     #[test]
@@ -437,6 +494,27 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(b.remaining(), 400_000);
         assert_eq!(drain_all(&b), 400_000);
+    }
+
+    #[test]
+    fn threads_beyond_the_shards_are_counted_exactly() {
+        // More threads alive at once than the counter has shards: the extra ones share one
+        // count (and read the clock), and every deposit is still counted once.
+        let threads = crate::budget::counter::shard_count() + 4;
+        let b = RatioBudget::new(Duration::from_secs(60), 0, 1.0).unwrap();
+        let all_in = Arc::new(std::sync::Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (b, all_in) = (b.clone(), all_in.clone());
+                std::thread::spawn(move || {
+                    all_in.wait();
+                    (0..1000).for_each(|_| b.deposit());
+                    all_in.wait();
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(b.remaining(), threads as u64 * 1000);
     }
 
     #[test]

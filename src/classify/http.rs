@@ -56,12 +56,15 @@ enum Methods {
 ///   type (hyper-util's client, tonic's transport) so the classifier can see a refused
 ///   connection deep in its `source()` chain.
 /// - Methods: idempotent ones (GET, HEAD, OPTIONS, PUT, DELETE, TRACE), and any request that
-///   carries an `Idempotency-Key` header (the server deduplicates by it). Change this with
+///   carries an `Idempotency-Key` header (the server deduplicates by it; an empty, blank or
+///   non-ASCII key gives it nothing to deduplicate by and does not count). Change this with
 ///   [`retry_non_idempotent_with_header`](Self::retry_non_idempotent_with_header),
 ///   [`retry_only_idempotent_methods`](Self::retry_only_idempotent_methods) or
 ///   [`retry_all_methods`](Self::retry_all_methods).
 /// - `Retry-After` on a retryable response (seconds or HTTP-date) replaces the backoff and is
 ///   waited in full; malformed values and dates in the past are ignored (the backoff applies).
+///   An HTTP-date is measured against the response's `Date` header when it has one (the
+///   server's clock), so clock skew between client and server changes nothing.
 ///   A value longer than `max_delay`, or past the deadline, ends the retries (see
 ///   [`Pushback`](crate::Pushback)).
 ///
@@ -311,7 +314,7 @@ impl<V> HttpClassifier<V> {
             Methods::All => true,
             Methods::Idempotent => is_idempotent(req.method()),
             Methods::IdempotentOrHeader(h) => {
-                is_idempotent(req.method()) || req.headers().contains_key(h)
+                is_idempotent(req.method()) || has_key(req.headers(), h)
             }
         }
     }
@@ -335,7 +338,7 @@ impl<V> HttpClassifier<V> {
             .honor_retry_after
             .then(|| res.headers().get(header::RETRY_AFTER))
             .flatten()
-            .and_then(|v| parse_retry_after(v.as_bytes(), now));
+            .and_then(|v| parse_retry_after(v.as_bytes(), response_now(res, now)));
         match after {
             Some(d) => Decision::retry_after(reason, d),
             None => Decision::retry(reason),
@@ -368,6 +371,17 @@ impl<V> HttpClassifier<V> {
     }
 }
 
+/// The instant an HTTP-date `Retry-After` is measured from: the response's own `Date` when it
+/// has a valid one (RFC 9110 §10.2.3: the server's clock, so skew between the two clocks does
+/// not shorten or stretch the wait), else the client's clock.
+fn response_now<B>(res: &Response<B>, now: SystemTime) -> SystemTime {
+    res.headers()
+        .get(header::DATE)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+        .unwrap_or(now)
+}
+
 /// The header that makes a non-idempotent request safe to resend: the server deduplicates by
 /// its value (IETF draft `Idempotency-Key`, used by Stripe and others).
 pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -376,7 +390,33 @@ pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// method, or an `Idempotency-Key` header. The rule behind
 /// [`Idempotent`](crate::replay::Idempotent) for `http::Request`.
 pub(crate) fn is_idempotent_request(method: &Method, headers: &http::HeaderMap) -> bool {
-    is_idempotent(method) || headers.contains_key(IDEMPOTENCY_KEY)
+    is_idempotent(method) || has_key(headers, IDEMPOTENCY_KEY)
+}
+
+/// Whether `headers` carry a usable deduplication key under `name`: at least one value, and
+/// every value a non-empty printable-ASCII token once surrounding spaces and one pair of
+/// quotes (the draft's `sf-string` form) are removed. An empty, blank, quoted-empty or
+/// non-ASCII value gives the server nothing to deduplicate by, so it does not make a request
+/// resendable.
+pub(crate) fn has_key<K: http::header::AsHeaderName>(headers: &http::HeaderMap, name: K) -> bool {
+    let mut values = headers.get_all(name).iter().peekable();
+    values.peek().is_some() && values.all(|v| is_key_token(v.as_bytes()))
+}
+
+fn is_key_token(value: &[u8]) -> bool {
+    fn trim(v: &[u8]) -> &[u8] {
+        let start = v.iter().position(|b| !matches!(b, b' ' | b'\t'));
+        let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+        match (start, end) {
+            (Some(s), Some(e)) => &v[s..=e],
+            _ => &[],
+        }
+    }
+    let mut v = trim(value);
+    if let [b'"', inner @ .., b'"'] = v {
+        v = trim(inner);
+    }
+    !v.is_empty() && v.iter().all(|b| (0x20..=0x7e).contains(b) && *b != b'"')
 }
 
 /// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, PUT, DELETE and TRACE.
@@ -596,5 +636,94 @@ mod tests {
         );
         assert_eq!(c.classify(&get(), &res(503)), Decision::Fail);
         assert!(format!("{c:?}").contains("[409]"));
+    }
+
+    #[test]
+    fn an_http_date_retry_after_is_measured_against_the_response_date() {
+        // The client's clock reads 07:20:00; the server's Date says otherwise.
+        let client_now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_000);
+        let c = HttpClassifier::new();
+        let answer = |date: Option<&str>, after: &str| -> Result<Response<()>, BoxError> {
+            let mut b = Response::builder().status(503).header("retry-after", after);
+            if let Some(d) = date {
+                b = b.header("date", d);
+            }
+            Ok(b.body(()).unwrap())
+        };
+        let in_10s = Decision::retry_after(RetryReason::ServerError, Duration::from_secs(10));
+        // Server one hour behind: "06:20:10" is 10 s after its own "06:20:00".
+        let behind = answer(
+            Some("Wed, 21 Oct 2015 06:20:00 GMT"),
+            "Wed, 21 Oct 2015 06:20:10 GMT",
+        );
+        assert_eq!(c.classify_at(&get(), &behind, client_now), in_10s);
+        // Server one hour ahead: still 10 s, not "already past".
+        let ahead = answer(
+            Some("Wed, 21 Oct 2015 08:20:00 GMT"),
+            "Wed, 21 Oct 2015 08:20:10 GMT",
+        );
+        assert_eq!(c.classify_at(&get(), &ahead, client_now), in_10s);
+        // No Date, or a malformed one: the client's clock.
+        let none = answer(None, "Wed, 21 Oct 2015 07:20:10 GMT");
+        assert_eq!(c.classify_at(&get(), &none, client_now), in_10s);
+        let bad = answer(Some("yesterday"), "Wed, 21 Oct 2015 07:20:10 GMT");
+        assert_eq!(c.classify_at(&get(), &bad, client_now), in_10s);
+        // Delta-seconds do not depend on any clock.
+        let secs = answer(Some("Wed, 21 Oct 2015 08:20:00 GMT"), "10");
+        assert_eq!(c.classify_at(&get(), &secs, client_now), in_10s);
+    }
+
+    #[test]
+    fn an_empty_blank_or_non_ascii_idempotency_key_does_not_count() {
+        let c = HttpClassifier::new();
+        let post = |key: &[u8]| {
+            Request::post("/charges")
+                .header(
+                    "idempotency-key",
+                    http::HeaderValue::from_bytes(key).unwrap(),
+                )
+                .body(())
+                .unwrap()
+        };
+        for bad in [
+            &b""[..],
+            b" ",
+            b"\t \t",
+            b"\"\"",
+            b"\" \"",
+            b"caf\xc3\xa9",
+            b"\xff\xfe",
+        ] {
+            let req = post(bad);
+            assert!(!c.is_retryable_request(&req), "{bad:?}");
+            assert!(
+                !crate::replay::Idempotent::is_idempotent(&req),
+                "{bad:?} via Idempotent"
+            );
+            assert_eq!(c.classify(&req, &res(503)), Decision::Fail, "{bad:?}");
+        }
+        for good in [&b"k1"[..], b" 8e03978e-40d5 ", b"\"8e03978e-40d5\"", b"a b"] {
+            let req = post(good);
+            assert!(c.is_retryable_request(&req), "{good:?}");
+            assert!(crate::replay::Idempotent::is_idempotent(&req), "{good:?}");
+        }
+        // Two values, one of them empty: ambiguous, not a key.
+        let mut two = post(b"k1");
+        two.headers_mut()
+            .append("idempotency-key", http::HeaderValue::from_static(""));
+        assert!(!c.is_retryable_request(&two));
+        // A custom header follows the same rule.
+        let custom = HttpClassifier::new()
+            .retry_non_idempotent_with_header(HeaderName::from_static("x-request-id"));
+        let blank = Request::post("/")
+            .header("x-request-id", "  ")
+            .body(())
+            .unwrap();
+        assert!(!custom.is_retryable_request(&blank));
+        let set = Request::post("/")
+            .header("x-request-id", "r-1")
+            .body(())
+            .unwrap();
+        assert!(custom.is_retryable_request(&set));
     }
 }

@@ -311,13 +311,22 @@ where
                     pushback,
                     DelaySource::Pushback,
                 ) {
-                    Ok(delay) => this.timer.as_mut().reset(now + delay),
+                    Ok(delay) => this.timer.as_mut().reset(deadline_after(now, delay)),
                     Err(stop) => *this.hedging = Hedging::Closed(stop),
                 },
             }
         }
     }
     None
+}
+
+/// `now + delay`, or a far-future instant (never reached in practice) when that overflows: a
+/// configured `Duration::MAX` delay or a server's absurd pushback must not panic the call.
+fn deadline_after(now: Instant, delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
 }
 
 enum Next<T> {
@@ -370,7 +379,7 @@ where
                 .expect("hedging is closed without a saved request");
             if !this.attempts.is_empty() && !core.replay.is_complete(saved) {
                 // The body is still being sent: never hedge a truncated copy; look again later.
-                let again = Instant::now() + shared.delay();
+                let again = deadline_after(Instant::now(), shared.delay());
                 this.timer.as_mut().reset(again);
                 return Next::Again;
             }
@@ -438,7 +447,7 @@ where
             if call.attempt >= shared.hedge.max_attempts() {
                 *this.hedging = Hedging::Closed(StopReason::AttemptsExhausted);
             } else {
-                let due = Instant::now() + shared.delay();
+                let due = deadline_after(Instant::now(), shared.delay());
                 this.timer.as_mut().reset(due);
             }
             Next::Again

@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tower_retrier::budget::Budget;
 use tower_retrier::{RetryConfig, RetryLayer};
 

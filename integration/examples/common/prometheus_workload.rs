@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tower::{BoxError, Layer, ServiceExt, service_fn};
+use tower::{BoxError, Layer, service_fn};
 use tower_retrier::budget::{AdaptiveBudget, RedisBudget};
 use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};

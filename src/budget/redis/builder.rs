@@ -8,7 +8,7 @@ use super::connect::{
 use super::health::{Health, Unavailable};
 use super::lease::Lease;
 use super::mode::{Fallback, Mode};
-use super::scripts::Scripts;
+use super::scripts::{self, Scripts};
 use super::tls_error::TlsRejection;
 use super::{Inner, Params, RedisBudget, SLOTS, UNIT, flusher, name};
 use crate::ConfigError;
@@ -324,6 +324,7 @@ impl RedisBudgetBuilder {
             lease_size: self.lease_size,
             command_timeout: self.command_timeout,
         };
+        let alive = super::alive::Alive::new(&self.name);
         let inner = Arc::new(Inner {
             health: Health::new(&self.name, self.on_unavailable, fallback, true),
             name: self.name,
@@ -338,6 +339,23 @@ impl RedisBudgetBuilder {
             expire_ms: ttl_ms.saturating_mul(2),
             cap_units: i64::from(self.max_retries) * UNIT,
             refill_units: i64::from(min_per_sec) * UNIT,
+            fingerprint: match self.mode {
+                Mode::Adaptive => scripts::fingerprint(&[
+                    1,
+                    i64::from(self.max_retries) * UNIT,
+                    (self.ratio * unit).round() as i64,
+                    i64::from(min_per_sec) * UNIT,
+                ]),
+                Mode::Ratio => scripts::fingerprint(&[
+                    0,
+                    (ttl_ms / SLOTS as i64).max(1),
+                    (f64::from(min_per_sec) * self.ttl.as_secs_f64() * unit).round() as i64,
+                    (self.ratio * unit).round() as i64,
+                ]),
+            },
+            alive,
+            warned_repair: std::sync::atomic::AtomicBool::new(false),
+            warned_mismatch: std::sync::atomic::AtomicBool::new(false),
             stock_units: std::sync::atomic::AtomicI64::new(-1),
             scripts: match self.mode {
                 Mode::Adaptive => Scripts::adaptive(),

@@ -36,6 +36,7 @@
 
 // `backend`, `connect`, `health`, `name` and `scripts` are shared with fleet-wide admission
 // control (`crate::admission::redis`).
+mod alive;
 pub(crate) mod backend;
 mod builder;
 pub(crate) mod connect;
@@ -66,7 +67,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -145,6 +146,15 @@ pub(crate) struct Inner {
     expire_ms: i64,
     cap_units: i64,
     refill_units: i64,
+    /// [`scripts::fingerprint`] of the parameters above, stored beside the shared state.
+    pub(crate) fingerprint: i64,
+    /// Counts this budget among the process's live Redis budgets (warns past a few dozen);
+    /// held only for its `Drop`.
+    #[allow(dead_code)]
+    pub(crate) alive: alive::Alive,
+    /// Corrupted state and mismatched parameters are logged once per instance.
+    pub(crate) warned_repair: AtomicBool,
+    pub(crate) warned_mismatch: AtomicBool,
     /// The last stock Redis reported (adaptive mode), in units; -1 before the first answer.
     stock_units: std::sync::atomic::AtomicI64,
     scripts: Scripts,
@@ -279,6 +289,40 @@ impl Inner {
         }
     }
 
+    /// Counts (and logs once) what a script found: corrupted state it reset, or state kept
+    /// for other parameters than this instance's.
+    fn saw_flags(&self, flags: i64) {
+        if flags & scripts::REPAIRED != 0 {
+            bump(&self.health.counters.corrupt_state_repaired, 1);
+            if !self.warned_repair.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    budget = %self.name,
+                    key = %self.key,
+                    "Redis retry budget state was out of range (corrupted) and was reset; \
+                     further repairs are counted in RedisBudgetStats::corrupt_state_repaired"
+                );
+            }
+        }
+        if flags & scripts::MISMATCH != 0 {
+            bump(&self.health.counters.parameter_mismatches, 1);
+            if !self.warned_mismatch.swap(true, Ordering::Relaxed) {
+                let p = &self.params;
+                tracing::warn!(
+                    budget = %self.name,
+                    key = %self.key,
+                    mode = ?p.mode,
+                    max_retries = p.max_retries,
+                    ratio = p.ratio,
+                    min_per_sec = p.min_per_sec,
+                    ttl = ?p.ttl,
+                    "Redis retry budget shared with instances built with other parameters: \
+                     every instance sharing a budget name must use the same ones; further \
+                     calls are counted in RedisBudgetStats::parameter_mismatches"
+                );
+            }
+        }
+    }
+
     /// Remembers the stock Redis reported and exports it as a gauge.
     fn saw_stock(&self, units: i64) {
         self.stock_units.store(units, Ordering::Relaxed);
@@ -321,18 +365,13 @@ impl Inner {
             match self.params.mode {
                 Mode::Adaptive => {
                     let credit = count.saturating_mul(self.ratio_units);
-                    let args = [credit, self.cap_units, self.refill_units, self.expire_ms];
-                    let call = self.scripts.deposit.call_pair(
-                        client,
-                        &self.options,
-                        self.slot,
-                        &self.key,
-                        &args,
-                    );
-                    call.await.map(|(_, stock)| Some(stock))
-                }
-                Mode::Ratio => {
-                    let args = [count, self.slot_ms, SLOTS as i64, self.expire_ms];
+                    let args = [
+                        credit,
+                        self.cap_units,
+                        self.refill_units,
+                        self.expire_ms,
+                        self.fingerprint,
+                    ];
                     let call = self.scripts.deposit.call(
                         client,
                         &self.options,
@@ -340,7 +379,30 @@ impl Inner {
                         &self.key,
                         &args,
                     );
-                    call.await.map(|_| None)
+                    call.await.map(|r| {
+                        self.saw_flags(r.flags);
+                        Some(r.second)
+                    })
+                }
+                Mode::Ratio => {
+                    let args = [
+                        count,
+                        self.slot_ms,
+                        SLOTS as i64,
+                        self.expire_ms,
+                        self.fingerprint,
+                    ];
+                    let call = self.scripts.deposit.call(
+                        client,
+                        &self.options,
+                        self.slot,
+                        &self.key,
+                        &args,
+                    );
+                    call.await.map(|r| {
+                        self.saw_flags(r.flags);
+                        None
+                    })
                 }
             }
         };
@@ -445,23 +507,34 @@ impl Inner {
         let call = async {
             match self.params.mode {
                 Mode::Adaptive => {
-                    let call = self.scripts.withdraw.call_pair(
-                        client,
-                        &options,
-                        self.slot,
-                        &self.key,
-                        &args[..5],
-                    );
-                    let (granted, stock) = call.await?;
-                    self.saw_stock(stock);
-                    Ok(granted)
-                }
-                Mode::Ratio => {
+                    let args = [
+                        args[0],
+                        args[1],
+                        args[2],
+                        args[3],
+                        args[4],
+                        self.fingerprint,
+                    ];
                     let call = self
                         .scripts
                         .withdraw
                         .call(client, &options, self.slot, &self.key, &args);
-                    call.await
+                    let reply = call.await?;
+                    self.saw_flags(reply.flags);
+                    self.saw_stock(reply.second);
+                    Ok::<_, fred::error::Error>(reply.first)
+                }
+                Mode::Ratio => {
+                    let mut all = [0; 8];
+                    all[..7].copy_from_slice(&args);
+                    all[7] = self.fingerprint;
+                    let call = self
+                        .scripts
+                        .withdraw
+                        .call(client, &options, self.slot, &self.key, &all);
+                    let reply = call.await?;
+                    self.saw_flags(reply.flags);
+                    Ok(reply.first)
                 }
             }
         };

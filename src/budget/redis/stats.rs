@@ -27,6 +27,14 @@ pub struct RedisBudgetStats {
     pub backend_errors: u64,
     /// Health probes sent while Redis was down.
     pub probes: u64,
+    /// Script calls that found the shared state out of range (corrupted: a stock below zero
+    /// or beyond 2^53, a count that is not a whole number, a field that is not a slot) and
+    /// reset it: the stock to a full one, a bad slot field deleted. The first is logged.
+    pub corrupt_state_repaired: u64,
+    /// Script calls that found the shared state created by an instance with other parameters
+    /// (mode, `ttl`, `max_retries`, `ratio` or `min_per_sec`). Each instance keeps applying its
+    /// own, which is why instances sharing a name must agree; the first is logged.
+    pub parameter_mismatches: u64,
     /// Whether Redis is currently considered reachable.
     pub redis_up: bool,
     /// The fleet's stock of retries as Redis last reported it (adaptive mode; `None` in ratio
@@ -44,6 +52,8 @@ pub(crate) struct Counters {
     pub(crate) fallback_decisions: AtomicU64,
     pub(crate) backend_errors: AtomicU64,
     pub(crate) probes: AtomicU64,
+    pub(crate) corrupt_state_repaired: AtomicU64,
+    pub(crate) parameter_mismatches: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64, n: u64) {
@@ -62,6 +72,8 @@ impl Counters {
             fallback_decisions: get(&self.fallback_decisions),
             backend_errors: get(&self.backend_errors),
             probes: get(&self.probes),
+            corrupt_state_repaired: get(&self.corrupt_state_repaired),
+            parameter_mismatches: get(&self.parameter_mismatches),
             redis_up,
             shared_stock: None,
         }
