@@ -86,7 +86,7 @@ async fn a_shedding_server_stops_receiving_what_it_would_shed_and_recovers() {
     let admission = layer.admission().clone();
     let svc = ServiceBuilder::new()
         .layer(layer)
-        .timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(2))
         .service(client);
     let get = || {
         http::Request::get(format!("http://{addr}/"))
@@ -104,6 +104,8 @@ async fn a_shedding_server_stops_receiving_what_it_would_shed_and_recovers() {
             Ok(res) if res.status() == 200 => ok += 1,
             Ok(_) => {}
             Err(e) if Rejected::find(&*e).is_some() => refused += 1,
+            // A loaded machine may hold a call past its per-attempt timeout: a verdict too.
+            Err(e) if e.is::<tower::timeout::error::Elapsed>() => {}
             Err(e) => panic!("unexpected error: {e}"),
         }
     }

@@ -160,7 +160,7 @@ pub(crate) struct Core {
     /// Accepted attempts not yet in the window: the only thing the success path writes.
     accepted: DepositCounter,
     /// Calls asked for, not yet in the window (the throttle only).
-    requests: DepositCounter,
+    requests: Option<DepositCounter>,
     slow: Mutex<Slow>,
     epoch: Instant,
     /// While open: when the next probe interval starts (nanoseconds since `epoch`), and the
@@ -212,6 +212,8 @@ struct Slow {
 impl Core {
     pub(crate) fn new(config: AdmissionConfig) -> Self {
         let now = Instant::now();
+        // Only the throttle counts requests (its formula weighs them against accepts).
+        let throttle = config.mechanism == Mechanism::Throttle;
         let state = match config.mechanism {
             Mechanism::BreakerAndLimit | Mechanism::Breaker => CLOSED,
             Mechanism::Throttle => THROTTLING,
@@ -231,7 +233,7 @@ impl Core {
             config,
             state: AtomicU8::new(state),
             accepted: DepositCounter::default(),
-            requests: DepositCounter::default(),
+            requests: throttle.then(DepositCounter::default),
             epoch: now,
             next_probe: AtomicU64::new(0),
             probes_left: AtomicU32::new(0),
@@ -292,7 +294,9 @@ impl Core {
             }
             OPEN => self.probe(),
             THROTTLING => {
-                self.requests.add_one();
+                if let Some(requests) = &self.requests {
+                    requests.add_one();
+                }
                 let p = self.reject_p.load(Ordering::Relaxed);
                 if p == 0 {
                     return Ok(Ticket::default());
@@ -522,7 +526,8 @@ impl Core {
         let counts = Counts {
             accepted: more.accepted + self.accepted.take_serialized(),
             failed: more.failed,
-            requests: more.requests + self.requests.take_serialized(),
+            requests: more.requests
+                + self.requests.as_ref().map_or(0, DepositCounter::take_serialized),
         };
         slow.window.add(now, counts);
     }
