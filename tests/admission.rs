@@ -97,7 +97,7 @@ async fn ten_percent_failures_are_retried_and_nothing_is_refused() {
     let svc = layer.layer(service_fn(move |x: u32| {
         let n = a.fetch_add(1, Ordering::SeqCst);
         async move {
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 Err(std::io::Error::other("503"))
             } else {
                 Ok(x)

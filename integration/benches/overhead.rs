@@ -53,12 +53,8 @@ use hand_driven::{
 mod tower_policy;
 
 /// The peer's policy, its jitter from tower's default RNG.
-struct TowerPolicy;
-
-impl TowerPolicy {
-    fn new(with_budget: bool) -> tower_policy::TowerPolicy<HasherRng> {
-        tower_policy::TowerPolicy::with_rng(with_budget, HasherRng::default())
-    }
+fn tower_policy(with_budget: bool) -> tower_policy::TowerPolicy<HasherRng> {
+    tower_policy::TowerPolicy::with_rng(with_budget, HasherRng::default())
 }
 
 /// One named case: a closure making `calls` calls (request ids from `first`) and returning a
@@ -192,11 +188,11 @@ fn success_cases(h: &impl Harness, keep: &mut Keep) -> Vec<Case> {
         h.case(BARE, Echo),
         h.case(
             TOWER_BUDGET,
-            tower::retry::RetryLayer::new(TowerPolicy::new(true)).layer(Echo),
+            tower::retry::RetryLayer::new(tower_policy(true)).layer(Echo),
         ),
         h.case(
             TOWER_PLAIN,
-            tower::retry::RetryLayer::new(TowerPolicy::new(false)).layer(Echo),
+            tower::retry::RetryLayer::new(tower_policy(false)).layer(Echo),
         ),
         h.case("tower-resilience-retry", resilience.layer(Echo)),
         h.case(

@@ -527,7 +527,10 @@ impl Core {
             accepted: more.accepted + self.accepted.take_serialized(),
             failed: more.failed,
             requests: more.requests
-                + self.requests.as_ref().map_or(0, DepositCounter::take_serialized),
+                + self
+                    .requests
+                    .as_ref()
+                    .map_or(0, DepositCounter::take_serialized),
         };
         slow.window.add(now, counts);
     }

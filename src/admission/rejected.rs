@@ -168,19 +168,20 @@ impl FromRejected for Rejected {
     }
 }
 
-impl FromRejected for Box<dyn std::error::Error + Send + Sync> {
+// For any lifetime of the boxed error, so that a future holding one stays provably `Send`.
+impl<'a> FromRejected for Box<dyn std::error::Error + Send + Sync + 'a> {
     fn from_rejected(r: Rejected) -> Self {
         Box::new(r)
     }
 }
 
-impl FromRejected for Box<dyn std::error::Error + Send> {
+impl<'a> FromRejected for Box<dyn std::error::Error + Send + 'a> {
     fn from_rejected(r: Rejected) -> Self {
         Box::new(r)
     }
 }
 
-impl FromRejected for Box<dyn std::error::Error> {
+impl<'a> FromRejected for Box<dyn std::error::Error + 'a> {
     fn from_rejected(r: Rejected) -> Self {
         Box::new(r)
     }

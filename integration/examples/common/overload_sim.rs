@@ -341,7 +341,7 @@ impl Setup {
             "tower::retry, 3 attempts, no budget"
         };
         Setup::per_instance(name, move |i, inner| {
-            let policy = TowerPolicy::new(with_budget, (i as u64 + 1) * 0x9E37_79B9);
+            let policy = tower_policy(with_budget, (i as u64 + 1) * 0x9E37_79B9);
             boxed(tower::retry::RetryLayer::new(policy).layer(inner))
         })
     }
@@ -473,12 +473,8 @@ impl Rng for XorShift {
 
 /// `tower::retry`'s policy as users write it (shared with `benches/overhead.rs`), its jitter
 /// seeded for determinism.
-pub struct TowerPolicy;
-
-impl TowerPolicy {
-    pub fn new(with_budget: bool, seed: u64) -> tower_policy::TowerPolicy<XorShift> {
-        tower_policy::TowerPolicy::with_rng(with_budget, XorShift::new(seed))
-    }
+pub fn tower_policy(with_budget: bool, seed: u64) -> tower_policy::TowerPolicy<XorShift> {
+    tower_policy::TowerPolicy::with_rng(with_budget, XorShift::new(seed))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // A known compiler limitation, recorded so that a compiler that lifts it is noticed: a
-// retried call over a closure whose async block names `BoxError` cannot be spawned ("higher-
-// ranked lifetime error"); tower's own `.timeout()` over the same closure cannot either.
+// retried call over a closure whose async block names `BoxError` cannot be spawned (the
+// compiler cannot prove a bound for every lifetime of the boxed error: "higher-ranked lifetime
+// error", or "implementation of .. is not general enough"); tower's own `.timeout()` over the
+// same closure cannot either.
 // Workarounds (README, "Mocks and tokio::spawn"): the closure calls a named `async fn`, or
 // the error type is a concrete one (`std::io::Error`, your own).
 use tower::{BoxError, Layer, service_fn};
