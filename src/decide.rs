@@ -86,10 +86,17 @@ where
     shared
         .telemetry
         .attempt_finished(&mut call.telemetry, &decision, result.is_err());
-    // Admission control learns whether the downstream served this attempt.
+    // Admission control learns whether the downstream served this attempt: a success was
+    // served and a retryable failure was not; a failure not to retry may be either.
+    let served = match (decision, saved) {
+        (Decision::Success, _) => true,
+        (Decision::Retry { .. }, _) => false,
+        (Decision::Fail, Some(saved)) => shared.classifier.is_final_answer(saved, result),
+        (Decision::Fail, None) => false,
+    };
     shared
         .admission
-        .record(call.ticket, !decision.is_retry(), &shared.telemetry);
+        .record(call.ticket, served, &shared.telemetry);
     decision
 }
 

@@ -280,6 +280,15 @@ where
     fn allows_resend(&self, req: &Q) -> bool {
         self.inner.allows_resend(req)
     }
+
+    /// A cut attempt was not served, whatever the request's rules.
+    fn is_final_answer(&self, req: &Q, result: &Result<Result<Res, E>, AttemptError<E>>) -> bool {
+        match result {
+            Ok(inner) => self.inner.is_final_answer(req, inner),
+            Err(AttemptError::TimedOut(_) | AttemptError::Rejected(_)) => false,
+            Err(AttemptError::Service(_)) => true,
+        }
+    }
 }
 
 /// Turns a timed stack's nested result back into `Result<Res, AttemptError<E>>`; see the

@@ -255,3 +255,57 @@ fn refusals_and_the_state_reach_the_metrics_back_end() {
         Some(5.0)
     );
 }
+
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn answers_a_request_may_not_be_retried_after_still_count_as_unserved() {
+    // A POST without Idempotency-Key is never resent, but its 503s are the downstream's
+    // overload all the same.
+    let layer = RetryLayer::new_for_http(RetryConfig::default());
+    let admission = layer.admission().clone();
+    let svc = layer.layer(service_fn(|_req: http::Request<_>| async {
+        let _body: tower_retrier::replay::ReplayBody<String> = _req.into_body();
+        let mut res = http::Response::new(());
+        *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        Ok::<_, std::io::Error>(res)
+    }));
+    for _ in 0..20 {
+        let post = http::Request::post("/orders").body(String::new()).unwrap();
+        assert_eq!(svc.clone().oneshot(post).await.unwrap().status(), 503);
+    }
+    assert_eq!(admission.state(), AdmissionState::Open);
+    // A 404 is a final answer: it never opens it.
+    let layer = RetryLayer::new_for_http(RetryConfig::default());
+    let admission = layer.admission().clone();
+    let svc = layer.layer(service_fn(|_req: http::Request<_>| async {
+        let _body: tower_retrier::replay::ReplayBody<String> = _req.into_body();
+        let mut res = http::Response::new(());
+        *res.status_mut() = http::StatusCode::NOT_FOUND;
+        Ok::<_, std::io::Error>(res)
+    }));
+    for _ in 0..100 {
+        let post = http::Request::post("/orders").body(String::new()).unwrap();
+        assert_eq!(svc.clone().oneshot(post).await.unwrap().status(), 404);
+    }
+    assert_eq!(admission.state(), AdmissionState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_shed_below_counts_as_unserved() {
+    let layer = RetryLayer::new(RetryConfig::default());
+    let admission = layer.admission().clone();
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .load_shed()
+        .service(service_fn(|_: u32| async {
+            std::future::pending::<()>().await;
+            Ok::<u32, std::io::Error>(0)
+        }));
+    // Called without being polled ready, `LoadShed` sheds every call (`Overloaded`): the
+    // default classifier never retries it, and admission control counts it as unserved.
+    for _ in 0..20 {
+        let mut one = svc.clone();
+        let _ = tower::Service::call(&mut one, 1).await;
+    }
+    assert_eq!(admission.state(), AdmissionState::Open);
+}

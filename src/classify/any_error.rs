@@ -56,4 +56,9 @@ impl<Req, Res, E: 'static> Classify<Req, Res, E> for RetryAnyError {
             ErrorClass::Other => Decision::retry(RetryReason::Error),
         }
     }
+
+    /// The only errors it does not retry are sheds and refusals: never a final answer.
+    fn is_final_answer(&self, _req: &Req, result: &Result<Res, E>) -> bool {
+        result.is_ok()
+    }
 }

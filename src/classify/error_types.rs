@@ -212,6 +212,14 @@ impl<Req, Res, E, V: InspectError<E>> Classify<Req, Res, E> for MatchErrors<V> {
             },
         }
     }
+
+    /// A shed or a refusal is not an answer; an error type you chose not to retry is.
+    fn is_final_answer(&self, _req: &Req, result: &Result<Res, E>) -> bool {
+        match result {
+            Ok(_) => true,
+            Err(e) => ErrorClass::of(V::inspect(e)) != ErrorClass::Never,
+        }
+    }
 }
 
 impl<V> Clone for MatchErrors<V> {

@@ -270,6 +270,14 @@ impl<Req, B, E, V: InspectError<E>> Classify<Req, Response<B>, E> for GrpcClassi
         }
     }
 
+    /// A retryable status kept from a retry, or a transport error, was not served.
+    fn is_final_answer(&self, _req: &Req, result: &Result<Response<B>, E>) -> bool {
+        match result {
+            Ok(res) => !self.classify_response(res).is_retry(),
+            Err(_) => false,
+        }
+    }
+
     /// The retryable codes are the gRPC opt-in, so the layer's guard steps aside.
     fn handles_idempotency(&self) -> bool {
         true

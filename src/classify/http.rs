@@ -451,6 +451,15 @@ impl<B, ResB, E, V: InspectError<E>> Classify<Request<B>, Response<ResB>, E> for
     fn allows_resend(&self, req: &Request<B>) -> bool {
         self.is_retryable_request(req)
     }
+
+    /// A retryable status or a transport error the method kept from a retry (a 503 to a
+    /// POST) was still not served.
+    fn is_final_answer(&self, _req: &Request<B>, result: &Result<Response<ResB>, E>) -> bool {
+        match result {
+            Ok(res) => !self.classify_response(res, SystemTime::now()).is_retry(),
+            Err(_) => false,
+        }
+    }
 }
 
 impl<V> Clone for HttpClassifier<V> {

@@ -131,6 +131,23 @@ pub trait Classify<Req, Res, E> {
         let _ = req;
         true
     }
+
+    /// For a result this classifier called [`Decision::Fail`]: whether it is the
+    /// downstream's final answer (a 404, `INVALID_ARGUMENT`, an error type you chose not to
+    /// retry: `true`, the default) or something the downstream could not serve and only the
+    /// request's rules keep from a retry (a 503 to a POST, a load-shed rejection: `false`).
+    /// Admission control counts the latter against the downstream, as it counts retryable
+    /// failures; successes are served and retryable failures are not, without asking.
+    ///
+    /// ```
+    /// use tower_retrier::classify::{Classify, RetryAnyError};
+    /// let shed: Result<(), tower::BoxError> = Err(tower::load_shed::error::Overloaded::new().into());
+    /// assert!(!RetryAnyError::new().is_final_answer(&(), &shed));
+    /// ```
+    fn is_final_answer(&self, req: &Req, result: &Result<Res, E>) -> bool {
+        let _ = (req, result);
+        true
+    }
 }
 
 /// What to do after an attempt.

@@ -48,6 +48,10 @@ where
     fn allows_resend(&self, req: &Req) -> bool {
         self.inner.allows_resend(req)
     }
+
+    fn is_final_answer(&self, req: &Req, result: &Result<Res, E>) -> bool {
+        self.inner.is_final_answer(req, result)
+    }
 }
 
 impl<C: fmt::Debug, F> fmt::Debug for RetryResponseIf<C, F> {
