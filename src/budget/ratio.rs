@@ -18,7 +18,10 @@ const UNIT: u64 = 1_000_000;
 /// A local retry budget with Finagle/Linkerd semantics.
 ///
 /// In any window of `ttl`, at most `min_per_sec × ttl + ratio × requests` retries are granted,
-/// where `requests` counts the original requests deposited in that window. The default
+/// where `requests` counts the original requests deposited in that window. Precisely, as the
+/// window is 10 slots of `ttl / 10`: whenever a retry is granted, the retries granted in the
+/// last `0.9 × ttl` are at most `min_per_sec × ttl + ratio ×` the requests made in the last
+/// `ttl` (checked over random traces by the property tests). The default
 /// (10 s, 10 retries/s, 20 %) is the one Finagle, Linkerd and `tower` use. Fractional ratios
 /// are exact (fixed-point arithmetic), unlike `tower`'s `TpsBudget` (tower#857).
 ///
