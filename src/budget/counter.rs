@@ -91,24 +91,39 @@ impl Shard {
     }
 
     /// One deposit by the owning thread, stamped (see
-    /// [`DepositCounter::add_one_stamped`]).
+    /// [`DepositCounter::add_one_stamped`]). The common case (a batch under way, no clock
+    /// check due) is two loads, a comparison and a store; the rest is out of line.
     #[inline]
     fn add_owned_stamped(&self, slot_now: impl Fn() -> u64) -> Stamped {
         let count = self.count.load(Ordering::Relaxed);
+        let taken = self.taken.load(Ordering::Relaxed);
+        let n = count + 1;
+        if count != taken && !n.is_multiple_of(STAMP_CHECK_EVERY) {
+            // Release: a take that sees this count sees the stamp stored before it.
+            self.count.store(n, Ordering::Release);
+            return Stamped::Counted;
+        }
+        self.add_owned_stamped_slow(count, taken, slot_now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add_owned_stamped_slow(
+        &self,
+        count: u64,
+        taken: u64,
+        slot_now: impl Fn() -> u64,
+    ) -> Stamped {
         // Only a take writes `taken`: equal means everything this thread counted was taken,
         // so this deposit starts a new batch. A stale (smaller) `taken` only keeps the older
         // stamp, which is safe.
-        let first = count == self.taken.load(Ordering::Relaxed);
+        let first = count == taken;
         if first {
             self.stamp.store(slot_now(), Ordering::Relaxed);
         }
         let n = count + 1;
-        // Release: a take that sees this count sees the stamp stored before it.
         self.count.store(n, Ordering::Release);
-        if !first
-            && n.is_multiple_of(STAMP_CHECK_EVERY)
-            && slot_now() > self.stamp.load(Ordering::Relaxed)
-        {
+        if !first && slot_now() > self.stamp.load(Ordering::Relaxed) {
             Stamped::SlotMoved
         } else {
             Stamped::Counted
@@ -222,7 +237,7 @@ impl DepositCounter {
 
 /// How often [`DepositCounter::add_one_stamped`] reads the clock after a batch's first
 /// deposit: once per this many deposits of a thread.
-pub(crate) const STAMP_CHECK_EVERY: u64 = 16;
+pub(crate) const STAMP_CHECK_EVERY: u64 = 32;
 
 /// What [`DepositCounter::add_one_stamped`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

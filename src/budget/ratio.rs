@@ -18,16 +18,19 @@ const UNIT: u64 = 1_000_000;
 /// A local retry budget with Finagle/Linkerd semantics.
 ///
 /// In any window of `ttl`, at most `min_per_sec × ttl + ratio × requests` retries are granted,
-/// where `requests` counts the original requests deposited in that window. The default
+/// where `requests` counts the original requests deposited in that window. Precisely, as the
+/// window is 10 slots of `ttl / 10`: whenever a retry is granted, the retries granted in the
+/// last `0.9 × ttl` are at most `min_per_sec × ttl + ratio ×` the requests made in the last
+/// `ttl` (checked over random traces by the property tests). The default
 /// (10 s, 10 retries/s, 20 %) is the one Finagle, Linkerd and `tower` use. Fractional ratios
 /// are exact (fixed-point arithmetic), unlike `tower`'s `TpsBudget` (tower#857).
 ///
 /// `deposit` is a plain increment of a per-thread counter: no lock, no locked instruction and
 /// no cache line shared with other threads; the clock is read for a thread's first deposit
-/// after the window took its count, and then once per 16 deposits. Each thread's deposits
+/// after the window took its count, and then once per 32 deposits. Each thread's deposits
 /// land in the window's slot of its oldest deposit not yet folded, never a later one, so the
 /// bound holds exactly; when a thread sees the slot move on it folds, so a deposit counts as
-/// older than it is by at most one slot, for at most 15 deposits of a thread (fewer retries,
+/// older than it is by at most one slot, for at most 31 deposits of a thread (fewer retries,
 /// never more). A withdrawal takes a short lock, reads the clock once and compares running
 /// totals in integer arithmetic.
 ///
@@ -469,15 +472,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn steady_traffic_folded_late_counts_in_its_own_slots() {
         // 100 requests a second for 20 s with no retry asking (no fold by withdrawal): only
-        // the last window's requests count, within one slot's worth plus 15 (the clock is
-        // read every 16 deposits), and never more than were made in the last 10 s.
+        // the last window's requests count, within one slot's worth plus 31 (the clock is
+        // read every 32 deposits), and never more than were made in the last 10 s.
         let b = RatioBudget::new(Duration::from_secs(10), 0, 1.0).unwrap();
         for _ in 0..2000 {
             b.deposit();
             tokio::time::advance(Duration::from_millis(10)).await;
         }
         let granted = drain(&b) as u64;
-        assert!((900 - 15..=1000).contains(&granted), "{granted}");
+        assert!((900 - 31..=1000).contains(&granted), "{granted}");
     }
 
     #[test]
