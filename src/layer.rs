@@ -4,7 +4,7 @@ use crate::RetryConfig;
 use crate::admission::{Admission, NoAdmission};
 use crate::backoff::{Exponential, SeedSource};
 use crate::budget::AdaptiveBudget;
-#[cfg(feature = "grpc")]
+#[cfg(feature = "tonic")]
 use crate::classify::GrpcClassifier;
 #[cfg(feature = "http")]
 use crate::classify::HttpClassifier;
