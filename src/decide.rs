@@ -88,16 +88,31 @@ where
         .attempt_finished(&mut call.telemetry, &decision, result.is_err());
     // Admission control learns whether the downstream served this attempt: a success was
     // served and a retryable failure was not; a failure not to retry may be either.
-    let served = match (decision, saved) {
-        (Decision::Success, _) => true,
-        (Decision::Retry { .. }, _) => false,
-        (Decision::Fail, Some(saved)) => shared.classifier.is_final_answer(saved, result),
-        (Decision::Fail, None) => false,
-    };
+    let served = decision == Decision::Success || failure_served(shared, &decision, saved, result);
     shared
         .admission
         .record(call.ticket, served, &shared.telemetry);
     decision
+}
+
+/// Whether a failed attempt was still the downstream's final answer (see
+/// [`Classify::is_final_answer`]).
+#[cold]
+#[inline(never)]
+fn failure_served<Req, Res, E, K, C, B, R, H, A>(
+    shared: &Shared<K, C, B, R, H, A>,
+    decision: &Decision,
+    saved: Option<&R::Saved>,
+    result: &Result<Res, E>,
+) -> bool
+where
+    R: Replay<Req>,
+    C: Classify<R::Saved, Res, E>,
+{
+    match (decision, saved) {
+        (Decision::Fail, Some(saved)) => shared.classifier.is_final_answer(saved, result),
+        _ => false,
+    }
 }
 
 /// The checks a retryable failure must pass before the budget is asked, in order: the

@@ -57,7 +57,15 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if !this.call.finished {
-                let _ = finish(this.shared, this.call, StopReason::Cancelled, ());
+                // A refused call dropped before it was polled was still refused.
+                let stop = match this.state.project() {
+                    StateProj::Refused { .. } => {
+                        this.call.attempt = 0;
+                        StopReason::Overloaded
+                    }
+                    _ => StopReason::Cancelled,
+                };
+                let _ = finish(this.shared, this.call, stop, ());
             }
         }
     }
@@ -212,6 +220,7 @@ where
             StateProj::Refused { error } => {
                 let error = error.take().expect("a refused call fails once");
                 this.state.set(State::Done);
+                this.call.attempt = 0; // nothing was sent
                 return finish(shared, this.call, StopReason::Overloaded, Err(error)).map(Some);
             }
             StateProj::Done => unreachable!("ResponseFuture polled after completion"),

@@ -1,6 +1,6 @@
 //! [`RetryService`]: a thin service that hands each call to a [`ResponseFuture`].
 
-use crate::admission::{Admit, AdmitFor, Ticket};
+use crate::admission::{AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
@@ -9,6 +9,7 @@ use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::state::State;
+use crate::telemetry::CallTelemetry;
 use crate::telemetry::OnRetry;
 use std::fmt;
 use std::marker::PhantomData;
@@ -88,34 +89,6 @@ where
     }
 }
 
-impl<S, K, C, B, R, H, A> RetryService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    /// A call admission control refused: nothing is sent and the budget is not told; the
-    /// future fails at once with `error`.
-    #[cold]
-    #[inline(never)]
-    fn refused<Req>(&mut self, error: S::Error) -> ResponseFuture<Req, S, K, C, B, R, H, A>
-    where
-        R: Replay<Req>,
-        S: Service<R::Request> + Clone,
-        B: Budget,
-        A: Admit,
-    {
-        let mut call = CallState::new(None, self.shared.telemetry.start_call(), Ticket::default());
-        call.attempt = 0;
-        ResponseFuture {
-            shared: self.shared.clone(),
-            service: self.inner.clone(),
-            saved: None,
-            call,
-            state: State::Refused { error: Some(error) },
-            _req: PhantomData,
-        }
-    }
-}
-
 impl<S: Clone, K, C, B, R, H, A> Clone for RetryService<S, K, C, B, R, H, A>
 where
     (K, C, B, R, H, A): 'static,
@@ -167,40 +140,62 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
-        let ticket = match shared.admission.admit(&shared.telemetry) {
-            Ok(ticket) => ticket,
-            Err(refused) => return self.refused(refused),
-        };
-        shared.budget.deposit();
+        let admitted = shared.admission.admit(&shared.telemetry);
+        if admitted.is_ok() {
+            shared.budget.deposit();
+        }
         // The ready service makes this call; the future keeps it for retries (polling it
         // ready again), and `self` continues with a fresh clone (tower's usual idiom, so a
         // `ConcurrencyLimit` permit moves with the call).
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
         let started = CallState::start_time(&shared.config);
-        let telemetry = shared.telemetry.start_first_attempt();
         let (request, saved) = match shared.replay.save(req) {
             Ok((request, saved)) => (request, Some(saved)),
             Err(request) => (request, None),
         };
-        let future = {
-            let _span = telemetry.enter_attempt();
-            service.call(request)
+        // One way to build the future, refused or not: with two, the compiler builds it
+        // aside and copies it out (16 instructions a call, measured).
+        let (state, ticket, telemetry) = match admitted {
+            Ok(ticket) => {
+                let mut telemetry = shared.telemetry.start_first_attempt();
+                let future = {
+                    let _span = telemetry.enter_attempt();
+                    service.call(request)
+                };
+                if saved.is_none() {
+                    shared.telemetry.not_replayable(&mut telemetry);
+                }
+                (State::Calling { future }, ticket, telemetry)
+            }
+            Err(error) => refused(shared, error),
         };
         // The call's state is assembled last, in the future itself, from values never lent
-        // out: assembled earlier and moved, its copy stalled on the stores that had just
-        // written it (a third of the success path, BENCHMARKS.md).
-        let mut future = ResponseFuture {
+        // out, and returned as it is: assembled earlier and moved, or changed after, its copy
+        // stalled on the stores that had just written it (a third of the success path,
+        // BENCHMARKS.md).
+        ResponseFuture {
             shared: shared.clone(),
             service,
             saved,
             call: CallState::new(started, telemetry, ticket),
-            state: State::Calling { future },
+            state,
             _req: PhantomData,
-        };
-        if future.saved.is_none() {
-            shared.telemetry.not_replayable(&mut future.call.telemetry);
         }
-        future
     }
+}
+
+/// A call admission control refused: nothing is sent (the request is dropped unsent) and
+/// the future fails at once with `error`.
+#[cold]
+#[inline(never)]
+fn refused<K, C, B, R, H, A, F, W, Q, T, E>(
+    shared: &Shared<K, C, B, R, H, A>,
+    error: E,
+) -> (State<F, W, Q, T, E>, Ticket, CallTelemetry) {
+    (
+        State::Refused { error: Some(error) },
+        Ticket::default(),
+        shared.telemetry.start_call(),
+    )
 }

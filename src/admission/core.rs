@@ -52,40 +52,44 @@ const P_UNIT: u32 = 1 << 16;
 /// assert!(!t.is_probe());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ticket {
-    flags: u8,
-    /// When the call was admitted (microseconds since the state was made, wrapping), for a
-    /// limit that learns from latency.
-    admitted_us: u32,
-}
+pub struct Ticket(
+    /// Two flags in the top bits; below them, for a limit that learns from latency, when
+    /// the call was admitted (microseconds since the state was made, wrapping every 17
+    /// minutes: only round trips are taken from it). One word, so the response future does
+    /// not grow.
+    u32,
+);
 
 impl Ticket {
-    const TRACKED: u8 = 1;
-    const PROBE: u8 = 2;
+    const TRACKED: u32 = 1 << 31;
+    const PROBE: u32 = 1 << 30;
+    const MICROS: u32 = Self::PROBE - 1;
 
     pub(crate) fn tracked() -> Self {
-        Ticket {
-            flags: Self::TRACKED,
-            admitted_us: 0,
-        }
+        Ticket(Self::TRACKED)
     }
 
     pub(crate) fn probe() -> Self {
-        Ticket {
-            flags: Self::PROBE,
-            admitted_us: 0,
-        }
+        Ticket(Self::PROBE)
     }
 
     fn is_tracked(self) -> bool {
-        self.flags & Self::TRACKED != 0
+        self.0 & Self::TRACKED != 0
     }
 
     /// Whether the call was let through as a probe of a downstream found unable to serve.
     ///
     /// See [`Ticket`] for an example.
     pub fn is_probe(self) -> bool {
-        self.flags & Self::PROBE != 0
+        self.0 & Self::PROBE != 0
+    }
+
+    fn admitted_us(self) -> u32 {
+        self.0 & Self::MICROS
+    }
+
+    fn admitted_at(self, micros: u32) -> Self {
+        Ticket(self.0 & !Self::MICROS | micros & Self::MICROS)
     }
 }
 
@@ -281,9 +285,9 @@ impl Core {
         match state {
             LIMITED => {
                 if self.in_flight.fetch_add(1, Ordering::AcqRel) < self.limit_calls() {
-                    let mut ticket = Ticket::tracked();
+                    let ticket = Ticket::tracked();
                     if self.config.mechanism == Mechanism::LatencyLimit {
-                        ticket.admitted_us = self.micros(Instant::now());
+                        return Ok(ticket.admitted_at(self.micros(Instant::now())));
                     }
                     Ok(ticket)
                 } else {
@@ -361,19 +365,25 @@ impl Core {
         self.state.load(Ordering::Relaxed) != OPEN
     }
 
-    /// The verdict on one attempt: `accepted` when the downstream gave a final answer.
+    /// An attempt the downstream served.
     #[inline]
+    pub(crate) fn record_accepted(&self, ticket: Ticket) -> Option<Transition> {
+        let state = self.state.load(Ordering::Relaxed);
+        if state == CLOSED {
+            return None; // nothing failed lately: nothing to weigh accepts against
+        }
+        let n = self.accepted.add_one();
+        if state == WATCHING && !n.is_multiple_of(HOUSEKEEPING) {
+            return None;
+        }
+        self.accepted_slow(ticket)
+    }
+
+    /// The verdict on one attempt: `accepted` when the downstream gave a final answer.
+    #[cfg(test)]
     pub(crate) fn record(&self, ticket: Ticket, accepted: bool) -> Option<Transition> {
         if accepted {
-            let state = self.state.load(Ordering::Relaxed);
-            if state == CLOSED {
-                return None; // nothing failed lately: nothing to weigh accepts against
-            }
-            let n = self.accepted.add_one();
-            if state == WATCHING && !n.is_multiple_of(HOUSEKEEPING) {
-                return None;
-            }
-            self.accepted_slow(ticket)
+            self.record_accepted(ticket)
         } else {
             self.failed()
         }
@@ -402,7 +412,8 @@ impl Core {
             LIMITED if self.config.mechanism == Mechanism::LatencyLimit => {
                 slow.since_cut += 1;
                 if ticket.is_tracked() {
-                    let rtt = self.micros(now).wrapping_sub(ticket.admitted_us).max(1);
+                    let rtt = self.micros(now).wrapping_sub(ticket.admitted_us()) & Ticket::MICROS;
+                    let rtt = rtt.max(1);
                     self.follow_latency(&mut slow, f64::from(rtt));
                 }
                 None
@@ -446,9 +457,10 @@ impl Core {
         }
     }
 
+    /// An attempt the downstream could not serve.
     #[cold]
     #[inline(never)]
-    fn failed(&self) -> Option<Transition> {
+    pub(crate) fn failed(&self) -> Option<Transition> {
         let now = Instant::now();
         let mut slow = self.lock();
         let one = Counts {

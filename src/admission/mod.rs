@@ -203,9 +203,13 @@ impl Admission {
     }
 
     #[cold]
-    fn observe(&self, telemetry: &Telemetry) {
+    #[inline(never)]
+    fn record_failure(&self, telemetry: &Telemetry) {
         if self.observer.get().is_none() {
             let _ = self.observer.set(telemetry.clone());
+        }
+        if let Some(t) = self.core.failed() {
+            report(telemetry, t);
         }
     }
 
@@ -222,9 +226,9 @@ impl Admit for Admission {
     #[inline]
     fn record(&self, ticket: Ticket, accepted: bool, telemetry: &Telemetry) {
         if !accepted {
-            self.observe(telemetry);
+            return self.record_failure(telemetry);
         }
-        if let Some(t) = self.core.record(ticket, accepted) {
+        if let Some(t) = self.core.record_accepted(ticket) {
             report(telemetry, t);
         }
     }
