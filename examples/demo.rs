@@ -1,5 +1,6 @@
 //! The tower-retrier demo: an in-process service that fails a share of its calls, called by a
-//! burst of requests with and without the retry layer.
+//! burst of requests with and without the retry layer; then a full outage, with requests
+//! spread over two seconds, which admission control stops sending after the first second.
 //!
 //! ```text
 //! cargo run --example demo                      # 30% failures, then a full outage
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service, ServiceExt};
+use tower_retrier::admission::Rejected;
 use tower_retrier::budget::{Budget, RatioBudget};
 use tower_retrier::telemetry::RetryEvent;
 use tower_retrier::{RetryConfig, RetryLayer};
@@ -131,6 +133,8 @@ fn parse_args() -> Result<Args, String> {
 #[derive(Default)]
 struct Report {
     ok: u64,
+    /// Requests refused at once by admission control (nothing sent).
+    refused: u64,
     /// Requests that took 1, 2, 3, ... attempts.
     attempts_hist: Vec<u64>,
     delays_ms: Vec<f64>,
@@ -192,6 +196,12 @@ async fn main() {
     );
 
     for (phase, rate) in [("flaky upstream", args.failure_rate), ("full outage", 1.0)] {
+        // The outage lasts two seconds: long enough for admission control to see it.
+        let spacing = if rate >= 1.0 {
+            Duration::from_secs(2) / args.requests.max(1) as u32
+        } else {
+            Duration::ZERO
+        };
         *inner.failure_rate.lock().unwrap() = rate;
 
         // Without the layer: one call each.
@@ -211,13 +221,19 @@ async fn main() {
         );
         delays.lock().unwrap().clear();
         let svc = layer.layer(inner.clone());
-        let tasks: Vec<_> = (0..args.requests)
-            .map(|i| tokio::spawn(svc.clone().oneshot(i)))
-            .collect();
+        let mut tasks = Vec::new();
+        for i in 0..args.requests {
+            tasks.push(tokio::spawn(svc.clone().oneshot(i)));
+            if !spacing.is_zero() {
+                tokio::time::sleep(spacing).await;
+            }
+        }
         let mut report = Report::default();
         for t in tasks {
-            if matches!(t.await, Ok(Ok(_))) {
-                report.ok += 1;
+            match t.await {
+                Ok(Ok(_)) => report.ok += 1,
+                Ok(Err(e)) if Rejected::find(&e).is_some() => report.refused += 1,
+                _ => {}
             }
         }
         let calls = inner.calls.load(Ordering::Relaxed) - calls_before;
@@ -270,6 +286,10 @@ fn print_phase(
     );
     println!("  success without retries : {:>6.1}%", pct(bare_ok));
     println!("  success with the layer  : {:>6.1}%", pct(report.ok));
+    println!(
+        "  refused, nothing sent   : {:>6.1}% (admission control: the upstream is not serving)",
+        pct(report.refused)
+    );
     println!(
         "  attempts per request    : {:>6.2} ({calls} calls for {requests} requests)",
         calls as f64 / requests as f64
