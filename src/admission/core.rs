@@ -476,11 +476,7 @@ impl Core {
             self.state.store(WATCHING, Ordering::Relaxed);
         }
         if self.config.mechanism.has_breaker() && (state == WATCHING || state == LIMITED) {
-            let sums = slow.window.sums(now);
-            let attempts = sums.attempts();
-            if attempts >= u64::from(self.config.min_calls)
-                && sums.failed as f64 >= self.config.failure_ratio * attempts as f64
-            {
+            if self.trips(slow.window.sums(now)) {
                 return Some(self.open(now));
             }
         }
@@ -531,6 +527,14 @@ impl Core {
     fn micros(&self, t: Instant) -> u32 {
         // Wrapping: only differences under 71 minutes are ever taken.
         t.saturating_duration_since(self.epoch).as_micros() as u32
+    }
+
+    /// Whether attempts counted over a window open the breaker: enough of them, and enough of
+    /// those not accepted (the same rule for this instance's counts and the fleet's).
+    fn trips(&self, sums: Counts) -> bool {
+        let attempts = sums.attempts();
+        attempts >= u64::from(self.config.min_calls)
+            && sums.failed as f64 >= self.config.failure_ratio * attempts as f64
     }
 
     /// Moves what the success path counted into the window, with `more`.
@@ -654,11 +658,9 @@ impl Core {
             fleet.probes.store(probes, Ordering::Release);
             return None;
         }
-        let attempts = totals.attempts();
         if self.config.mechanism.has_breaker()
             && (state == CLOSED || state == WATCHING || state == LIMITED)
-            && attempts >= u64::from(self.config.min_calls)
-            && totals.failed as f64 >= self.config.failure_ratio * attempts as f64
+            && self.trips(totals)
         {
             fleet.probes.store(0, Ordering::Release);
             return Some(self.open(now));

@@ -60,8 +60,8 @@ use super::{Admission, AdmissionConfig};
 use crate::ConfigError;
 use crate::budget::redis::backend::Backend;
 use crate::budget::redis::connect::{
-    ClientSettings, ConnectError, Subject, check_range, check_reconnect_policies, client_from_url,
-    command_options, connect_cause,
+    ClientSettings, ConnectError, Subject, check_reconnect_policies, check_timings,
+    client_from_url, command_options, connect_cause,
 };
 use crate::budget::redis::name;
 use fred::prelude::{Client, Error, ErrorKind, Pool};
@@ -339,20 +339,10 @@ impl RedisAdmissionBuilder {
             )
             .into());
         }
-        check_range(
-            "flush_interval",
+        check_timings(
             self.flush_interval,
-            Duration::from_millis(1)..=Duration::from_secs(1),
-        )?;
-        check_range(
-            "command_timeout",
             self.command_timeout,
-            Duration::from_millis(1)..=Duration::from_secs(10),
-        )?;
-        check_range(
-            "connect_timeout",
             self.connect_timeout,
-            Duration::from_millis(1)..=Duration::from_secs(60),
         )?;
         Ok(())
     }

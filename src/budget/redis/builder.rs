@@ -2,8 +2,8 @@
 
 use super::backend::Backend;
 use super::connect::{
-    ClientSettings, ConnectError, Subject, check_range, check_reconnect_policies, client_from_url,
-    command_options, connect_cause,
+    ClientSettings, ConnectError, Subject, check_reconnect_policies, check_timings,
+    client_from_url, command_options, connect_cause,
 };
 use super::health::{Health, Unavailable};
 use super::lease::Lease;
@@ -270,20 +270,10 @@ impl RedisBudgetBuilder {
                 self.min_per_sec_or_default(),
             )?),
         };
-        check_range(
-            "flush_interval",
+        check_timings(
             self.flush_interval,
-            Duration::from_millis(1)..=Duration::from_secs(1),
-        )?;
-        check_range(
-            "command_timeout",
             self.command_timeout,
-            Duration::from_millis(1)..=Duration::from_secs(10),
-        )?;
-        check_range(
-            "connect_timeout",
             self.connect_timeout,
-            Duration::from_millis(1)..=Duration::from_secs(60),
         )?;
         if !(1..=1000).contains(&self.lease_size) {
             return Err(ConfigError::new(

@@ -148,7 +148,31 @@ pub(crate) fn command_options(command_timeout: Duration) -> Options {
     }
 }
 
-pub(crate) fn check_range(
+/// The timings every fleet-wide component takes (the Redis budget, admission control), each
+/// within its range; the error names the field.
+pub(crate) fn check_timings(
+    flush_interval: Duration,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<(), ConfigError> {
+    check_range(
+        "flush_interval",
+        flush_interval,
+        Duration::from_millis(1)..=Duration::from_secs(1),
+    )?;
+    check_range(
+        "command_timeout",
+        command_timeout,
+        Duration::from_millis(1)..=Duration::from_secs(10),
+    )?;
+    check_range(
+        "connect_timeout",
+        connect_timeout,
+        Duration::from_millis(1)..=Duration::from_secs(60),
+    )
+}
+
+fn check_range(
     field: &'static str,
     value: Duration,
     range: RangeInclusive<Duration>,
