@@ -256,6 +256,23 @@ fn refusals_and_the_state_reach_the_metrics_back_end() {
     );
 }
 
+/// An HTTP downstream answering every request with `status`.
+#[cfg(feature = "http")]
+fn answering(
+    status: u16,
+) -> impl Service<
+    http::Request<tower_retrier::replay::ReplayBody<String>>,
+    Response = http::Response<()>,
+    Error = std::io::Error,
+    Future: Send,
+> + Clone {
+    service_fn(move |_req: http::Request<_>| async move {
+        let mut res = http::Response::new(());
+        *res.status_mut() = http::StatusCode::from_u16(status).expect("a valid status");
+        Ok::<_, std::io::Error>(res)
+    })
+}
+
 #[cfg(feature = "http")]
 #[tokio::test(start_paused = true)]
 async fn answers_a_request_may_not_be_retried_after_still_count_as_unserved() {
@@ -263,12 +280,7 @@ async fn answers_a_request_may_not_be_retried_after_still_count_as_unserved() {
     // overload all the same.
     let layer = RetryLayer::new_for_http(RetryConfig::default());
     let admission = layer.admission().clone();
-    let svc = layer.layer(service_fn(|_req: http::Request<_>| async {
-        let _body: tower_retrier::replay::ReplayBody<String> = _req.into_body();
-        let mut res = http::Response::new(());
-        *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-        Ok::<_, std::io::Error>(res)
-    }));
+    let svc = layer.layer(answering(503));
     for _ in 0..20 {
         let post = http::Request::post("/orders").body(String::new()).unwrap();
         assert_eq!(svc.clone().oneshot(post).await.unwrap().status(), 503);
@@ -277,12 +289,7 @@ async fn answers_a_request_may_not_be_retried_after_still_count_as_unserved() {
     // A 404 is a final answer: it never opens it.
     let layer = RetryLayer::new_for_http(RetryConfig::default());
     let admission = layer.admission().clone();
-    let svc = layer.layer(service_fn(|_req: http::Request<_>| async {
-        let _body: tower_retrier::replay::ReplayBody<String> = _req.into_body();
-        let mut res = http::Response::new(());
-        *res.status_mut() = http::StatusCode::NOT_FOUND;
-        Ok::<_, std::io::Error>(res)
-    }));
+    let svc = layer.layer(answering(404));
     for _ in 0..100 {
         let post = http::Request::post("/orders").body(String::new()).unwrap();
         assert_eq!(svc.clone().oneshot(post).await.unwrap().status(), 404);

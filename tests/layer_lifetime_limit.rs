@@ -5,36 +5,14 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use support::flaky::Flaky;
 use support::tracked_budget::TrackedBudget;
+use support::warnings::Warnings;
 use tower::Layer;
 use tower_retrier::{PROCESS_LIFETIME_LAYERS, RetryConfig, RetryLayer};
 use tracing_subscriber::layer::SubscriberExt;
-
-/// Collects the messages of `warn` events.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if *event.metadata().level() != tracing::Level::WARN {
-            return;
-        }
-        struct Message<'a>(&'a mut String);
-        impl tracing::field::Visit for Message<'_> {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    *self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut message = String::new();
-        event.record(&mut Message(&mut message));
-        self.0.lock().unwrap().push(message);
-    }
-}
 
 #[test]
 fn past_the_limit_layers_are_reference_counted_and_a_warning_says_so_once() {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tower::{BoxError, Layer, service_fn};
-use tower_retrier::budget::Unlimited;
+use tower_retrier::budget::{AdaptiveBudget, Budget, Unlimited};
 use tower_retrier::classify::HttpClassifier;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
 use tower_retrier::telemetry::names;
@@ -31,6 +31,22 @@ impl Gauges {
         }
         &self.0
     }
+}
+
+/// Runs `test` on a paused runtime with a recorder of its own; `test` reads the budget level
+/// gauge (`retrier_budget_remaining`) through the function it is given.
+fn with_budget_level(test: impl FnOnce(&dyn Fn() -> f64)) {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let level = || Gauges::default().read(&snapshotter)[names::BUDGET_REMAINING];
+    metrics::with_local_recorder(&recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async { test(&level) })
+    });
 }
 
 #[test]
@@ -97,32 +113,18 @@ fn gauges_follow_calls_backing_off_and_return_to_zero() {
 
 #[test]
 fn a_named_adaptive_budget_exports_its_level() {
-    use tower_retrier::budget::{AdaptiveBudget, Budget};
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
     // The level is set (not added to): each snapshot shows the last value set.
-    let level = || {
-        let mut g = Gauges::default();
-        g.read(&snapshotter)[names::BUDGET_REMAINING]
-    };
-    metrics::with_local_recorder(&recorder, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let budget = AdaptiveBudget::new(10, 0.5, 0).unwrap().named("inventory");
-            for _ in 0..4 {
-                assert!(budget.withdraw().into_inner());
-            }
-            assert_eq!(level(), 6.0);
-            for _ in 0..3 {
-                budget.record_success();
-            }
+    with_budget_level(|level| {
+        let budget = AdaptiveBudget::new(10, 0.5, 0).unwrap().named("inventory");
+        for _ in 0..4 {
             assert!(budget.withdraw().into_inner());
-            assert_eq!(level(), 6.5);
-        });
+        }
+        assert_eq!(level(), 6.0);
+        for _ in 0..3 {
+            budget.record_success();
+        }
+        assert!(budget.withdraw().into_inner());
+        assert_eq!(level(), 6.5);
     });
 }
 
@@ -130,37 +132,23 @@ fn a_named_adaptive_budget_exports_its_level() {
 fn a_named_adaptive_budget_level_follows_the_recovery_without_withdrawals() {
     // After an outage the stock is empty; successes refill it. The gauge used to keep the
     // value of the last withdrawal (0 here) however many successes followed.
-    use tower_retrier::budget::{AdaptiveBudget, Budget};
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let level = || {
-        let mut g = Gauges::default();
-        g.read(&snapshotter)[names::BUDGET_REMAINING]
-    };
-    metrics::with_local_recorder(&recorder, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let budget = AdaptiveBudget::new(100, 0.2, 0)
-                .unwrap()
-                .named("recovering");
-            while budget.withdraw().into_inner() {}
-            assert_eq!(level(), 0.0);
-            for _ in 0..256 {
-                budget.record_success();
-            }
-            let partway = level();
-            assert!(
-                (25.0..=51.2).contains(&partway),
-                "the gauge follows the refill: {partway}"
-            );
-            for _ in 0..4000 {
-                budget.record_success();
-            }
-            assert_eq!(level(), 100.0, "full again, and the gauge says so");
-        });
+    with_budget_level(|level| {
+        let budget = AdaptiveBudget::new(100, 0.2, 0)
+            .unwrap()
+            .named("recovering");
+        while budget.withdraw().into_inner() {}
+        assert_eq!(level(), 0.0);
+        for _ in 0..256 {
+            budget.record_success();
+        }
+        let partway = level();
+        assert!(
+            (25.0..=51.2).contains(&partway),
+            "the gauge follows the refill: {partway}"
+        );
+        for _ in 0..4000 {
+            budget.record_success();
+        }
+        assert_eq!(level(), 100.0, "full again, and the gauge says so");
     });
 }

@@ -475,10 +475,11 @@ impl Core {
             state = WATCHING;
             self.state.store(WATCHING, Ordering::Relaxed);
         }
-        if self.config.mechanism.has_breaker() && (state == WATCHING || state == LIMITED) {
-            if self.trips(slow.window.sums(now)) {
-                return Some(self.open(now));
-            }
+        if self.config.mechanism.has_breaker()
+            && (state == WATCHING || state == LIMITED)
+            && self.trips(slow.window.sums(now))
+        {
+            return Some(self.open(now));
         }
         match state {
             LIMITED => {

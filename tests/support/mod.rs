@@ -8,3 +8,4 @@ pub mod redis;
 #[cfg(feature = "redis")]
 pub mod redis_faults;
 pub mod tracked_budget;
+pub mod warnings;
