@@ -323,13 +323,7 @@ impl Core {
         if let Some(fleet) = self.fleet.get()
             && fleet.fresh.load(Ordering::Acquire)
         {
-            return match fleet
-                .probes
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            {
-                Ok(_) => Ok(Ticket::probe()),
-                Err(_) => Err(RejectReason::Open),
-            };
+            return take_probe(&fleet.probes);
         }
         let now = self.nanos(Instant::now());
         let next = self.next_probe.load(Ordering::Acquire);
@@ -350,13 +344,7 @@ impl Core {
                 return Ok(Ticket::probe());
             }
         }
-        match self
-            .probes_left
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-        {
-            Ok(_) => Ok(Ticket::probe()),
-            Err(_) => Err(RejectReason::Open),
-        }
+        take_probe(&self.probes_left)
     }
 
     /// Whether a retry may go out: not while the breaker is open.
@@ -675,6 +663,14 @@ impl Core {
         if let Some(fleet) = self.fleet.get() {
             fleet.fresh.store(false, Ordering::Release);
         }
+    }
+}
+
+/// One probe from a quota (this instance's, or what the fleet granted it), if any is left.
+fn take_probe(quota: &AtomicU32) -> Result<Ticket, RejectReason> {
+    match quota.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
+        Ok(_) => Ok(Ticket::probe()),
+        Err(_) => Err(RejectReason::Open),
     }
 }
 
