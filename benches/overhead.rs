@@ -41,10 +41,10 @@ use tower_retrier::{RetryConfig, RetryLayer};
 
 #[cfg(feature = "redis")]
 #[allow(dead_code)]
-#[path = "../../tests/support/redis.rs"]
+#[path = "../tests/support/redis.rs"]
 mod redis_server;
 
-#[path = "../../tests/support/hand_driven.rs"]
+#[path = "../tests/support/hand_driven.rs"]
 mod hand_driven;
 use hand_driven::{
     Echo, allocations as allocated_so_far, drive as call_once, drive_result as call_once_result,

@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 use tower_retrier::telemetry::Telemetry;
 use tower_retrier::{RetryConfig, RetryLayer};
 
-#[path = "../../tests/support/hand_driven.rs"]
+#[path = "../tests/support/hand_driven.rs"]
 mod hand_driven;
 use hand_driven::{Echo, drive};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tower_retrier::budget::{Budget, RatioBudget, RedisBudget};
 
 #[allow(dead_code)]
-#[path = "../../tests/support/redis.rs"]
+#[path = "../tests/support/redis.rs"]
 mod redis_server;
 
 /// Full measurements under `cargo bench`; a quick pass under `cargo test --all-targets`.
