@@ -10,6 +10,9 @@ pub mod budget;
 mod call_ext;
 pub mod classify;
 mod config;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod deadline;
 mod decide;
 mod execute;
 mod future;
