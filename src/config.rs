@@ -37,8 +37,13 @@ pub struct RetryConfig {
     jitter_factor: f64,
     deadline: Option<Duration>,
     attempt_timeout: Option<Duration>,
+    min_attempt_time: Duration,
     pushback: Pushback,
 }
+
+/// The default [`RetryConfig::min_attempt_time`]: an attempt with less than this left of
+/// the deadline could not get an answer back in time on most networks.
+pub const DEFAULT_MIN_ATTEMPT_TIME: Duration = Duration::from_millis(5);
 
 /// What to do when a server asks for a delay (`Retry-After`, `grpc-retry-pushback-ms`) that
 /// the configuration cannot honour: longer than `max_delay`, or ending after the deadline.
@@ -91,6 +96,7 @@ impl Default for RetryConfig {
             jitter_factor: 0.1,
             deadline: None,
             attempt_timeout: None,
+            min_attempt_time: DEFAULT_MIN_ATTEMPT_TIME,
             pushback: Pushback::Honor,
         }
     }
@@ -195,6 +201,19 @@ impl RetryConfig {
         self.attempt_timeout
     }
 
+    /// The least time left of the deadline a retry (or hedge) needs to be started: with less,
+    /// it could not finish, and the server would work for a caller that has given up, so the
+    /// call ends with stop reason `deadline_exceeded` instead. Only applies with a
+    /// [`deadline`](Self::deadline). Defaults to [`DEFAULT_MIN_ATTEMPT_TIME`] (5 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(tower_retrier::RetryConfig::default().min_attempt_time(), Duration::from_millis(5));
+    /// ```
+    pub fn min_attempt_time(&self) -> Duration {
+        self.min_attempt_time
+    }
+
     /// What happens when a server asks for a delay longer than `max_delay` or past the
     /// deadline (see [`Pushback`]).
     ///
@@ -251,6 +270,15 @@ impl RetryConfig {
                 "deadline",
                 "0s",
                 "must be positive (leave it unset for no deadline)",
+            ));
+        }
+        if let Some(deadline) = self.deadline
+            && self.min_attempt_time >= deadline
+        {
+            return Err(ConfigError::new(
+                "min_attempt_time",
+                format!("{:?}", self.min_attempt_time),
+                format!("must be less than the deadline ({deadline:?})"),
             ));
         }
         if let Some(t) = self.attempt_timeout {
@@ -391,6 +419,23 @@ impl RetryConfigBuilder {
         self
     }
 
+    /// No retry starts with less than `d` left of the deadline (less than the deadline; zero
+    /// turns the floor off); see [`RetryConfig::min_attempt_time`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = tower_retrier::RetryConfig::builder()
+    ///     .deadline(Duration::from_secs(2))
+    ///     .min_attempt_time(Duration::from_millis(50))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(cfg.min_attempt_time(), Duration::from_millis(50));
+    /// ```
+    pub fn min_attempt_time(mut self, d: Duration) -> Self {
+        self.config.min_attempt_time = d;
+        self
+    }
+
     /// Removes the overall deadline.
     ///
     /// ```
@@ -525,6 +570,8 @@ mod serde_impl {
         deadline: Option<Duration>,
         #[serde(default, with = "humantime_serde")]
         attempt_timeout: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        min_attempt_time: Option<Duration>,
         pushback: Option<PushbackRaw>,
     }
 
@@ -559,6 +606,9 @@ mod serde_impl {
             }
             cfg.deadline = raw.deadline;
             cfg.attempt_timeout = raw.attempt_timeout;
+            if let Some(v) = raw.min_attempt_time {
+                cfg.min_attempt_time = v;
+            }
             if let Some(p) = raw.pushback {
                 cfg.pushback = match p {
                     PushbackRaw::Honor => Pushback::Honor,

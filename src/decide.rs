@@ -3,6 +3,7 @@
 //! retry to ask the budget for. The response future only drives these decisions; a hedging
 //! driver can reuse them as they are.
 
+use crate::MAX_TRANSPARENT_RETRIES;
 use crate::admission::Admit;
 use crate::backoff::{Backoff, BackoffContext};
 use crate::budget::Budget;
@@ -56,6 +57,10 @@ where
             Step::Stop(StopReason::Success)
         }
         Decision::Fail => Step::Stop(StopReason::NotRetryable),
+        Decision::Retry {
+            reason: RetryReason::Transparent,
+            ..
+        } => plan_transparent::<Req, Res, E, K, C, B, R, H, A>(shared, call, saved),
         Decision::Retry { after, reason } => {
             plan_retry::<Req, Res, E, K, C, B, R, H, A>(shared, call, saved, after, reason)
         }
@@ -184,6 +189,59 @@ where
     )
 }
 
+/// A resend of an attempt the server did not process ([`RetryReason::Transparent`]): at
+/// once, not counted as an attempt and not charged to the budget (gRFC A6), while the call's
+/// [`MAX_TRANSPARENT_RETRIES`] last and the deadline leaves room. After that the failure is an
+/// ordinary retry of a request that was not processed: safe whatever the method, but
+/// counted, charged and backed off, so a server that refuses everything ends the call.
+#[cold]
+#[inline(never)]
+fn plan_transparent<Req, Res, E, K, C, B, R, H, A>(
+    shared: &Shared<K, C, B, R, H, A>,
+    call: &mut CallState,
+    saved: Option<&mut R::Saved>,
+) -> Step<R::Request>
+where
+    R: Replay<Req>,
+    K: Backoff,
+    C: Classify<R::Saved, Res, E>,
+    A: Admit,
+{
+    if u32::from(call.transparent) >= MAX_TRANSPARENT_RETRIES {
+        return plan_retry::<Req, Res, E, K, C, B, R, H, A>(
+            shared,
+            call,
+            saved,
+            None,
+            RetryReason::NotSent,
+        );
+    }
+    let Some(saved) = saved else {
+        return Step::Stop(StopReason::NotReplayable);
+    };
+    if let Err(stop) = check_delay(
+        &shared.config,
+        call.started,
+        Duration::ZERO,
+        DelaySource::Backoff,
+    ) {
+        return Step::Stop(stop);
+    }
+    let Some(next) = shared.replay.replay(saved) else {
+        shared.telemetry.not_replayable(&mut call.telemetry);
+        return Step::Stop(StopReason::NotReplayable);
+    };
+    call.transparent += 1;
+    Step::Retry(
+        next,
+        Plan {
+            delay: Duration::ZERO,
+            reason: RetryReason::Transparent,
+            source: DelaySource::Backoff,
+        },
+    )
+}
+
 /// The delay before the next attempt, or why there is none: a server pushback the config
 /// cannot honour ends the retries (never sooner than the server asked) unless
 /// [`Pushback::Cap`] was chosen; no retry is started if its delay crosses the deadline.
@@ -202,8 +260,13 @@ pub(crate) fn check_delay(
     } else {
         delay
     };
+    // An attempt needs time to be of use: none starts with less than the floor left.
     if let (Some(deadline), Some(started)) = (config.deadline(), started)
-        && started.elapsed().saturating_add(delay) >= deadline
+        && started
+            .elapsed()
+            .saturating_add(delay)
+            .saturating_add(config.min_attempt_time())
+            >= deadline
     {
         return Err(if honor {
             StopReason::PushbackTooLong
@@ -233,6 +296,20 @@ where
             .budget_denied(&mut call.telemetry, call.attempt);
         return Some(StopReason::BudgetDenied);
     }
+    announce_retry(shared, call, plan, last);
+    None
+}
+
+/// The hook and telemetry hear of a retry about to go out (before the failed result is
+/// released and the backoff starts).
+pub(crate) fn announce_retry<K, C, B, R, H, A, Res, E>(
+    shared: &Shared<K, C, B, R, H, A>,
+    call: &mut CallState,
+    plan: &Plan,
+    last: &Result<Res, E>,
+) where
+    H: OnRetry<Res, E>,
+{
     shared.on_retry.on_retry(&RetryEvent {
         attempt: call.attempt,
         delay: plan.delay,
@@ -247,7 +324,26 @@ where
         plan.reason,
         plan.source,
     );
-    None
+}
+
+/// What the attempt about to be sent has left to live: the smaller of the per-attempt
+/// timeout and what is left of the deadline (`None` when neither is configured). The first
+/// attempt starts with the whole deadline, without reading the clock.
+#[inline]
+pub(crate) fn time_left(
+    config: &RetryConfig,
+    started: Option<Instant>,
+    first: bool,
+) -> Option<Duration> {
+    let deadline = match (config.deadline(), started) {
+        (Some(d), _) if first => Some(d),
+        (Some(d), Some(started)) => Some(d.saturating_sub(started.elapsed())),
+        _ => None,
+    };
+    match (deadline, config.attempt_timeout()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Reports the end of the call and hands back its result.

@@ -5,9 +5,10 @@ use crate::admission::Admit;
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
-use crate::decide::{Plan, Step, budget_answered, decide, finish};
+use crate::classify::RetryReason;
+use crate::decide::{Plan, Step, announce_retry, budget_answered, decide, finish, time_left};
 use crate::lifetime::SharedRef;
-use crate::replay::Replay;
+use crate::replay::{AttemptInfo, Replay};
 use crate::shared::{CallState, Shared};
 use crate::state::{PauseProj, State, StateProj, WithdrawalProj};
 use crate::telemetry::{OnRetry, StopReason};
@@ -147,6 +148,16 @@ where
     A: Admit,
 {
     let shared = &**this.shared;
+    if plan.reason == RetryReason::Transparent {
+        // Not processed by the server: resent at once, free of the budget.
+        announce_retry(shared, this.call, &plan, &last);
+        drop(last);
+        this.state.set(State::Readying {
+            next: Some(next),
+            transparent: true,
+        });
+        return None;
+    }
     let Some(granted) = shared.budget.withdraw_now() else {
         let withdraw = shared.budget.withdraw();
         let retry = Some((next, last, plan));
@@ -198,16 +209,24 @@ where
                 let PauseProj { sleep, next, .. } = waiting.as_mut().project();
                 ready!(sleep.poll(cx));
                 let next = next.take();
-                this.state.set(State::Readying { next });
+                this.state.set(State::Readying {
+                    next,
+                    transparent: false,
+                });
             }
-            StateProj::Readying { next } => {
+            StateProj::Readying { next, transparent } => {
                 if let Err(e) = ready!(this.service.poll_ready(cx)) {
                     this.state.set(State::Done);
                     return finish(shared, this.call, StopReason::NotReady, Err(e)).map(Some);
                 }
-                let next = next.take().expect("a request waits for the service");
+                let mut next = next.take().expect("a request waits for the service");
                 let call = &mut *this.call;
-                call.attempt += 1;
+                if !*transparent {
+                    call.attempt += 1;
+                }
+                let left = time_left(&shared.config, call.started, false);
+                let info = AttemptInfo::of(call.attempt, call.transparent, left);
+                shared.replay.before_send(&mut next, &info);
                 shared
                     .telemetry
                     .attempt_started(&mut call.telemetry, call.attempt);

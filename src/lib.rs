@@ -26,7 +26,19 @@ mod state;
 pub mod telemetry;
 pub mod timeout;
 
-pub use config::{ConfigError, MAX_ATTEMPTS_LIMIT, Pushback, RetryConfig, RetryConfigBuilder};
+pub use config::{
+    ConfigError, DEFAULT_MIN_ATTEMPT_TIME, MAX_ATTEMPTS_LIMIT, Pushback, RetryConfig,
+    RetryConfigBuilder,
+};
+
+/// At most this many transparent resends per call: attempts the server said it did not
+/// process (see [`RetryReason::Transparent`](classify::RetryReason::Transparent)), as undici
+/// bounds them. They are not counted toward `max_attempts`.
+///
+/// ```
+/// assert_eq!(tower_retrier::MAX_TRANSPARENT_RETRIES, 3);
+/// ```
+pub const MAX_TRANSPARENT_RETRIES: u32 = 3;
 pub use execute::execute_with_retry;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;

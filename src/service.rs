@@ -4,9 +4,10 @@ use crate::admission::{AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
+use crate::decide::time_left;
 use crate::future::ResponseFuture;
 use crate::lifetime::SharedRef;
-use crate::replay::Replay;
+use crate::replay::{AttemptInfo, Replay};
 use crate::shared::{CallState, Shared};
 use crate::state::State;
 use crate::telemetry::CallTelemetry;
@@ -150,10 +151,14 @@ where
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
         let started = CallState::start_time(&shared.config);
-        let (request, saved) = match shared.replay.save(req) {
+        let (mut request, saved) = match shared.replay.save(req) {
             Ok((request, saved)) => (request, Some(saved)),
             Err(request) => (request, None),
         };
+        let left = time_left(&shared.config, started, true);
+        shared
+            .replay
+            .before_send(&mut request, &AttemptInfo::of(1, 0, left));
         // One way to build the future, refused or not: with two, the compiler builds it
         // aside and copies it out (16 instructions a call, measured).
         let (state, ticket, telemetry) = match admitted {

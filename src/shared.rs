@@ -28,8 +28,11 @@ pub(crate) struct Shared<K, C, B, R, H, A> {
 /// The bookkeeping of one call, across its attempts.
 #[derive(Debug)]
 pub(crate) struct CallState {
-    /// The attempt in flight or last made (1 for the first).
+    /// The attempt in flight or last made (1 for the first); transparent resends are not
+    /// attempts.
     pub(crate) attempt: u32,
+    /// Transparent resends so far (see [`RetryReason::Transparent`](crate::classify::RetryReason::Transparent)).
+    pub(crate) transparent: u8,
     /// The end of the call was reported (a call dropped before is reported as cancelled).
     pub(crate) finished: bool,
     /// What admission control handed this call (a concurrency slot, a probe).
@@ -52,6 +55,7 @@ impl CallState {
     pub(crate) fn new(started: Option<Instant>, telemetry: CallTelemetry, ticket: Ticket) -> Self {
         CallState {
             attempt: 1,
+            transparent: 0,
             finished: false,
             ticket,
             started,

@@ -21,8 +21,9 @@ pin_project! {
         Withdrawing { waiting: Pin<Box<Withdrawal<W, Q, T>>> },
         // Backing off before the next attempt: one allocation per sleep.
         Sleeping { waiting: Pin<Box<Pause<Q>>> },
-        // Polling the inner service ready to send `next`.
-        Readying { next: Option<Q> },
+        // Polling the inner service ready to send `next`; `transparent` for a resend of an
+        // attempt the server did not process (not counted as an attempt).
+        Readying { next: Option<Q>, transparent: bool },
         // Refused by admission control: fails with `error` when first polled.
         Refused { error: Option<E> },
         // Finished, or between two states while their data moves across.
@@ -65,7 +66,10 @@ impl<F, W, Q, T, E> State<F, W, Q, T, E> {
     pub(crate) fn backing_off(next: Q, delay: Duration, telemetry: &Telemetry) -> Self {
         let next = Some(next);
         if delay.is_zero() {
-            return State::Readying { next };
+            return State::Readying {
+                next,
+                transparent: false,
+            };
         }
         let (sleep, wait) = (tokio::time::sleep(delay), telemetry.retry_wait());
         State::Sleeping {

@@ -95,10 +95,10 @@ fn a_kept_layer_costs_a_few_kilobytes_growing_with_the_core_count() {
     assert_eq!(released, 0, "release_on_drop frees everything");
     // One 64-byte line per shard in each of two per-thread counters (the budget's successes,
     // admission control's accepted attempts), plus the rest of the parts (config, backoff,
-    // classifier, admission window, telemetry handles: about 1.4 KB without features, 4.8 KB
-    // with every feature on).
+    // classifier, admission window, telemetry handles: about 1.4 KB without features, 5 KB
+    // with every feature on: one label set per retry reason and outcome).
     let counter = 2 * 64 * (shards + 1);
     assert!(default >= counter, "{default} < {counter}");
-    assert!(default <= counter + 5120, "{default}");
-    assert!(ratio <= counter + 5120, "{ratio}");
+    assert!(default <= counter + 5400, "{default}");
+    assert!(ratio <= counter + 5400, "{ratio}");
 }

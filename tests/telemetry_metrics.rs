@@ -275,10 +275,10 @@ fn ten_thousand_distinct_errors_do_not_add_series() {
         few, many,
         "the set of series grew with distinct error messages"
     );
-    // 4 outcomes + attempts + 7 reasons + 10 stop reasons of failed calls + budget denials
+    // 4 outcomes + attempts + 8 reasons + 10 stop reasons of failed calls + budget denials
     // + 3 hedge counters + 2 delay sources + attempts/call + calls waiting to retry
     // + 3 admission rejection reasons + the admission state and limit gauges.
-    assert_eq!(many.len(), 35);
+    assert_eq!(many.len(), 36);
 }
 
 #[test]

@@ -52,6 +52,7 @@ impl<Req, Res, E: 'static> Classify<Req, Res, E> for RetryAnyError {
         match ErrorClass::of(boxed_error(err as &dyn Any)) {
             ErrorClass::Never => Decision::Fail,
             ErrorClass::NotSent => Decision::retry(RetryReason::NotSent),
+            ErrorClass::Unprocessed => Decision::retry(RetryReason::Transparent),
             ErrorClass::Timeout => Decision::retry(RetryReason::Timeout),
             ErrorClass::Other => Decision::retry(RetryReason::Error),
         }

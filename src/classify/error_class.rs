@@ -11,6 +11,9 @@ pub(crate) enum ErrorClass {
     Never,
     /// Nothing reached the server (connection refused): safe even for non-idempotent calls.
     NotSent,
+    /// The server says it did not process the request (an HTTP/2 refused stream, a stream
+    /// above a GOAWAY's last-stream-id): resent at once, whatever the method.
+    Unprocessed,
     /// The attempt timed out (`tower::timeout::error::Elapsed`).
     Timeout,
     /// Anything else (reset mid-request, opaque errors): the request may have been processed.
@@ -42,8 +45,31 @@ impl ErrorClass {
             {
                 class = ErrorClass::NotSent;
             }
+            if unprocessed(e) {
+                class = ErrorClass::Unprocessed;
+            }
             cur = e.source();
         }
         class
     }
+}
+
+/// RFC 9113 §8.7: a stream the server refused (RST_STREAM with REFUSED_STREAM) or one above
+/// the last-stream-id of the server's GOAWAY "has not been processed", so it may be retried
+/// whatever its method. h2 gives the GOAWAY's error only to the streams above that id (and to
+/// requests sent on the connection after it); a stream the GOAWAY covers that is cut later
+/// ends with an I/O error instead, and is not resent. Only the peer's word counts: h2's own
+/// (library) errors say nothing about what the server did.
+#[cfg(feature = "http")]
+fn unprocessed(e: &(dyn Error + 'static)) -> bool {
+    let Some(h2) = e.downcast_ref::<h2::Error>() else {
+        return false;
+    };
+    h2.is_remote()
+        && (h2.is_go_away() || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)))
+}
+
+#[cfg(not(feature = "http"))]
+fn unprocessed(_: &(dyn Error + 'static)) -> bool {
+    false
 }

@@ -190,6 +190,7 @@ impl<V> MatchErrors<V> {
         }
         let reason = match ErrorClass::of(Some(err)) {
             ErrorClass::NotSent => RetryReason::NotSent,
+            ErrorClass::Unprocessed => RetryReason::Transparent,
             ErrorClass::Timeout => RetryReason::Timeout,
             ErrorClass::Never | ErrorClass::Other => RetryReason::Error,
         };

@@ -260,8 +260,11 @@ impl<Req, B, E, V: InspectError<E>> Classify<Req, Response<B>, E> for GrpcClassi
     fn classify(&self, _req: &Req, result: &Result<Response<B>, E>) -> Decision {
         match result {
             Ok(res) => self.classify_response(res),
-            Err(_) if !self.retry_errors => Decision::Fail,
             Err(e) => match ErrorClass::of(V::inspect(e)) {
+                // What the server did not process is resent even with error retries off
+                // (gRFC A6's transparent retries do not depend on the retry policy).
+                ErrorClass::Unprocessed => Decision::retry(RetryReason::Transparent),
+                _ if !self.retry_errors => Decision::Fail,
                 ErrorClass::Never => Decision::Fail,
                 ErrorClass::Timeout => Decision::retry(RetryReason::Timeout),
                 ErrorClass::NotSent => Decision::retry(RetryReason::NotSent),

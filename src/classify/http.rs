@@ -359,8 +359,11 @@ impl<V> HttpClassifier<V> {
                 Decision::Retry { .. } if !self.is_retryable_request(req) => Decision::Fail,
                 d => d,
             },
-            Err(_) if !self.retry_errors => Decision::Fail,
             Err(e) => match ErrorClass::of(V::inspect(e)) {
+                // The server did not process it (RFC 9113 §8.7): resent whatever the method,
+                // even with error retries off.
+                ErrorClass::Unprocessed => Decision::retry(RetryReason::Transparent),
+                _ if !self.retry_errors => Decision::Fail,
                 ErrorClass::Never => Decision::Fail,
                 ErrorClass::NotSent => Decision::retry(RetryReason::NotSent),
                 _ if !self.is_retryable_request(req) => Decision::Fail,

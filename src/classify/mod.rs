@@ -236,6 +236,12 @@ pub enum RetryReason {
     /// Nothing reached the server (the connection was refused), so resending is safe for
     /// every request, idempotent or not (Envoy's `connect-failure`, Finagle's requeue).
     NotSent,
+    /// The server said it did not process the attempt (an HTTP/2 refused stream, a stream
+    /// above a GOAWAY's last-stream-id; RFC 9113 §8.7), so it is resent at once whatever its
+    /// method: a *transparent* retry (gRFC A6), not charged to the budget and not counted
+    /// toward `max_attempts`, at most [`MAX_TRANSPARENT_RETRIES`](crate::MAX_TRANSPARENT_RETRIES)
+    /// times per call. The built-in classifiers return it for those errors; yours may too.
+    Transparent,
     /// No final answer came within the hedging delay, so a hedge was sent (hedging only;
     /// never returned by a classifier).
     Hedge,
@@ -255,6 +261,7 @@ impl RetryReason {
             RetryReason::Throttled => "throttled",
             RetryReason::Response => "response",
             RetryReason::NotSent => "not_sent",
+            RetryReason::Transparent => "transparent",
             RetryReason::Hedge => "hedge",
         }
     }

@@ -17,8 +17,10 @@
 //! assert_eq!(parse_grpc_timeout(&v), Some(Duration::from_millis(300)));
 //! ```
 
+mod header;
 mod wire;
 
+pub use header::DeadlineHeader;
 pub use wire::{
     GRPC_TIMEOUT, encode_grpc_timeout, encode_millis, parse_grpc_timeout, parse_millis,
 };

@@ -3,12 +3,13 @@
 //! side by side instead of one after another.
 
 use super::service::HedgeShared;
+use crate::MAX_TRANSPARENT_RETRIES;
 use crate::admission::Admit;
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
-use crate::decide::{check_delay, classify_attempt, finish};
+use crate::decide::{Plan, announce_retry, check_delay, classify_attempt, finish, time_left};
 use crate::lifetime::SharedRef;
-use crate::replay::Replay;
+use crate::replay::{AttemptInfo, Replay};
 use crate::shared::{CallState, Shared};
 use crate::telemetry::{DelaySource, OnRetry, RetryEvent, StopReason};
 use pin_project_lite::pin_project;
@@ -65,6 +66,9 @@ pin_project! {
         withdraw: Option<Pin<Box<B::Withdraw>>>,
         // A granted hedge waiting for the service to be ready.
         next: Option<R::Request>,
+        // `next` is a transparent resend (of an attempt the server did not process): not
+        // counted as an attempt, sent even once hedging is closed.
+        resend: bool,
         // The latest non-fatal result, returned if no attempt ends final.
         last: Option<Result<S::Response, S::Error>>,
         _req: PhantomData<fn(Req)>,
@@ -121,13 +125,16 @@ where
         req: Req,
     ) -> Self {
         let core = &shared.core;
-        let (request, saved) = match core.replay.save(req) {
+        let (mut request, saved) = match core.replay.save(req) {
             Ok((request, saved)) => (request, Some(saved)),
             Err(request) => {
                 core.telemetry.not_replayable(&mut call.telemetry);
                 (request, None)
             }
         };
+        let left = time_left(&core.config, call.started, true);
+        core.replay
+            .before_send(&mut request, &AttemptInfo::of(1, 0, left));
         let hedging = match &saved {
             None => Hedging::Closed(StopReason::NotReplayable),
             Some(_) if shared.hedge.max_attempts() <= 1 => {
@@ -163,6 +170,7 @@ where
             trigger: None,
             withdraw: None,
             next: None,
+            resend: false,
             last: None,
             _req: PhantomData,
         }
@@ -198,6 +206,7 @@ where
             trigger: None,
             withdraw: None,
             next: None,
+            resend: false,
             last: Some(Err(error)),
             _req: PhantomData,
         }
@@ -254,6 +263,7 @@ where
     S: Service<R::Request>,
     C: Classify<R::Saved, S::Response, S::Error>,
     B: Budget,
+    H: OnRetry<S::Response, S::Error>,
     A: Admit,
 {
     let shared = &**this.shared;
@@ -299,6 +309,16 @@ where
             };
             return Some(finish(core, this.call, stop, result));
         };
+        if reason == RetryReason::Transparent && this.next.is_none() && this.withdraw.is_none() {
+            if let Some(request) = transparent_resend(core, this.call, this.saved.as_mut(), &result)
+            {
+                // Resent at once, outside the hedging schedule and the budget.
+                *this.next = Some(request);
+                *this.resend = true;
+                *this.last = Some(result);
+                continue;
+            }
+        }
         *this.last = Some(result);
         if *this.hedging == Hedging::Open && this.next.is_none() && this.withdraw.is_none() {
             *this.trigger = Some(reason);
@@ -352,7 +372,7 @@ where
 {
     let shared = &**this.shared;
     let core = &shared.core;
-    if *this.hedging != Hedging::Open {
+    if *this.hedging != Hedging::Open && this.next.is_none() {
         return Next::Idle;
     }
     if this.next.is_none() {
@@ -418,6 +438,7 @@ where
         Poll::Pending => Next::Idle,
         Poll::Ready(Err(e)) => {
             *this.next = None;
+            *this.resend = false;
             *this.hedging = Hedging::Closed(StopReason::NotReady);
             if this.attempts.is_empty() {
                 return Next::Done(finish(core, this.call, StopReason::NotReady, Err(e)));
@@ -425,26 +446,38 @@ where
             Next::Idle
         }
         Poll::Ready(Ok(())) => {
-            let request = this
+            let mut request = this
                 .next
                 .take()
                 .expect("a granted hedge waits for the service");
+            let resend = std::mem::take(this.resend);
             let call = &mut *this.call;
-            call.attempt += 1;
+            if !resend {
+                call.attempt += 1;
+            }
+            let left = time_left(&core.config, call.started, false);
+            core.replay.before_send(
+                &mut request,
+                &AttemptInfo::of(call.attempt, call.transparent, left),
+            );
             core.telemetry
                 .attempt_started(&mut call.telemetry, call.attempt);
             let future = {
                 let _span = call.telemetry.enter_attempt();
                 this.service.call(request)
             };
-            core.telemetry.hedge_sent(&mut call.telemetry);
+            if !resend {
+                core.telemetry.hedge_sent(&mut call.telemetry);
+            }
             this.attempts.push(Attempt {
                 number: call.attempt,
                 span: call.telemetry.attempt_span(),
                 started: Instant::now(),
                 future: Box::pin(future),
             });
-            if call.attempt >= shared.hedge.max_attempts() {
+            if resend || *this.hedging != Hedging::Open {
+                // A resend leaves the hedging schedule as it was.
+            } else if call.attempt >= shared.hedge.max_attempts() {
                 *this.hedging = Hedging::Closed(StopReason::AttemptsExhausted);
             } else {
                 let due = deadline_after(Instant::now(), shared.delay());
@@ -453,6 +486,40 @@ where
             Next::Again
         }
     }
+}
+
+/// A transparent resend of an attempt the server did not process, if the call's allowance
+/// and the deadline leave room and the request can be replayed (see
+/// [`RetryReason::Transparent`]); the hook and telemetry hear of it.
+fn transparent_resend<Req, K, C, B, R, H, A, Res, E>(
+    core: &Shared<K, C, B, R, H, A>,
+    call: &mut CallState,
+    saved: Option<&mut R::Saved>,
+    last: &Result<Res, E>,
+) -> Option<R::Request>
+where
+    R: Replay<Req>,
+    H: OnRetry<Res, E>,
+{
+    if u32::from(call.transparent) >= MAX_TRANSPARENT_RETRIES {
+        return None;
+    }
+    check_delay(
+        &core.config,
+        call.started,
+        Duration::ZERO,
+        DelaySource::Backoff,
+    )
+    .ok()?;
+    let request = core.replay.replay(saved?)?;
+    call.transparent += 1;
+    let plan = Plan {
+        delay: Duration::ZERO,
+        reason: RetryReason::Transparent,
+        source: DelaySource::Backoff,
+    };
+    announce_retry(core, call, &plan, last);
+    Some(request)
 }
 
 /// The hook and telemetry hear of a granted hedge. The hook (an `on_retry` hook) is called

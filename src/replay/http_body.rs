@@ -1,6 +1,7 @@
 //! Replaying HTTP requests whose body is not `Clone`: record it while it is sent, replay it.
 
-use super::Replay;
+use super::{AttemptInfo, Replay};
+use crate::deadline::DeadlineHeader;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body::{Body, Frame, SizeHint};
@@ -61,6 +62,7 @@ pub const DEFAULT_MAX_REPLAY_BYTES: usize = 64 * 1024;
 pub struct ReplayHttp<W = AsReplayBody> {
     max_bytes: usize,
     header: Option<AttemptHeader>,
+    deadline: Option<DeadlineHeader>,
     counters: Arc<Counters>,
     wrap: W,
 }
@@ -152,18 +154,23 @@ impl ReplayHttp {
         ReplayHttp {
             max_bytes: DEFAULT_MAX_REPLAY_BYTES,
             header: None,
+            deadline: None,
             counters: Arc::default(),
             wrap: AsReplayBody,
         }
     }
 
-    /// The gRPC preset: `grpc-previous-rpc-attempts` on retries (gRFC A6).
+    /// The gRPC preset: `grpc-previous-rpc-attempts` on retries (gRFC A6), and `grpc-timeout`
+    /// on every attempt when the layer knows a deadline or an attempt timeout (see
+    /// [`propagate_deadline`](Self::propagate_deadline)).
     ///
     /// ```
     /// let _r = tower_retrier::replay::ReplayHttp::grpc();
     /// ```
     pub fn grpc() -> Self {
-        Self::new().previous_attempts_header(HeaderName::from_static("grpc-previous-rpc-attempts"))
+        Self::new()
+            .previous_attempts_header(HeaderName::from_static("grpc-previous-rpc-attempts"))
+            .propagate_deadline(DeadlineHeader::GrpcTimeout)
     }
 }
 
@@ -175,6 +182,7 @@ impl<W> ReplayHttp<W> {
         ReplayHttp {
             max_bytes: self.max_bytes,
             header: self.header,
+            deadline: self.deadline,
             counters: self.counters,
             wrap,
         }
@@ -211,6 +219,30 @@ impl<W> ReplayHttp<W> {
     /// ```
     pub fn previous_attempts_header(mut self, name: HeaderName) -> Self {
         self.header = Some(AttemptHeader::Previous(name));
+        self
+    }
+
+    /// Every attempt carries what it has left to live in `header`: the smaller of the
+    /// layer's [`attempt_timeout`](crate::RetryConfig::attempt_timeout) and what is left of
+    /// its [`deadline`](crate::RetryConfig::deadline), shrinking from attempt to attempt, so
+    /// the server can drop work whose caller has given up (see [`crate::deadline`]). Nothing
+    /// is written when the layer has neither; a shorter limit the request already carries
+    /// stands. The gRPC preset sends `grpc-timeout`; for HTTP it is an opt-in, e.g.
+    /// [`DeadlineHeader::envoy`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_retrier::deadline::DeadlineHeader;
+    /// use tower_retrier::replay::{AttemptInfo, Replay, ReplayHttp};
+    ///
+    /// let replay = ReplayHttp::new().propagate_deadline(DeadlineHeader::envoy());
+    /// let req = http::Request::post("/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+    /// let (mut first, _saved) = replay.save(req).ok().unwrap();
+    /// replay.before_send(&mut first, &AttemptInfo::new(1).with_time_left(Duration::from_millis(300)));
+    /// assert_eq!(first.headers()["x-envoy-expected-rq-timeout-ms"], "300");
+    /// ```
+    pub fn propagate_deadline(mut self, header: DeadlineHeader) -> Self {
+        self.deadline = Some(header);
         self
     }
 
@@ -416,6 +448,13 @@ where
     /// Only a fully recorded body can be copied while the first attempt is in flight.
     fn is_complete(&self, saved: &Self::Saved) -> bool {
         lock(&saved.body().recording).state == RecState::Complete
+    }
+
+    #[inline]
+    fn before_send(&self, request: &mut Self::Request, attempt: &AttemptInfo) {
+        if let (Some(header), Some(left)) = (&self.deadline, attempt.time_left) {
+            header.write(request.headers_mut(), left);
+        }
     }
 }
 

@@ -7,10 +7,12 @@
 //! retried, and a `tracing` event says so. A request that is not [`Idempotent`] (an HTTP POST)
 //! is kept but only resent when nothing reached the server.
 
+mod attempt;
 mod clone;
 mod function;
 mod idempotent;
 
+pub use attempt::AttemptInfo;
 pub use clone::CloneRequest;
 pub use function::{ReplayFn, replay_fn};
 pub use idempotent::Idempotent;
@@ -119,5 +121,40 @@ pub trait Replay<Req> {
     fn is_complete(&self, saved: &Self::Saved) -> bool {
         let _ = saved;
         true
+    }
+
+    /// Prepares `request` for the attempt it is about to be sent as, the first included:
+    /// called just before the inner service gets it. The default does nothing; `ReplayHttp`
+    /// writes the propagated deadline (`grpc-timeout`, or the header it was given) from
+    /// [`AttemptInfo::time_left`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_retrier::replay::{AttemptInfo, CloneRequest, Replay};
+    ///
+    /// /// Requests that carry their own time budget, in milliseconds.
+    /// #[derive(Clone, Debug, Default)]
+    /// struct Query { budget_ms: Option<u128> }
+    /// impl tower_retrier::replay::Idempotent for Query {}
+    ///
+    /// #[derive(Clone, Debug)]
+    /// struct StampBudget;
+    /// impl Replay<Query> for StampBudget {
+    ///     type Request = Query;
+    ///     type Saved = Query;
+    ///     fn save(&self, q: Query) -> Result<(Query, Query), Query> { Ok((q.clone(), q)) }
+    ///     fn replay(&self, saved: &mut Query) -> Option<Query> { Some(saved.clone()) }
+    ///     fn before_send(&self, q: &mut Query, attempt: &AttemptInfo) {
+    ///         q.budget_ms = attempt.time_left.map(|d| d.as_millis());
+    ///     }
+    /// }
+    ///
+    /// let mut q = Query::default();
+    /// StampBudget.before_send(&mut q, &AttemptInfo::new(1).with_time_left(Duration::from_millis(300)));
+    /// assert_eq!(q.budget_ms, Some(300));
+    /// ```
+    #[inline]
+    fn before_send(&self, request: &mut Self::Request, attempt: &AttemptInfo) {
+        let _ = (request, attempt);
     }
 }

@@ -131,7 +131,7 @@ pub fn describe_metrics() {
 pub(crate) struct MetricsHandles {
     calls: [Counter; 4],
     attempts: Counter,
-    retries: [Counter; 7],
+    retries: [Counter; 8],
     failed: [Counter; 10],
     admission_rejected: [Counter; 3],
     admission_state: Gauge,
@@ -168,10 +168,11 @@ fn reason_index(reason: RetryReason) -> usize {
         RetryReason::Response => 4,
         RetryReason::NotSent => 5,
         RetryReason::Hedge => 6,
+        RetryReason::Transparent => 7,
     }
 }
 
-const REASONS: [RetryReason; 7] = [
+const REASONS: [RetryReason; 8] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
@@ -179,6 +180,7 @@ const REASONS: [RetryReason; 7] = [
     RetryReason::Response,
     RetryReason::NotSent,
     RetryReason::Hedge,
+    RetryReason::Transparent,
 ];
 
 fn stop_index(stop: StopReason) -> usize {

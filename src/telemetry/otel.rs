@@ -63,7 +63,7 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::FailedAfterRetry,
 ];
 
-const REASONS: [RetryReason; 7] = [
+const REASONS: [RetryReason; 8] = [
     RetryReason::Error,
     RetryReason::Timeout,
     RetryReason::ServerError,
@@ -71,6 +71,7 @@ const REASONS: [RetryReason; 7] = [
     RetryReason::Response,
     RetryReason::NotSent,
     RetryReason::Hedge,
+    RetryReason::Transparent,
 ];
 
 const REJECTS: [RejectReason; 3] = [
@@ -97,7 +98,7 @@ pub(crate) struct OtelInstruments {
     by_reject: [[KeyValue; 3]; 3],
     base: [KeyValue; 2],
     by_outcome: [[KeyValue; 3]; 4],
-    by_reason: [[KeyValue; 3]; 7],
+    by_reason: [[KeyValue; 3]; 8],
 }
 
 impl OtelInstruments {
