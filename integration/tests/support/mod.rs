@@ -6,5 +6,6 @@
 pub mod flaky;
 pub mod flaky_http;
 pub mod greeter;
+pub mod h2_server;
 #[path = "../../../tests/support/redis.rs"]
 pub mod redis;

@@ -1,0 +1,246 @@
+//! Transparent retries over a real HTTP/2 client (hyper-util's) against servers on loopback:
+//! what the server says it did not process is resent at once, whatever the method, without
+//! the budget or `max_attempts`; what it may have processed is never resent without opt-in.
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::h2_server::{Act, Seen, serve_frames, serve_h2};
+use tower::{Layer, Service, ServiceBuilder};
+use tower_retrier::budget::{Budget, RatioBudget};
+use tower_retrier::classify::RetryReason;
+use tower_retrier::telemetry::RetryEvent;
+use tower_retrier::{RetryConfig, RetryLayer};
+
+type Reasons = Arc<Mutex<Vec<RetryReason>>>;
+
+/// An HTTP/2 (prior knowledge) client, as a user builds it.
+fn client() -> H2Client {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+fn post(addr: SocketAddr, body: &'static [u8]) -> http::Request<Full<Bytes>> {
+    http::Request::post(format!("http://{addr}/charge"))
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap()
+}
+
+/// `max_attempts` 1: a resend that goes out is not counted as an attempt.
+fn one_attempt() -> RetryConfig {
+    RetryConfig::builder().max_attempts(1).build().unwrap()
+}
+
+fn quick(attempts: u32) -> RetryConfig {
+    RetryConfig::builder()
+        .max_attempts(attempts)
+        .initial_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(2))
+        .build()
+        .unwrap()
+}
+
+type H2Client = Client<HttpConnector, tower_retrier::replay::ReplayBody<Full<Bytes>>>;
+
+/// The set-up of the user: the HTTP preset over a per-attempt timeout (which boxes
+/// the error) over hyper-util's client.
+fn stack<L>(layer: L) -> L::Service
+where
+    L: Layer<tower::timeout::Timeout<H2Client>>,
+{
+    ServiceBuilder::new()
+        .layer(layer)
+        .timeout(Duration::from_secs(5))
+        .service(client())
+}
+
+type Event<'a> = RetryEvent<'a, http::Response<hyper::body::Incoming>, tower::BoxError>;
+
+fn hook(reasons: &Reasons) -> impl Fn(&Event<'_>) + Clone + use<> {
+    let reasons = reasons.clone();
+    move |e| reasons.lock().unwrap().push(e.reason())
+}
+
+const BODY: &[u8] = b"amount=100&currency=EUR";
+
+#[tokio::test]
+async fn a_refused_stream_is_resent_at_once_whatever_the_method() {
+    let (addr, seen) = serve_h2(vec![Act::Refuse]).await;
+    let reasons = Reasons::default();
+    let budget = RatioBudget::default();
+    let before = budget.remaining();
+    let mut svc = stack(
+        RetryLayer::new_for_http(one_attempt())
+            .with_budget(budget.clone())
+            .on_retry(hook(&reasons)),
+    );
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(addr, BODY))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.requests(), 2, "refused once, then resent");
+    assert_eq!(seen.bodies()[1], BODY, "the body is replayed byte for byte");
+    assert_eq!(*reasons.lock().unwrap(), [RetryReason::Transparent]);
+    // Not charged: the one deposit of the call is all that changed.
+    assert!(
+        budget.remaining() >= before,
+        "{} < {before}",
+        budget.remaining()
+    );
+}
+
+#[tokio::test]
+async fn a_stream_above_the_goaway_is_resent_on_a_new_connection() {
+    let (addr, seen) = serve_frames(vec![Act::GoAwayBelow]).await;
+    let reasons = Reasons::default();
+    let mut svc = stack(RetryLayer::new_for_http(one_attempt()).on_retry(hook(&reasons)));
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(addr, BODY))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.requests(), 2);
+    assert_eq!(
+        seen.connections(),
+        2,
+        "the GOAWAY's connection takes no new stream"
+    );
+    assert_eq!(seen.bodies()[1], BODY);
+    assert_eq!(*reasons.lock().unwrap(), [RetryReason::Transparent]);
+}
+
+#[tokio::test]
+async fn two_refusals_in_a_row_are_both_resent() {
+    let (addr, seen) = serve_h2(vec![Act::Refuse, Act::Refuse]).await;
+    // The timeout is the one that boxes: the refusal is found inside its error.
+    let mut svc = stack(RetryLayer::new_for_http(one_attempt()));
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(addr, BODY))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.requests(), 3);
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_everything_ends_the_call_with_its_error() {
+    let (addr, seen) = serve_h2(vec![Act::Refuse; 100]).await;
+    let reasons = Reasons::default();
+    let mut svc = stack(RetryLayer::new_for_http(quick(3)).on_retry(hook(&reasons)));
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(addr, BODY))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("REFUSED_STREAM"), "{err:?}");
+    // Three transparent resends, then the two retries `max_attempts` 3 allows (a refused
+    // stream was not processed, so a POST may be retried; those are counted and charged).
+    use RetryReason::{NotSent, Transparent};
+    assert_eq!(
+        *reasons.lock().unwrap(),
+        [Transparent, Transparent, Transparent, NotSent, NotSent]
+    );
+    assert_eq!(seen.requests(), 6);
+}
+
+/// A budget that grants no retry at all.
+#[derive(Clone, Debug)]
+struct Empty;
+impl Budget for Empty {
+    type Withdraw = std::future::Ready<bool>;
+    fn deposit(&self) {}
+    fn withdraw(&self) -> Self::Withdraw {
+        std::future::ready(false)
+    }
+    fn withdraw_now(&self) -> Option<bool> {
+        Some(false)
+    }
+}
+
+#[tokio::test]
+async fn transparent_resends_do_not_need_the_budget() {
+    let (addr, seen) = serve_h2(vec![Act::Refuse; 100]).await;
+    let mut svc = stack(RetryLayer::new_for_http(quick(3)).with_budget(Empty));
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(addr, BODY))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("REFUSED_STREAM"), "{err:?}");
+    assert_eq!(
+        seen.requests(),
+        4,
+        "the first attempt and three resends; no retry"
+    );
+
+    let (addr, seen) = serve_h2(vec![Act::Refuse, Act::Refuse, Act::Refuse]).await;
+    let mut svc = stack(RetryLayer::new_for_http(quick(3)).with_budget(Empty));
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(post(addr, BODY))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.requests(), 4);
+}
+
+/// Answers that mean the server may have processed the POST: it is sent once.
+#[tokio::test]
+async fn what_may_have_been_processed_is_not_resent() {
+    for (act, frames) in [
+        (Act::ResetInternal, false),
+        (Act::Cancel, false),
+        (Act::ResetInternal, true),
+        (Act::GoAwayCovering, true),
+    ] {
+        let (addr, seen): (SocketAddr, Seen) = if frames {
+            serve_frames(vec![act; 10]).await
+        } else {
+            serve_h2(vec![act; 10]).await
+        };
+        let mut svc = stack(RetryLayer::new_for_http(quick(3)));
+        let err = svc.ready().await.unwrap().call(post(addr, BODY)).await;
+        assert!(err.is_err(), "{act:?}");
+        assert_eq!(seen.requests(), 1, "{act:?}: a POST was resent");
+        assert_eq!(seen.bodies()[0], BODY, "{act:?}");
+    }
+}
+
+/// The same refusals, for a request that may be retried anyway: resent, with backoff.
+#[tokio::test]
+async fn an_idempotent_request_reset_after_processing_is_retried_normally() {
+    let (addr, seen) = serve_h2(vec![Act::ResetInternal]).await;
+    let reasons = Reasons::default();
+    let mut svc = stack(RetryLayer::new_for_http(quick(3)).on_retry(hook(&reasons)));
+    let req = http::Request::put(format!("http://{addr}/doc"))
+        .body(Full::new(Bytes::from_static(BODY)))
+        .unwrap();
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.requests(), 2);
+    assert_eq!(*reasons.lock().unwrap(), [RetryReason::Error]);
+}
