@@ -84,6 +84,7 @@ struct State {
     calls: AtomicUsize,
     script: Vec<Step>,
     previous_attempts: Mutex<Vec<Option<String>>>,
+    timeouts: Mutex<Vec<Option<String>>>,
     cancelled: Arc<AtomicUsize>,
 }
 
@@ -116,6 +117,11 @@ impl FlakyGreeter {
     /// The `grpc-previous-rpc-attempts` header of each call received.
     pub fn previous_attempts(&self) -> Vec<Option<String>> {
         self.state.previous_attempts.lock().unwrap().clone()
+    }
+
+    /// The `grpc-timeout` header of each call received.
+    pub fn grpc_timeouts(&self) -> Vec<Option<String>> {
+        self.state.timeouts.lock().unwrap().clone()
     }
 
     /// Serves on 127.0.0.1:0 in a background task; returns the address.
@@ -159,6 +165,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for FlakyGreeter {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             state.previous_attempts.lock().unwrap().push(previous);
+            let timeout = req
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            state.timeouts.lock().unwrap().push(timeout);
             let n = state.calls.fetch_add(1, Ordering::SeqCst);
             let step = state.script.get(n).cloned().unwrap_or(Step::Ok);
             if let Step::FailInTrailers(code) = step {

@@ -117,6 +117,10 @@ pub async fn serve_h2(acts: Vec<Act>) -> (SocketAddr, Seen) {
                     let act = script.next();
                     let i = log.request();
                     let log = log.clone();
+                    let grpc = req
+                        .headers()
+                        .get("content-type")
+                        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
                     tokio::spawn(async move {
                         if act == Act::Refuse {
                             respond.send_reset(h2::Reason::REFUSED_STREAM);
@@ -130,6 +134,7 @@ pub async fn serve_h2(acts: Vec<Act>) -> (SocketAddr, Seen) {
                         match act {
                             Act::ResetInternal => respond.send_reset(h2::Reason::INTERNAL_ERROR),
                             Act::Cancel => respond.send_reset(h2::Reason::CANCEL),
+                            _ if grpc => answer_grpc(respond),
                             _ => {
                                 let _ = respond.send_response(http::Response::new(()), true);
                             }
@@ -140,6 +145,21 @@ pub async fn serve_h2(acts: Vec<Act>) -> (SocketAddr, Seen) {
         }
     });
     (addr, seen)
+}
+
+/// A unary gRPC answer: an empty message (every field at its default) and status OK.
+fn answer_grpc(mut respond: h2::server::SendResponse<Bytes>) {
+    let head = http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    let Ok(mut stream) = respond.send_response(head, false) else {
+        return;
+    };
+    let _ = stream.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), false);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let _ = stream.send_trailers(trailers);
 }
 
 const DATA: u8 = 0x0;

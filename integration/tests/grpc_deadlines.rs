@@ -1,0 +1,123 @@
+//! Deadlines and transparent retries under a tonic client (over a `Channel`), against a real
+//! tonic server and a scripted HTTP/2 server.
+
+mod support;
+
+use std::time::Duration;
+use support::greeter::{FlakyGreeter, GreeterClient, HelloRequest, Step};
+use support::h2_server::{Act, serve_h2};
+use tonic::Code;
+use tonic::transport::Channel;
+use tower::{Layer, ServiceBuilder};
+use tower_retrier::deadline::parse_grpc_timeout;
+use tower_retrier::{RetryConfig, RetryLayer};
+
+fn hello() -> HelloRequest {
+    HelloRequest { name: "Ada".into() }
+}
+
+fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy()
+}
+
+fn quick() -> tower_retrier::RetryConfigBuilder {
+    RetryConfig::builder()
+        .max_attempts(4)
+        .initial_delay(Duration::from_millis(2))
+        .max_delay(Duration::from_millis(5))
+}
+
+/// The `grpc-timeout` each call carried, parsed (panics on a malformed value).
+fn timeouts(greeter: &FlakyGreeter) -> Vec<Option<Duration>> {
+    greeter
+        .grpc_timeouts()
+        .iter()
+        .map(|t| {
+            t.as_ref().map(|t| {
+                parse_grpc_timeout(&t.parse().unwrap())
+                    .unwrap_or_else(|| panic!("malformed grpc-timeout {t:?}"))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_attempt_carries_what_is_left_of_the_deadline() {
+    let greeter = FlakyGreeter::new(vec![
+        Step::Fail(Code::Unavailable, None),
+        Step::Fail(Code::Unavailable, None),
+    ]);
+    let addr = greeter.clone().serve().await;
+    let cfg = quick().deadline(Duration::from_secs(2)).build().unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new_for_grpc(cfg))
+        .timeout(Duration::from_secs(5))
+        .service(channel(addr));
+    let reply = GreeterClient::new(svc).say_hello(hello()).await.unwrap();
+    assert_eq!(reply.into_inner().message, "Hello Ada!");
+    let sent = timeouts(&greeter);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(
+        sent[0],
+        Some(Duration::from_secs(2)),
+        "the first attempt has it all"
+    );
+    assert_eq!(greeter.grpc_timeouts()[0].as_deref(), Some("2000000u"));
+    // Each retry starts later, after a backoff of at least 2 ms: strictly less is left.
+    assert!(sent[1].unwrap() < sent[0].unwrap(), "{sent:?}");
+    assert!(sent[2].unwrap() < sent[1].unwrap(), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_timed_attempt_carries_its_attempt_timeout() {
+    let greeter = FlakyGreeter::new(vec![Step::Fail(Code::Unavailable, None); 2]);
+    let addr = greeter.clone().serve().await;
+    let cfg = quick()
+        .attempt_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let svc = RetryLayer::new_for_grpc(cfg)
+        .timed_attempts()
+        .layer(channel(addr));
+    let reply = GreeterClient::new(svc).say_hello(hello()).await.unwrap();
+    assert_eq!(reply.into_inner().message, "Hello Ada!");
+    assert_eq!(
+        timeouts(&greeter),
+        [Some(Duration::from_millis(300)); 3],
+        "no deadline: each attempt has its whole attempt timeout"
+    );
+}
+
+#[tokio::test]
+async fn without_a_deadline_no_grpc_timeout_is_sent() {
+    let greeter = FlakyGreeter::new(vec![Step::Fail(Code::Unavailable, None)]);
+    let addr = greeter.clone().serve().await;
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new_for_grpc(quick().build().unwrap()))
+        .timeout(Duration::from_secs(5))
+        .service(channel(addr));
+    GreeterClient::new(svc).say_hello(hello()).await.unwrap();
+    assert_eq!(greeter.grpc_timeouts(), [None, None]);
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_resent_transparently_under_tonic() {
+    let (addr, seen) = serve_h2(vec![Act::Refuse, Act::Refuse]).await;
+    // One attempt: the resends are not attempts.
+    let cfg = RetryConfig::builder().max_attempts(1).build().unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new_for_grpc(cfg))
+        .timeout(Duration::from_secs(5))
+        .service(channel(addr));
+    let reply = GreeterClient::new(svc).say_hello(hello()).await.unwrap();
+    assert_eq!(reply.into_inner().message, "");
+    assert_eq!(seen.requests(), 3);
+    let bodies = seen.bodies();
+    assert_eq!(
+        bodies[2], bodies[0],
+        "the message is replayed byte for byte"
+    );
+    assert!(!bodies[2].is_empty());
+}
