@@ -1,15 +1,23 @@
-//! Deadlines and transparent retries under a tonic client (over a `Channel`), against a real
-//! tonic server and a scripted HTTP/2 server.
+//! Deadlines on the wire: `grpc-timeout` under a tonic client (over a `Channel`) against a
+//! real tonic server, the opt-in HTTP header against a hyper server, and a transparent retry
+//! under tonic against a scripted HTTP/2 server.
 
 mod support;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
+use support::flaky_http::{FlakyServer, Reply};
 use support::greeter::{FlakyGreeter, GreeterClient, HelloRequest, Step};
 use support::h2_server::{Act, serve_h2};
 use tonic::Code;
 use tonic::transport::Channel;
 use tower::{Layer, ServiceBuilder};
+use tower_retrier::deadline::DeadlineHeader;
 use tower_retrier::deadline::parse_grpc_timeout;
+use tower_retrier::replay::ReplayHttp;
 use tower_retrier::{RetryConfig, RetryLayer};
 
 fn hello() -> HelloRequest {
@@ -117,4 +125,63 @@ async fn a_refused_stream_is_resent_transparently_under_tonic() {
     // The refusals came before the body was read; the third stream got the whole message
     // (gRPC's 5-byte prefix, then `name: "Ada"`).
     assert_eq!(&seen.bodies()[2][..], b"\0\0\0\0\x05\n\x03Ada");
+}
+
+#[tokio::test]
+async fn an_http_layer_sends_the_header_it_was_given() {
+    let server = FlakyServer::start(vec![Reply::status(503), Reply::status(503)]).await;
+    let cfg = quick()
+        .deadline(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let replay = ReplayHttp::new().propagate_deadline(DeadlineHeader::envoy());
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new_for_http(cfg).with_replay(replay))
+        .timeout(Duration::from_secs(5))
+        .service(client);
+    let req = http::Request::get(server.url("/report"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let sent: Vec<u64> = server
+        .seen()
+        .iter()
+        .map(|s| {
+            s.headers["x-envoy-expected-rq-timeout-ms"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0], 1500);
+    assert!(sent[1] < sent[0] && sent[2] < sent[1], "{sent:?}");
+}
+
+#[tokio::test]
+async fn the_http_preset_sends_no_deadline_unless_asked() {
+    let server = FlakyServer::start(vec![]).await;
+    let cfg = quick()
+        .deadline(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new_for_http(cfg))
+        .timeout(Duration::from_secs(5))
+        .service(client);
+    let req = http::Request::get(server.url("/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    let seen = server.seen();
+    assert!(
+        !seen[0]
+            .headers
+            .contains_key("x-envoy-expected-rq-timeout-ms")
+    );
+    assert!(!seen[0].headers.contains_key("grpc-timeout"));
 }
