@@ -45,7 +45,7 @@ pub fn describe_metrics() {
         RETRIES_TOTAL,
         Unit::Count,
         "Retries granted, by reason (error, timeout, server_error, throttled, response, \
-         not_sent, hedge)."
+         not_sent, hedge, transparent)."
     );
     metrics::describe_counter!(
         FAILED_CALLS_TOTAL,
