@@ -386,9 +386,12 @@ where
             if this.timer.as_mut().poll(cx).is_pending() {
                 return Next::Idle;
             }
-            // The retry config's deadline bounds hedges as it bounds retries.
+            // The retry config's deadline bounds hedges as it bounds retries, floor included.
             if let (Some(deadline), Some(started)) = (core.config.deadline(), this.call.started)
-                && started.elapsed() >= deadline
+                && started
+                    .elapsed()
+                    .saturating_add(core.config.min_attempt_time())
+                    >= deadline
             {
                 *this.hedging = Hedging::Closed(StopReason::DeadlineExceeded);
                 return Next::Idle;
