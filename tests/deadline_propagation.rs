@@ -87,40 +87,34 @@ async fn each_attempt_is_told_what_is_left_of_the_deadline() {
     assert_eq!(record.numbers(), [1, 2, 3]);
 }
 
+/// What three attempts (two failures of 50 ms, then an answer) are told, under a timed layer.
+async fn told_with_attempt_timeout(deadline_ms: u64, attempt_ms: u64) -> Vec<Option<u64>> {
+    let record = Record::default();
+    let (svc, _) = slow_flaky(2, Duration::from_millis(50));
+    let cfg = config()
+        .deadline(Duration::from_millis(deadline_ms))
+        .attempt_timeout(Duration::from_millis(attempt_ms))
+        .build()
+        .unwrap();
+    let svc = RetryLayer::new(cfg)
+        .with_replay(record.clone())
+        .with_budget(Unlimited::new())
+        .without_admission()
+        .timed_attempts()
+        .layer(svc);
+    assert_eq!(svc.oneshot(7).await.unwrap(), 7);
+    record.left()
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_attempt_timeout_caps_what_an_attempt_is_told() {
-    let record = Record::default();
-    let (svc, _) = slow_flaky(2, Duration::from_millis(50));
-    let cfg = config()
-        .deadline(Duration::from_millis(700))
-        .attempt_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let svc = RetryLayer::new(cfg)
-        .with_replay(record.clone())
-        .with_budget(Unlimited::new())
-        .without_admission()
-        .timed_attempts()
-        .layer(svc);
-    assert_eq!(svc.oneshot(7).await.unwrap(), 7);
-    // 300 (the attempt timeout) while the deadline leaves more; then 700 - 400 = 300.
-    assert_eq!(record.left(), [Some(300), Some(300), Some(300)]);
-
-    let record = Record::default();
-    let (svc, _) = slow_flaky(2, Duration::from_millis(50));
-    let cfg = config()
-        .deadline(Duration::from_millis(500))
-        .attempt_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let svc = RetryLayer::new(cfg)
-        .with_replay(record.clone())
-        .with_budget(Unlimited::new())
-        .without_admission()
-        .timed_attempts()
-        .layer(svc);
-    assert_eq!(svc.oneshot(7).await.unwrap(), 7);
-    assert_eq!(record.left(), [Some(300), Some(300), Some(100)]);
+    // 300 (the attempt timeout) while the deadline leaves more: 700 - 400 = 300 at the third.
+    assert_eq!(told_with_attempt_timeout(700, 300).await, [Some(300); 3]);
+    // With a 500 ms deadline the third attempt (at 400 ms) has 100 ms left.
+    assert_eq!(
+        told_with_attempt_timeout(500, 300).await,
+        [Some(300), Some(300), Some(100)]
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::h2_server::{Act, Seen, serve_frames, serve_h2};
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Layer, ServiceBuilder};
 use tower_retrier::budget::{Budget, RatioBudget};
 use tower_retrier::classify::RetryReason;
 use tower_retrier::telemetry::RetryEvent;
@@ -77,18 +77,14 @@ async fn a_refused_stream_is_resent_at_once_whatever_the_method() {
     let reasons = Reasons::default();
     let budget = RatioBudget::default();
     let before = budget.remaining();
-    let mut svc = stack(
+    let res = stack(
         RetryLayer::new_for_http(one_attempt())
             .with_budget(budget.clone())
             .on_retry(hook(&reasons)),
-    );
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post(addr, BODY))
-        .await
-        .unwrap();
+    )
+    .oneshot(post(addr, BODY))
+    .await
+    .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(seen.requests(), 2, "refused once, then resent");
     assert_eq!(seen.bodies()[1], BODY, "the body is replayed byte for byte");
@@ -105,12 +101,8 @@ async fn a_refused_stream_is_resent_at_once_whatever_the_method() {
 async fn a_stream_above_the_goaway_is_resent_on_a_new_connection() {
     let (addr, seen) = serve_frames(vec![Act::GoAwayBelow]).await;
     let reasons = Reasons::default();
-    let mut svc = stack(RetryLayer::new_for_http(one_attempt()).on_retry(hook(&reasons)));
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post(addr, BODY))
+    let res = stack(RetryLayer::new_for_http(one_attempt()).on_retry(hook(&reasons)))
+        .oneshot(post(addr, BODY))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -128,12 +120,8 @@ async fn a_stream_above_the_goaway_is_resent_on_a_new_connection() {
 async fn two_refusals_in_a_row_are_both_resent() {
     let (addr, seen) = serve_h2(vec![Act::Refuse, Act::Refuse]).await;
     // The timeout is the one that boxes: the refusal is found inside its error.
-    let mut svc = stack(RetryLayer::new_for_http(one_attempt()));
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post(addr, BODY))
+    let res = stack(RetryLayer::new_for_http(one_attempt()))
+        .oneshot(post(addr, BODY))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -144,12 +132,8 @@ async fn two_refusals_in_a_row_are_both_resent() {
 async fn a_server_that_refuses_everything_ends_the_call_with_its_error() {
     let (addr, seen) = serve_h2(vec![Act::Refuse; 100]).await;
     let reasons = Reasons::default();
-    let mut svc = stack(RetryLayer::new_for_http(quick(3)).on_retry(hook(&reasons)));
-    let err = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post(addr, BODY))
+    let err = stack(RetryLayer::new_for_http(quick(3)).on_retry(hook(&reasons)))
+        .oneshot(post(addr, BODY))
         .await
         .unwrap_err();
     assert!(format!("{err:?}").contains("REFUSED_STREAM"), "{err:?}");
@@ -180,12 +164,8 @@ impl Budget for Empty {
 #[tokio::test]
 async fn transparent_resends_do_not_need_the_budget() {
     let (addr, seen) = serve_h2(vec![Act::Refuse; 100]).await;
-    let mut svc = stack(RetryLayer::new_for_http(quick(3)).with_budget(Empty));
-    let err = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post(addr, BODY))
+    let err = stack(RetryLayer::new_for_http(quick(3)).with_budget(Empty))
+        .oneshot(post(addr, BODY))
         .await
         .unwrap_err();
     assert!(format!("{err:?}").contains("REFUSED_STREAM"), "{err:?}");
@@ -196,12 +176,8 @@ async fn transparent_resends_do_not_need_the_budget() {
     );
 
     let (addr, seen) = serve_h2(vec![Act::Refuse, Act::Refuse, Act::Refuse]).await;
-    let mut svc = stack(RetryLayer::new_for_http(quick(3)).with_budget(Empty));
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post(addr, BODY))
+    let res = stack(RetryLayer::new_for_http(quick(3)).with_budget(Empty))
+        .oneshot(post(addr, BODY))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -222,8 +198,9 @@ async fn what_may_have_been_processed_is_not_resent() {
         } else {
             serve_h2(vec![act; 10]).await
         };
-        let mut svc = stack(RetryLayer::new_for_http(quick(3)));
-        let err = svc.ready().await.unwrap().call(post(addr, BODY)).await;
+        let err = stack(RetryLayer::new_for_http(quick(3)))
+            .oneshot(post(addr, BODY))
+            .await;
         assert!(err.is_err(), "{act:?}");
         assert_eq!(seen.requests(), 1, "{act:?}: a POST was resent");
         assert_eq!(seen.bodies()[0], BODY, "{act:?}");
@@ -235,11 +212,11 @@ async fn what_may_have_been_processed_is_not_resent() {
 async fn an_idempotent_request_reset_after_processing_is_retried_normally() {
     let (addr, seen) = serve_h2(vec![Act::ResetInternal]).await;
     let reasons = Reasons::default();
-    let mut svc = stack(RetryLayer::new_for_http(quick(3)).on_retry(hook(&reasons)));
+    let svc = stack(RetryLayer::new_for_http(quick(3)).on_retry(hook(&reasons)));
     let req = http::Request::put(format!("http://{addr}/doc"))
         .body(Full::new(Bytes::from_static(BODY)))
         .unwrap();
-    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(seen.requests(), 2);
     assert_eq!(*reasons.lock().unwrap(), [RetryReason::Error]);
