@@ -164,7 +164,29 @@ where
         this.state.set(State::withdrawing(withdraw, retry));
         return None;
     };
+    budget_granted(this, granted, next, plan, last)
+}
+
+/// The budget answered: the call ends with `last` if it refused, otherwise the backoff
+/// starts. `None` while the retry is under way.
+fn budget_granted<Req, S, K, C, B, R, H, A>(
+    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
+    granted: bool,
+    next: R::Request,
+    plan: Plan,
+    last: Result<S::Response, S::Error>,
+) -> Option<Poll<Result<S::Response, S::Error>>>
+where
+    (K, C, B, R, H, A): 'static,
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    B: Budget,
+    H: OnRetry<S::Response, S::Error>,
+    A: Admit,
+{
+    let shared = &**this.shared;
     if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
+        this.state.set(State::Done);
         return Some(finish(shared, this.call, stop, last));
     }
     // Release the failed response (and its connection) before backing off.
@@ -189,7 +211,6 @@ where
     H: OnRetry<S::Response, S::Error>,
     A: Admit,
 {
-    let shared = &**this.shared;
     loop {
         match this.state.as_mut().project() {
             StateProj::Calling { .. } => return Poll::Ready(None),
@@ -197,13 +218,9 @@ where
                 let WithdrawalProj { withdraw, retry } = waiting.as_mut().project();
                 let granted = ready!(withdraw.poll(cx));
                 let (next, last, plan) = retry.take().expect("a retry waits for the budget");
-                if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
-                    this.state.set(State::Done);
-                    return finish(shared, this.call, stop, last).map(Some);
+                if let Some(done) = budget_granted(this, granted, next, plan, last) {
+                    return done.map(Some);
                 }
-                drop(last);
-                this.state
-                    .set(State::backing_off(next, plan.delay, &shared.telemetry));
             }
             StateProj::Sleeping { waiting } => {
                 let PauseProj { sleep, next, .. } = waiting.as_mut().project();
@@ -215,6 +232,7 @@ where
                 });
             }
             StateProj::Readying { next, transparent } => {
+                let shared = &**this.shared;
                 if let Err(e) = ready!(this.service.poll_ready(cx)) {
                     this.state.set(State::Done);
                     return finish(shared, this.call, StopReason::NotReady, Err(e)).map(Some);
@@ -237,6 +255,7 @@ where
                 this.state.set(State::Calling { future });
             }
             StateProj::Refused { error } => {
+                let shared = &**this.shared;
                 let error = error.take().expect("a refused call fails once");
                 this.state.set(State::Done);
                 this.call.attempt = 0; // nothing was sent
