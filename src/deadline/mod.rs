@@ -18,9 +18,15 @@
 //! ```
 
 mod header;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+mod server;
 mod wire;
 
 pub use header::DeadlineHeader;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use server::{Deadline, DropExpired, DropExpiredFuture, DropExpiredLayer, DropExpiredStats};
 pub use wire::{
     GRPC_TIMEOUT, encode_grpc_timeout, encode_millis, parse_grpc_timeout, parse_millis,
 };
