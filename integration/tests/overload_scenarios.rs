@@ -13,7 +13,7 @@
 mod sim;
 
 use sim::{
-    BoxError, Client, Downstream, Scenario, Server, ServerConfig, Setup, Shed, boxed,
+    BoxError, Client, Downstream, Front, Scenario, Server, ServerConfig, Setup, Shed, boxed,
     capacity_drop, capacity_drop_goals, failure_rate, partial_failure_goals, simulate,
     total_outage, total_outage_goals, virtual_runtime,
 };
@@ -238,4 +238,25 @@ fn runs_are_deterministic() {
         s.downstream,
         Downstream::Queued { queue: 500, .. }
     ));
+}
+
+#[test]
+fn the_rebuilt_queue_changes_nothing_without_the_layer() {
+    // The server half's queue (semaphores a layer can wait on) against the original one.
+    for setup in [Setup::plain(), Setup::ours_default()] {
+        let s = short_capacity_drop(500);
+        let a = simulate(&setup, &s);
+        let b = simulate(&setup, &s.with_front(Front::Semaphores));
+        let (a, b) = (&a.counts, &b.counts);
+        assert_eq!(a.good, b.good, "{}", setup.name);
+        assert_eq!(a.attempts, b.attempts, "{}", setup.name);
+        assert_eq!(a.shed, b.shed, "{}", setup.name);
+        assert_eq!(
+            (a.max_busy, a.served, a.served_abandoned),
+            (b.max_busy, b.served, b.served_abandoned),
+            "{}",
+            setup.name
+        );
+        assert_eq!(b.expired_dropped, 0);
+    }
 }
