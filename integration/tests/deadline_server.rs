@@ -26,7 +26,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder};
-use tower_retrier::deadline::{Deadline, DropExpiredLayer};
+use tower_retrier::deadline::{Deadline, DeadlineHeader, DropExpiredLayer};
 
 const ENVOY: http::HeaderName = http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 
@@ -168,7 +168,7 @@ async fn get_work(
 #[tokio::test]
 async fn axum_answers_an_expired_request_503_without_running_the_handler() {
     let handler = Handler::default();
-    let layer = DropExpiredLayer::millis_header(ENVOY);
+    let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
     let (addr, _arrivals) = axum_app(layer.clone(), handler.clone()).await;
     let (status, headers, body) = get_work(&http_client(), addr, &[(ENVOY.as_str(), "0")]).await;
     assert_eq!(status, 503);
@@ -181,7 +181,7 @@ async fn axum_answers_an_expired_request_503_without_running_the_handler() {
 #[tokio::test]
 async fn axum_serves_a_request_with_time_left_no_deadline_or_a_malformed_one() {
     let handler = Handler::default();
-    let layer = DropExpiredLayer::millis_header(ENVOY);
+    let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
     let (addr, _arrivals) = axum_app(layer.clone(), handler.clone()).await;
     let client = http_client();
     // Time left: served, and the handler sees what is left of it.
@@ -215,7 +215,7 @@ async fn axum_serves_a_request_with_time_left_no_deadline_or_a_malformed_one() {
 #[tokio::test]
 async fn axum_drops_a_request_whose_deadline_passed_in_the_queue_at_the_front() {
     let handler = Handler::default();
-    let layer = DropExpiredLayer::millis_header(ENVOY);
+    let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
     let (addr, mut arrivals) = axum_app(layer.clone(), handler.clone()).await;
     let client = http_client();
     // The first request takes the only slot and holds it.

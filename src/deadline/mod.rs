@@ -6,7 +6,9 @@
 //! them. gRPC sends what is left of the caller's deadline as `grpc-timeout` on every attempt;
 //! Envoy sends `x-envoy-expected-rq-timeout-ms`. The presets of this crate do the same (see
 //! [`ReplayHttp::propagate_deadline`](crate::replay::ReplayHttp::propagate_deadline)), and
-//! this module holds the wire formats both ends agree on.
+//! this module holds the wire formats both ends agree on. With feature `server`,
+//! `DropExpiredLayer` is the server's half: it answers at once, without calling the handler, a
+//! request whose caller's deadline passed while it waited in the server's queue.
 //!
 //! ```
 //! use std::time::Duration;

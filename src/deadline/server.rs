@@ -3,7 +3,7 @@
 //! reaches the front of the queue.
 
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::wire::{GRPC_TIMEOUT, parse_grpc_timeout, parse_millis};
+use super::DeadlineHeader;
 
 /// The pushback sent with a dropped request unless configured otherwise.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -101,18 +101,9 @@ struct Counters {
     in_queue: AtomicU64,
 }
 
-/// Where a request carries its deadline.
-#[derive(Clone, Debug)]
-enum Source {
-    /// `grpc-timeout`; every dropped request is answered as gRPC.
-    Grpc,
-    /// A header of whole milliseconds; dropped requests are answered 503, gRPC ones as gRPC.
-    Millis(HeaderName),
-}
-
 #[derive(Debug)]
 struct Shared {
-    source: Source,
+    header: DeadlineHeader,
     retry_after: Duration,
     min_time_left: Duration,
     counters: Arc<Counters>,
@@ -135,7 +126,7 @@ struct Shared {
 /// - HTTP: `503 Service Unavailable` with `Retry-After` (1 s by default,
 ///   [`retry_after`](Self::retry_after)). This crate's HTTP classifier waits that long before a
 ///   retry, and admission control counts it as an attempt the server could not serve.
-/// - gRPC (built with [`grpc`](Self::grpc), or a request whose `content-type` is
+/// - gRPC (reading `grpc-timeout`, or a request whose `content-type` is
 ///   `application/grpc…`): a trailers-only response with `grpc-status: 4`
 ///   (`DEADLINE_EXCEEDED`) and `grpc-retry-pushback-ms` (1000 by default). The gRPC
 ///   classifier does not retry `DEADLINE_EXCEEDED` unless told to, and then waits for the
@@ -147,12 +138,10 @@ struct Shared {
 /// ```
 /// use std::time::Duration;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
-/// use tower_retrier::deadline::DropExpiredLayer;
+/// use tower_retrier::deadline::{DeadlineHeader, DropExpiredLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let drop_expired = DropExpiredLayer::millis_header(
-///     http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms"),
-/// );
+/// let drop_expired = DropExpiredLayer::new(DeadlineHeader::envoy());
 /// let svc = ServiceBuilder::new()
 ///     .layer(drop_expired.clone())
 ///     .concurrency_limit(1)
@@ -177,46 +166,45 @@ struct Shared {
 /// ```
 #[derive(Clone, Debug)]
 pub struct DropExpiredLayer {
-    source: Source,
+    header: DeadlineHeader,
     retry_after: Duration,
     min_time_left: Duration,
     counters: Arc<Counters>,
 }
 
 impl DropExpiredLayer {
+    /// Reads the caller's deadline from `header` (the one its clients send it in, as this
+    /// crate's clients do with
+    /// [`ReplayHttp::propagate_deadline`](crate::replay::ReplayHttp::propagate_deadline)), and
+    /// answers a dropped request with `503` and `Retry-After`; a gRPC request (read from
+    /// `grpc-timeout`, or by its `content-type`) with `DEADLINE_EXCEEDED`.
+    ///
+    /// ```
+    /// use tower_retrier::deadline::{DeadlineHeader, DropExpiredLayer};
+    ///
+    /// // Envoy's x-envoy-expected-rq-timeout-ms, in whole milliseconds:
+    /// let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
+    /// # let _ = layer;
+    /// ```
+    pub fn new(header: DeadlineHeader) -> Self {
+        DropExpiredLayer {
+            header,
+            retry_after: DEFAULT_RETRY_AFTER,
+            min_time_left: Duration::ZERO,
+            counters: Arc::default(),
+        }
+    }
+
     /// Reads gRPC's `grpc-timeout` and answers a dropped call with `DEADLINE_EXCEEDED`: for a
-    /// tonic server (or any gRPC server built on tower).
+    /// tonic server (or any gRPC server built on tower). The same as
+    /// `DropExpiredLayer::new(DeadlineHeader::GrpcTimeout)`.
     ///
     /// ```
     /// let layer = tower_retrier::deadline::DropExpiredLayer::grpc();
     /// # let _ = layer;
     /// ```
     pub fn grpc() -> Self {
-        Self::with_source(Source::Grpc)
-    }
-
-    /// Reads the header `name`, in whole milliseconds (Envoy's
-    /// `x-envoy-expected-rq-timeout-ms`, or whichever header your clients put what is left of
-    /// their deadline in), and answers a dropped request with `503` and `Retry-After` (a gRPC request, by its
-    /// `content-type`, with `DEADLINE_EXCEEDED`).
-    ///
-    /// ```
-    /// let layer = tower_retrier::deadline::DropExpiredLayer::millis_header(
-    ///     http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms"),
-    /// );
-    /// # let _ = layer;
-    /// ```
-    pub fn millis_header(name: HeaderName) -> Self {
-        Self::with_source(Source::Millis(name))
-    }
-
-    fn with_source(source: Source) -> Self {
-        DropExpiredLayer {
-            source,
-            retry_after: DEFAULT_RETRY_AFTER,
-            min_time_left: Duration::ZERO,
-            counters: Arc::default(),
-        }
+        Self::new(DeadlineHeader::GrpcTimeout)
     }
 
     /// How long a client should wait before it sends a dropped request again (default 1 s):
@@ -271,7 +259,7 @@ impl<S> Layer<S> for DropExpiredLayer {
         DropExpired {
             inner,
             shared: Arc::new(Shared {
-                source: self.source.clone(),
+                header: self.header.clone(),
                 retry_after: self.retry_after,
                 min_time_left: self.min_time_left,
                 counters: self.counters.clone(),
@@ -344,7 +332,7 @@ impl<S: fmt::Debug> fmt::Debug for DropExpired<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DropExpired")
             .field("inner", &self.inner)
-            .field("source", &self.shared.source)
+            .field("header", &self.shared.header)
             .field("retry_after", &self.shared.retry_after)
             .field("min_time_left", &self.shared.min_time_left)
             .finish()
@@ -355,15 +343,11 @@ impl Shared {
     /// The deadline `req` carries, from `now`; `None` when it carries none, a malformed one or
     /// one too far away for the clock.
     fn deadline<B>(&self, req: &Request<B>, now: Instant) -> Option<Instant> {
-        let left = match &self.source {
-            Source::Grpc => parse_grpc_timeout(req.headers().get(GRPC_TIMEOUT)?)?,
-            Source::Millis(name) => parse_millis(req.headers().get(name)?)?,
-        };
-        now.checked_add(left)
+        now.checked_add(self.header.read(req.headers())?)
     }
 
     fn is_grpc<B>(&self, req: &Request<B>) -> bool {
-        matches!(self.source, Source::Grpc)
+        self.header == DeadlineHeader::GrpcTimeout
             || req
                 .headers()
                 .get(CONTENT_TYPE)
@@ -561,7 +545,8 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use tower::{ServiceBuilder, ServiceExt, service_fn};
 
-    const MILLIS: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+    const MILLIS: http::HeaderName =
+        http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 
     /// A handler taking `work`, counting its calls; one at a time behind a FIFO limit.
     fn one_worker(
@@ -588,7 +573,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_that_waited_past_its_deadline_is_dropped_at_the_front() {
-        let layer = DropExpiredLayer::millis_header(MILLIS);
+        let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
         let calls = Arc::new(AtomicUsize::new(0));
         let svc = one_worker(layer.clone(), Duration::from_millis(100), calls.clone());
         let start = Instant::now();
@@ -659,7 +644,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn expired_on_arrival_is_answered_without_waiting_for_the_queue() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let layer = DropExpiredLayer::millis_header(MILLIS);
+        let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
         let svc = one_worker(layer.clone(), Duration::from_secs(10), calls.clone());
         let busy = tokio::spawn(svc.clone().oneshot(with(MILLIS.as_str(), "60000")));
         tokio::task::yield_now().await;
@@ -688,7 +673,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_header_or_a_malformed_one_is_served_however_long_it_waits() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let layer = DropExpiredLayer::millis_header(MILLIS);
+        let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
         let svc = one_worker(layer.clone(), Duration::from_millis(100), calls.clone());
         let reqs = [
             Request::new(()),
@@ -742,7 +727,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_is_whole_seconds_rounded_up() {
-        let svc = DropExpiredLayer::millis_header(MILLIS)
+        let svc = DropExpiredLayer::new(DeadlineHeader::envoy())
             .retry_after(Duration::from_millis(1500))
             .layer(service_fn(|_: Request<()>| async {
                 Ok::<_, Infallible>(Response::new(()))

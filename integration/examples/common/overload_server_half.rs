@@ -16,7 +16,7 @@
 //! original model again, and gives the original rows' figures.
 
 use super::{BoxError, ReplyFuture, ServerConfig, ServerStats, Shared, Shed};
-use http::{HeaderName, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -27,10 +27,7 @@ use tokio::time::Instant;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_retrier::deadline::{DropExpiredLayer, encode_millis};
-
-/// The header each attempt carries its deadline in.
-pub const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+use tower_retrier::deadline::{DeadlineHeader, DropExpiredLayer};
 
 /// The server half's answer to a request dropped at the front of the queue (a 503 with
 /// `Retry-After`; the caller has given up by then).
@@ -110,7 +107,7 @@ impl ServerHalf {
         };
         let workers = GlobalConcurrencyLimitLayer::new(config.workers);
         let layer = drop_expired
-            .map(|left| DropExpiredLayer::millis_header(DEADLINE_HEADER).min_time_left(left));
+            .map(|left| DropExpiredLayer::new(DeadlineHeader::envoy()).min_time_left(left));
         let stack = ServiceBuilder::new()
             .option_layer(layer.clone())
             .layer(workers)
@@ -167,9 +164,9 @@ impl Service<u64> for ServerHalf {
         let Some(admitted) = admitted else {
             return Box::pin(std::future::ready(Err(Shed.into())));
         };
+        // What our client sends with an attempt: its timeout (no overall deadline to cap it).
         let mut http = Request::new(req);
-        http.headers_mut()
-            .insert(DEADLINE_HEADER, encode_millis(inner.attempt_timeout));
+        DeadlineHeader::envoy().write(http.headers_mut(), inner.attempt_timeout);
         let (reply, rx) = oneshot::channel();
         let stack = inner.stack.clone();
         let jobs = inner.jobs.clone();
