@@ -13,6 +13,10 @@
 //!   taken when a worker starts a job (× `slowdown` during the event). Work is **not**
 //!   cancelled when the client gives up: a timed-out request stays queued and still costs a
 //!   worker its full service time.
+//!   With the server half ([`Scenario::with_server_half`], `overload_server_half.rs`) each
+//!   attempt carries its timeout as its deadline and the crate's `DropExpiredLayer` drops at
+//!   the front of the queue what has outlived it; the queue is rebuilt from semaphores for
+//!   the layer to wait on ([`Front`]), with the same counts when the layer is left out.
 //! - [`Downstream::Immediate`]: answers at once; during the event every attempt fails
 //!   ([`Fault::Outage`]) or each fails independently ([`Fault::Failing`]), with
 //!   [`Unavailable`]. With `blips`, outside the event the first attempt of one call in a
