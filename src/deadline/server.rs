@@ -517,13 +517,13 @@ where
             match state.as_mut().project() {
                 StateProj::Queued { svc, req, check } => {
                     ready!(svc.poll_ready(cx))?;
-                    if let Some(c) = check.take() {
-                        if c.shared.expired(c.at, Instant::now()) {
-                            // Dropping the ready clone hands its slot to the next in line.
-                            let res = c.shared.drop_answer(c.grpc, c.arrived, true);
-                            state.set(State::Answered { res: Some(res) });
-                            continue;
-                        }
+                    if let Some(c) = check.take()
+                        && c.shared.expired(c.at, Instant::now())
+                    {
+                        // Dropping the ready clone hands its slot to the next in line.
+                        let res = c.shared.drop_answer(c.grpc, c.arrived, true);
+                        state.set(State::Answered { res: Some(res) });
+                        continue;
                     }
                     let req = req.take().expect("polled after completion");
                     let future = svc.call(req);
