@@ -1,7 +1,8 @@
 //! The server half of a propagated deadline (`DropExpiredLayer`) in real servers on loopback:
 //! an axum app (hyper) and a tonic server, each with the layer outside a concurrency limit of
 //! one. A handler holds the only slot until the test opens its gate, so a request queues
-//! behind it for as long as the test says, without racing the clock.
+//! behind it for as long as the test says, without racing the clock. Last, our client and our
+//! server together: the deadline one sends is the one the other reads.
 
 mod support;
 
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 use tonic::Code;
 use tonic::transport::Channel;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::{Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder};
 use tower_retrier::deadline::{Deadline, DeadlineHeader, DropExpiredLayer};
 
 const ENVOY: http::HeaderName = http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
@@ -439,4 +440,41 @@ async fn tonic_drops_a_call_that_reaches_the_front_with_too_little_time_left() {
     assert_eq!(handler.calls(), 1, "the late call's handler never ran");
     let s = layer.stats();
     assert_eq!((s.expired_on_arrival, s.expired_in_queue), (0, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Both halves
+// ---------------------------------------------------------------------------------------------
+
+/// Our client sends what is left of its deadline in the header our server reads it from.
+#[tokio::test]
+async fn the_server_reads_the_deadline_our_client_sends() {
+    let handler = Handler::default();
+    let layer = DropExpiredLayer::new(DeadlineHeader::envoy());
+    let (addr, _arrivals) = axum_app(layer.clone(), handler.clone()).await;
+    let config = tower_retrier::RetryConfig::builder()
+        .deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let client = tower_retrier::RetryLayer::new_for_http(config)
+        .with_replay(
+            tower_retrier::replay::ReplayHttp::new().propagate_deadline(DeadlineHeader::envoy()),
+        )
+        // hyper-util's client error cannot carry a refusal (no per-attempt timeout here).
+        .without_admission()
+        .layer(Client::builder(TokioExecutor::new()).build_http());
+    let req = http::Request::get(format!("http://{addr}/work"))
+        .body(Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(client, req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let left: u128 = body
+        .strip_prefix("Some(")
+        .and_then(|b| b.strip_suffix(')'))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!((1..=2000).contains(&left), "{left}");
+    assert_eq!(handler.calls(), 1);
 }
