@@ -117,11 +117,12 @@ struct Shared {
 /// reaches this layer. A request without one, or with a malformed one, is served as usual.
 ///
 /// **Where it goes: outside the queue.** The layer is always ready; its response future waits
-/// for a clone of the inner service to become ready (a concurrency limit's permit, a
-/// `Buffer`'s slot) and only then looks at the clock. Put it *outside* the concurrency limit,
-/// so that the wait in the limit's FIFO queue counts:
-/// `DropExpired → ConcurrencyLimit → handler`. A request that reaches the front with its time
-/// gone is answered without the handler running:
+/// for a clone of the inner service to become ready and only then looks at the clock. Put it
+/// *outside* the concurrency limit, so that the wait in the limit's FIFO queue counts:
+/// `DropExpired → ConcurrencyLimit → handler`. It sees any wait that happens in the inner
+/// service's `poll_ready` (a concurrency limit's permit, a rate limit, a `Buffer` whose channel
+/// is full), not a queue hidden behind it (the requests a `Buffer` has already accepted). A
+/// request that reaches the front with its time gone is answered without the handler running:
 ///
 /// - HTTP: `503 Service Unavailable` with `Retry-After` (1 s by default,
 ///   [`retry_after`](Self::retry_after)). This crate's HTTP classifier waits that long before a
@@ -133,7 +134,9 @@ struct Shared {
 ///   pushback.
 ///
 /// The request's deadline is put into its extensions as a [`Deadline`]; the drops are counted
-/// in [`stats`](Self::stats) and logged at `debug` level (`tracing`).
+/// in [`stats`](Self::stats) (shared by the layer's clones and every service it built) and
+/// logged at `debug` level (`tracing`). A header the layer cannot read is no deadline, never
+/// an error.
 ///
 /// ```
 /// use std::time::Duration;
