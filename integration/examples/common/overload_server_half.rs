@@ -7,7 +7,7 @@
 //! `tower::timeout`, 100 ms; `RetryConfig::default()` sets no overall deadline to cap it). The
 //! server's stack is `DropExpiredLayer → GlobalConcurrencyLimit(workers) → job`: the limit's
 //! semaphore is the FIFO queue, the layer waits on it and drops at the front a request whose
-//! deadline has passed (503), and the job takes the service time when it starts (× slowdown
+//! deadline has passed, or has no more than `min_time_left` left (503), and the job takes the service time when it starts (× slowdown
 //! during the event). The queue's bound is a second semaphore of `queue + workers` permits
 //! held from arrival to answer: a request finding none is shed at once, as before. Every
 //! admitted request runs in a task of its own, so a caller that gives up cancels nothing.
@@ -30,7 +30,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_retrier::deadline::{DeadlineHeader, DropExpiredLayer};
 
 /// The server half's answer to a request dropped at the front of the queue (a 503 with
-/// `Retry-After`; the caller has given up by then).
+/// `Retry-After`): its caller has given up by then, unless `min_time_left` dropped it early.
 #[derive(Debug, Clone, Copy)]
 pub struct Expired;
 
