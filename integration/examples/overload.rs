@@ -2,7 +2,7 @@
 //! drops, and to one that fails outright (model in `examples/common/overload_sim.rs`).
 //!
 //! ```text
-//! cargo run --release -p tower-retrier-integration --example overload -- [--quick] [--out DIR] [--only capacity|outage|failures|fleet|one-bad]
+//! cargo run --release -p tower-retrier-integration --example overload -- [--quick] [--out DIR] [--only capacity|server-half|outage|failures|fleet|one-bad]
 //! ```
 //!
 //! Everything runs in paused tokio time (virtual, deterministic, seeded): a full run takes
@@ -19,6 +19,14 @@
 //! bucket by bucket, for 5 s in a row; local rejections in the healthy phase; attempts
 //! reaching the downstream per original during the trigger and after it.
 //!
+//! **Capacity drop with the server half** (the same, for a plain client, ours with admission
+//! control off and ours as it ships): each attempt carries its 100 ms timeout as its deadline
+//! (`x-envoy-expected-rq-timeout-ms`), and the downstream puts the crate's `DropExpiredLayer`
+//! in front of its workers' FIFO queue, so a request whose deadline has passed when it reaches
+//! the front is answered 503 at once instead of costing a worker
+//! (`examples/common/overload_server_half.rs`). Each row is printed without and with it; also
+//! measured: jobs served for callers that had gone, requests dropped at the front.
+//!
 //! **Total outage** (the retry storm's 16 × 100/s; the downstream answers at once, fails every
 //! attempt for 30 s after 10 s healthy, then 10 s healthy; outside the outage one call in a
 //! hundred has its first attempt fail). Measured: attempts reaching the downstream per
@@ -33,7 +41,7 @@
 //! 100 % during the outage, the other 15 stay healthy: local rejections on each side.
 //!
 //! Writes `capacity_drop.csv` (summary), `capacity_drop_buckets.csv` (per 100 ms bucket),
-//! `total_outage.csv`, `failures.csv`, `low_traffic_fleet.csv` and `one_bad_instance.csv`
+//! `capacity_drop_server_half.csv`, `total_outage.csv`, `failures.csv`, `low_traffic_fleet.csv` and `one_bad_instance.csv`
 //! into `--out` (default `bench-results/overload/`) and prints one markdown table per
 //! scenario. `--quick` shortens the phases (smoke run; the figures are not the issue's).
 //!
@@ -48,11 +56,18 @@ use std::time::{Duration, Instant as WallClock};
 mod sim;
 
 use sim::{
-    CapacityDropReport, FailureReport, OutageReport, Scenario, Setup, capacity_drop, failure_rate,
-    low_traffic_fleet, one_bad_instance, secs, total_outage,
+    CapacityDropReport, FailureReport, Front, OutageReport, Scenario, Setup, capacity_drop,
+    failure_rate, low_traffic_fleet, one_bad_instance, secs, total_outage,
 };
 
-const PARTS: [&str; 5] = ["capacity", "outage", "failures", "fleet", "one-bad"];
+const PARTS: [&str; 6] = [
+    "capacity",
+    "server-half",
+    "outage",
+    "failures",
+    "fleet",
+    "one-bad",
+];
 
 struct Args {
     quick: bool,
@@ -76,7 +91,7 @@ fn args() -> Args {
         out: PathBuf::from("bench-results/overload"),
         only: None,
     };
-    let usage = "[--quick] [--out DIR] [--only capacity|outage|failures|fleet|one-bad]";
+    let usage = "[--quick] [--out DIR] [--only capacity|server-half|outage|failures|fleet|one-bad]";
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -200,6 +215,82 @@ fn capacity(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
     print_details(&details);
     write(&args.out, "capacity_drop.csv", summary)?;
     write(&args.out, "capacity_drop_buckets.csv", buckets)
+}
+
+fn server_half(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let setups = Setup::server_half_rows();
+    let scenarios = [500, 2000].map(|q| args.scenario(Scenario::capacity_drop(q)));
+    let floor = |s: Scenario| s.with_front(Front::DropExpired(Duration::from_millis(30)));
+    let runs: Vec<[CapacityDropReport; 6]> = each("capacity drop, server half", &setups, |setup| {
+        let [a, b] = scenarios;
+        [
+            capacity_drop(setup, &a),
+            capacity_drop(setup, &b),
+            capacity_drop(setup, &a.with_server_half()),
+            capacity_drop(setup, &b.with_server_half()),
+            capacity_drop(setup, &floor(a)),
+            capacity_drop(setup, &floor(b)),
+        ]
+    });
+    let s = scenarios[0];
+    println!(
+        "\n## Capacity drop with the server half: each attempt carries its {:?} timeout as its deadline; the downstream drops at the front of its queue what has outlived it ({:?} healthy, {:?} at 3× service time, then {:?})\n",
+        s.attempt_timeout, s.healthy, s.event, s.after
+    );
+    println!(
+        "| set-up | server half | good calls/s during the trigger (queue 500 / 2,000) | recovery, queue 500 | recovery, queue 2,000 | attempts / original during the trigger (500 / 2,000) | jobs served for callers gone (500 / 2,000) | dropped at the front (500 / 2,000) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut csv = String::from(
+        "setup,server_half,queue,good_per_sec_trigger,good_answers_per_sec_trigger,recovery_s,healthy_local_rejections,trigger_local_rejections,attempts_per_original_trigger,attempts_per_original_after,served,served_abandoned,expired_dropped\n",
+    );
+    for [a, b, c, d, e, f] in &runs {
+        for ([r500, r2000], (on, csv_on)) in [
+            ([a, b], ("off", "off")),
+            ([c, d], ("**on**", "on")),
+            (
+                [e, f],
+                ("on, `min_time_left(30 ms)`", "on_min_time_left_30ms"),
+            ),
+        ] {
+            println!(
+                "| {} | {} | {:.1} / {:.1} | {} | {} | {:.2} / {:.2} | {} / {} | {} / {} |",
+                r500.setup,
+                on,
+                r500.good_per_sec_trigger,
+                r2000.good_per_sec_trigger,
+                secs(r500.recovery),
+                secs(r2000.recovery),
+                r500.attempts_per_original_trigger,
+                r2000.attempts_per_original_trigger,
+                r500.run.counts.served_abandoned,
+                r2000.run.counts.served_abandoned,
+                r500.run.counts.expired_dropped,
+                r2000.run.counts.expired_dropped,
+            );
+            for r in [r500, r2000] {
+                let c = &r.run.counts;
+                writeln!(
+                    csv,
+                    "{},{},{},{:.2},{:.2},{},{},{},{:.4},{:.4},{},{},{}",
+                    r.setup,
+                    csv_on,
+                    r.queue,
+                    r.good_per_sec_trigger,
+                    r.good_answers_per_sec_trigger,
+                    csv_opt(r.recovery),
+                    r.healthy_local_rejections,
+                    r.trigger_local_rejections,
+                    r.attempts_per_original_trigger,
+                    r.attempts_per_original_after,
+                    c.served,
+                    c.served_abandoned,
+                    c.expired_dropped
+                )?;
+            }
+        }
+    }
+    write(&args.out, "capacity_drop_server_half.csv", csv)
 }
 
 fn outage_table(
@@ -338,6 +429,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = WallClock::now();
     if args.wants("capacity") {
         capacity(&args, &setups)?;
+    }
+    if args.wants("server-half") {
+        server_half(&args)?;
     }
     if args.wants("outage") {
         let s = args.scenario(Scenario::total_outage());

@@ -1,7 +1,9 @@
 //! The overload simulation's model (`examples/common/overload_sim.rs`), tested in paused time:
 //! the queued downstream keeps its promises (never more than `workers` jobs at once, sheds at
 //! a full queue, never cancels work), and the baseline set-ups reproduce the issue's
-//! behaviour (a plain client recovers, `tower::retry` without a budget never does).
+//! behaviour (a plain client recovers, `tower::retry` without a budget never does); the queue
+//! rebuilt for the server half gives the same counts without its layer, and with it a plain
+//! client gets no fewer good calls and no stale queue to wait for.
 //!
 //! The scenario functions (`capacity_drop`, `total_outage`, `failure_rate`,
 //! `low_traffic_fleet`, `one_bad_instance`) and the goal checks (`*_goals`, each returning the
@@ -13,7 +15,7 @@
 mod sim;
 
 use sim::{
-    BoxError, Client, Downstream, Scenario, Server, ServerConfig, Setup, Shed, boxed,
+    BoxError, Client, Downstream, Front, Scenario, Server, ServerConfig, Setup, Shed, boxed,
     capacity_drop, capacity_drop_goals, failure_rate, partial_failure_goals, simulate,
     total_outage, total_outage_goals, virtual_runtime,
 };
@@ -238,4 +240,87 @@ fn runs_are_deterministic() {
         s.downstream,
         Downstream::Queued { queue: 500, .. }
     ));
+}
+
+#[test]
+fn the_rebuilt_queue_changes_nothing_without_the_layer() {
+    // The server half's queue (semaphores a layer can wait on) against the original one.
+    for setup in [Setup::plain(), Setup::ours_default()] {
+        let s = short_capacity_drop(500);
+        let a = simulate(&setup, &s);
+        let b = simulate(&setup, &s.with_front(Front::Semaphores));
+        let (a, b) = (&a.counts, &b.counts);
+        assert_eq!(a.good, b.good, "{}", setup.name);
+        assert_eq!(a.attempts, b.attempts, "{}", setup.name);
+        assert_eq!(a.shed, b.shed, "{}", setup.name);
+        assert_eq!(
+            (a.max_busy, a.served, a.served_abandoned),
+            (b.max_busy, b.served, b.served_abandoned),
+            "{}",
+            setup.name
+        );
+        assert_eq!(b.expired_dropped, 0);
+    }
+}
+
+/// The server half (`DropExpiredLayer` in front of the workers' queue, each attempt carrying
+/// its 100 ms timeout): what waited past its caller's deadline is dropped when it reaches the
+/// front instead of costing a worker. Measured on the full scenario in BENCHMARKS.md.
+#[test]
+fn the_server_half_serves_no_fewer_calls_and_recovers_at_once_for_a_plain_client() {
+    let s = short_capacity_drop(500);
+    let without = capacity_drop(&Setup::plain(), &s);
+    let with = capacity_drop(&Setup::plain(), &s.with_server_half());
+    assert!(
+        with.good_per_sec_trigger >= without.good_per_sec_trigger,
+        "{} < {}",
+        with.good_per_sec_trigger,
+        without.good_per_sec_trigger
+    );
+    // No stale queue left to drain when the trigger ends.
+    assert!(
+        with.recovery
+            .is_some_and(|d| d <= Duration::from_millis(100)),
+        "{:?}",
+        with.recovery
+    );
+    assert!(without.recovery.is_some_and(|d| d >= secs(1)));
+    let (w, wo) = (&with.run.counts, &without.run.counts);
+    assert!(w.expired_dropped > 0);
+    assert!(
+        w.served_abandoned < wo.served_abandoned / 2,
+        "{} vs {}",
+        w.served_abandoned,
+        wo.served_abandoned
+    );
+    assert_eq!(with.healthy_local_rejections, 0);
+    // FIFO still hands a worker the oldest request with time left, which has too little to
+    // finish (30 ms of work during the trigger): `min_time_left` drops those too.
+    let floor = capacity_drop(
+        &Setup::plain(),
+        &s.with_front(Front::DropExpired(Duration::from_millis(30))),
+    );
+    assert!(
+        floor.good_per_sec_trigger > 300.0,
+        "{}",
+        floor.good_per_sec_trigger
+    );
+    assert_eq!(floor.run.counts.served_abandoned, 0);
+}
+
+#[test]
+fn the_server_half_serves_no_fewer_calls_with_the_defaults() {
+    let s = short_capacity_drop(500);
+    let setup = sim::Setup::server_half_rows()
+        .pop()
+        .expect("the defaults' row");
+    let without = capacity_drop(&setup, &s);
+    let with = capacity_drop(&setup, &s.with_server_half());
+    assert!(
+        with.good_per_sec_trigger >= without.good_per_sec_trigger,
+        "{} < {}",
+        with.good_per_sec_trigger,
+        without.good_per_sec_trigger
+    );
+    assert_eq!(with.healthy_local_rejections, 0);
 }

@@ -6,7 +6,9 @@
 //! them. gRPC sends what is left of the caller's deadline as `grpc-timeout` on every attempt;
 //! Envoy sends `x-envoy-expected-rq-timeout-ms`. The presets of this crate do the same (see
 //! [`ReplayHttp::propagate_deadline`](crate::replay::ReplayHttp::propagate_deadline)), and
-//! this module holds the wire formats both ends agree on.
+//! this module holds the wire formats both ends agree on. With feature `server`,
+//! `DropExpiredLayer` is the server's half: it answers at once, without calling the handler, a
+//! request whose caller's deadline passed while it waited in the server's queue.
 //!
 //! ```
 //! use std::time::Duration;
@@ -18,9 +20,15 @@
 //! ```
 
 mod header;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+mod server;
 mod wire;
 
 pub use header::DeadlineHeader;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use server::{Deadline, DropExpired, DropExpiredFuture, DropExpiredLayer, DropExpiredStats};
 pub use wire::{
     GRPC_TIMEOUT, encode_grpc_timeout, encode_millis, parse_grpc_timeout, parse_millis,
 };

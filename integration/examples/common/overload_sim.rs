@@ -13,6 +13,10 @@
 //!   taken when a worker starts a job (× `slowdown` during the event). Work is **not**
 //!   cancelled when the client gives up: a timed-out request stays queued and still costs a
 //!   worker its full service time.
+//!   With the server half ([`Scenario::with_server_half`], `overload_server_half.rs`) each
+//!   attempt carries its timeout as its deadline and the crate's `DropExpiredLayer` drops at
+//!   the front of the queue what has outlived it; the queue is rebuilt from semaphores for
+//!   the layer to wait on ([`Front`]), with the same counts when the layer is left out.
 //! - [`Downstream::Immediate`]: answers at once; during the event every attempt fails
 //!   ([`Fault::Outage`]) or each fails independently ([`Fault::Failing`]), with
 //!   [`Unavailable`]. With `blips`, outside the event the first attempt of one call in a
@@ -38,6 +42,11 @@
 
 #[path = "tower_policy.rs"]
 mod tower_policy;
+
+#[path = "overload_server_half.rs"]
+mod server_half;
+
+pub use server_half::ServerHalf;
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -156,6 +165,21 @@ pub struct Scenario {
     pub affected: usize,
     /// Seed of the downstream's faults and of the set-ups' jitter.
     pub seed: u64,
+    /// How a queued downstream's queue is built, and whether the server half is in place.
+    pub front: Front,
+}
+
+/// The queued downstream's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// [`Server`]: a `VecDeque` its worker tasks pop.
+    Plain,
+    /// [`ServerHalf`] without the layer: the same queue rebuilt from semaphores (a check that
+    /// the rebuild changes nothing).
+    Semaphores,
+    /// [`ServerHalf`]: the rebuilt queue with `DropExpiredLayer` in front of it, dropping what
+    /// reaches the front with no more than this left (`min_time_left`; zero: what has expired).
+    DropExpired(Duration),
 }
 
 impl Scenario {
@@ -178,7 +202,22 @@ impl Scenario {
             },
             affected: usize::MAX,
             seed: 1,
+            front: Front::Plain,
         }
+    }
+
+    /// The same scenario with the server half in place (a queued downstream only).
+    pub fn with_server_half(self) -> Scenario {
+        self.with_front(Front::DropExpired(Duration::ZERO))
+    }
+
+    /// The same scenario with its queue built as `front` says (a queued downstream only).
+    pub fn with_front(self, front: Front) -> Scenario {
+        assert!(
+            matches!(self.downstream, Downstream::Queued { .. }),
+            "only a queued downstream has a queue"
+        );
+        Scenario { front, ..self }
     }
 
     /// The retry storm's fleet: 16 × 100/s against a downstream answering at once, 10 s
@@ -195,6 +234,7 @@ impl Scenario {
             downstream: Downstream::Immediate { fault, blips: true },
             affected: usize::MAX,
             seed: 1,
+            front: Front::Plain,
         }
     }
 
@@ -434,6 +474,16 @@ impl Setup {
         ]
     }
 
+    /// The rows run again with the server half in place: a plain client, ours with admission
+    /// control off, ours as it ships.
+    pub fn server_half_rows() -> Vec<Setup> {
+        vec![
+            Setup::plain(),
+            Setup::ours_default(),
+            Setup::ours_admission("**ours, defaults (breaker + limit)**", Admission::default),
+        ]
+    }
+
     /// The baseline rows, then the admission rows.
     pub fn all() -> Vec<Setup> {
         let mut all = Setup::baseline();
@@ -506,6 +556,8 @@ pub struct Counts {
     /// Jobs the queued downstream served, and those among them whose caller had gone.
     pub served: u64,
     pub served_abandoned: u64,
+    /// Requests the server half dropped at the front of the queue (or on arrival).
+    pub expired_dropped: u64,
 }
 
 impl Counts {
@@ -799,8 +851,33 @@ async fn run(setup: &Setup, scenario: Scenario) -> Counts {
     });
     let start = shared.start;
     // The downstream: one handle per instance.
+    let mut server_half = None;
     let (downstream, server): (DownstreamFactory, Option<(Server, Workers)>) =
         match scenario.downstream {
+            Downstream::Queued {
+                workers,
+                service,
+                slowdown,
+                queue,
+            } if scenario.front != Front::Plain => {
+                let server = ServerHalf::start(
+                    ServerConfig {
+                        workers,
+                        service,
+                        queue,
+                        slow: Some((scenario.healthy, scenario.event_end(), slowdown)),
+                    },
+                    start,
+                    scenario.attempt_timeout,
+                    match scenario.front {
+                        Front::DropExpired(min_time_left) => Some(min_time_left),
+                        _ => None,
+                    },
+                    shared.clone(),
+                );
+                server_half = Some(server.clone());
+                (Box::new(move |_| boxed(server.clone())), None)
+            }
             Downstream::Queued {
                 workers,
                 service,
@@ -902,6 +979,13 @@ async fn run(setup: &Setup, scenario: Scenario) -> Counts {
         counts.max_busy = stats.max_busy;
         counts.served = stats.served;
         counts.served_abandoned = stats.served_abandoned;
+    }
+    if let Some(server) = server_half {
+        let (stats, dropped) = server.stats();
+        counts.max_busy = stats.max_busy;
+        counts.served = stats.served;
+        counts.served_abandoned = stats.served_abandoned;
+        counts.expired_dropped = dropped;
     }
     counts
 }
