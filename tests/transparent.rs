@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
 use tower_retrier::budget::Budget;
 use tower_retrier::classify::{Decision, RetryReason, classify_fn};
 use tower_retrier::hedge::HedgeConfig;

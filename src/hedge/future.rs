@@ -309,15 +309,16 @@ where
             };
             return Some(finish(core, this.call, stop, result));
         };
-        if reason == RetryReason::Transparent && this.next.is_none() && this.withdraw.is_none() {
-            if let Some(request) = transparent_resend(core, this.call, this.saved.as_mut(), &result)
-            {
-                // Resent at once, outside the hedging schedule and the budget.
-                *this.next = Some(request);
-                *this.resend = true;
-                *this.last = Some(result);
-                continue;
-            }
+        if reason == RetryReason::Transparent
+            && this.next.is_none()
+            && this.withdraw.is_none()
+            && let Some(request) = transparent_resend(core, this.call, this.saved.as_mut(), &result)
+        {
+            // Resent at once, outside the hedging schedule and the budget.
+            *this.next = Some(request);
+            *this.resend = true;
+            *this.last = Some(result);
+            continue;
         }
         *this.last = Some(result);
         if *this.hedging == Hedging::Open && this.next.is_none() && this.withdraw.is_none() {
