@@ -29,8 +29,7 @@ async fn cluster_gives_the_same_decisions_as_the_local_budget() {
     ];
     for (name, min, ratio, deposits) in cases {
         let local = RatioBudget::new(TTL, min, ratio).unwrap();
-        let shared = RedisBudget::builder(name)
-            .mode(tower_retrier::budget::redis::Mode::Ratio)
+        let shared = RedisBudget::ratio(name)
             .ttl(TTL)
             .min_per_sec(min)
             .ratio(ratio)
@@ -70,8 +69,7 @@ const SLACK: Duration = Duration::from_millis(100);
 /// floor of `per_sec` over 10 s (10 × `per_sec` retries fleet-wide), no ratio, one token per
 /// round trip.
 async fn instance(cluster: &RedisCluster, name: &str, per_sec: u32) -> RedisBudget {
-    RedisBudget::builder(name)
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    RedisBudget::ratio(name)
         .ttl(TTL)
         .min_per_sec(per_sec)
         .ratio(0.0)
