@@ -8,6 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::budget::take;
 use support::redis::RedisServer;
 use tower::{Layer, service_fn};
 use tower_retrier::budget::redis::{AdaptiveMode, Mode, RedisBudgetBuilder, Unavailable};
@@ -49,16 +50,6 @@ async fn fleet(
         );
     }
     out
-}
-
-async fn take<B: Budget>(b: &B, n: usize) -> usize {
-    let mut granted = 0;
-    for _ in 0..n {
-        if b.withdraw().await {
-            granted += 1;
-        }
-    }
-    granted
 }
 
 /// Waits out the "Redis said empty" mark (one flush interval) so the next ask goes to Redis.

@@ -4,6 +4,7 @@
 mod support;
 
 use std::time::Duration;
+use support::budget::take;
 use support::redis::{Options, RedisServer};
 use tower_retrier::budget::redis::{RedisBudgetError, Unavailable};
 use tower_retrier::budget::{Budget, RatioBudget, RedisBudget};
@@ -34,16 +35,6 @@ fn builder(
 }
 
 /// Up to `n` withdrawals; how many were granted.
-async fn take<B: Budget>(b: &B, n: usize) -> usize {
-    let mut granted = 0;
-    for _ in 0..n {
-        if b.withdraw().await {
-            granted += 1;
-        }
-    }
-    granted
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Deposit(u32),

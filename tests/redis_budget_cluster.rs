@@ -3,19 +3,12 @@
 mod support;
 
 use std::time::Duration;
+use support::budget::take;
 use support::redis::RedisCluster;
 use tower_retrier::budget::redis::Unavailable;
 use tower_retrier::budget::{Budget, RatioBudget, RedisBudget};
 
 const TTL: Duration = Duration::from_secs(10);
-
-async fn take<B: Budget>(b: &B, n: usize) -> usize {
-    let mut granted = 0;
-    for _ in 0..n {
-        granted += usize::from(b.withdraw().await);
-    }
-    granted
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_gives_the_same_decisions_as_the_local_budget() {

@@ -7,23 +7,20 @@
 mod support;
 
 use std::time::Duration;
+use support::budget::take;
 use support::redis::RedisServer;
 use tower_retrier::budget::redis::{Mode, RedisBudgetBuilder, RedisBudgetError, Unavailable};
 use tower_retrier::budget::{Budget, RedisBudget};
 
-/// Every grant goes to Redis (a lease of one) and nothing falls back locally.
-fn tuned<M>(b: RedisBudgetBuilder<M>) -> RedisBudgetBuilder<M> {
+/// Builds `b` so that every grant goes to Redis (a lease of one) and nothing falls back
+/// locally.
+async fn build<M>(b: RedisBudgetBuilder<M>, url: &str) -> RedisBudget {
     b.lease_size(1)
         .command_timeout(Duration::from_millis(500))
         .on_unavailable(Unavailable::Deny)
-}
-
-async fn take(b: &RedisBudget, n: usize) -> usize {
-    let mut granted = 0;
-    for _ in 0..n {
-        granted += usize::from(b.withdraw().await);
-    }
-    granted
+        .build_from_url(url)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,15 +28,14 @@ async fn each_constructor_builds_the_mode_it_names() {
     let server = RedisServer::start();
     let url = server.url();
     // Adaptive: a stock of max_retries, nothing earned without successes or time.
-    let adaptive = tuned(
+    let adaptive = build(
         RedisBudget::adaptive("stock")
             .max_retries(3)
             .per_success(0.5)
             .min_per_sec(0),
+        &url,
     )
-    .build_from_url(&url)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(adaptive.mode(), Mode::Adaptive);
     assert_eq!(take(&adaptive, 10).await, 3);
     // Two successes at 0.5 each pay for one retry.
@@ -59,15 +55,14 @@ async fn each_constructor_builds_the_mode_it_names() {
     );
 
     // Ratio: min_per_sec × ttl per window, plus ratio per request.
-    let ratio = tuned(
+    let ratio = build(
         RedisBudget::ratio("window")
             .ttl(Duration::from_secs(2))
             .min_per_sec(2)
             .ratio(0.5),
+        &url,
     )
-    .build_from_url(&url)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(ratio.mode(), Mode::Ratio);
     for _ in 0..4 {
         ratio.deposit();
@@ -149,48 +144,44 @@ async fn the_deprecated_builder_builds_what_the_new_constructors_build() {
 
     // The same shared state as the new constructors for the same parameters: instances of a
     // fleet half upgraded share one budget without a parameter mismatch.
-    let old = tuned(
+    let old = build(
         RedisBudget::builder("stock")
             .max_retries(4)
             .ratio(0.5)
             .min_per_sec(0),
+        &url,
     )
-    .build_from_url(&url)
-    .await
-    .unwrap();
-    let new = tuned(
+    .await;
+    let new = build(
         RedisBudget::adaptive("stock")
             .max_retries(4)
             .per_success(0.5)
             .min_per_sec(0),
+        &url,
     )
-    .build_from_url(&url)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(old.mode(), Mode::Adaptive);
     assert_eq!(take(&old, 2).await + take(&new, 10).await, 4);
     assert_eq!(old.stats().parameter_mismatches, 0);
     assert_eq!(new.stats().parameter_mismatches, 0);
 
-    let old = tuned(
+    let old = build(
         RedisBudget::builder("window")
             .mode(Mode::Ratio)
             .ttl(Duration::from_secs(2))
             .min_per_sec(3)
             .ratio(0.0),
+        &url,
     )
-    .build_from_url(&url)
-    .await
-    .unwrap();
-    let new = tuned(
+    .await;
+    let new = build(
         RedisBudget::ratio("window")
             .ttl(Duration::from_secs(2))
             .min_per_sec(3)
             .ratio(0.0),
+        &url,
     )
-    .build_from_url(&url)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(old.mode(), Mode::Ratio);
     assert_eq!(take(&old, 2).await + take(&new, 10).await, 6, "3/s × 2 s");
     assert_eq!(old.stats().parameter_mismatches, 0);

@@ -217,46 +217,70 @@ impl Settings {
     /// changed when the default mode became adaptive are refused, since the code that set them
     /// may have been written for ratio mode.
     fn refuse_unchosen(&self) -> Result<(), ConfigError> {
-        const CHOOSE: &str = "use RedisBudget::adaptive(name) or RedisBudget::ratio(name), or \
-                              .mode(..) here";
-        if let Some(ratio) = self.ratio {
-            return Err(ConfigError::new(
+        let ambiguous = [
+            (
                 "ratio",
-                ratio.to_string(),
-                format!(
-                    "is ambiguous without a mode: adaptive mode (the default) reads it as \
-                     retries earned per success (`per_success`), ratio mode as retries per \
-                     request; {CHOOSE}"
-                ),
-            ));
-        }
-        if let Some(ttl) = self.ttl {
-            return Err(ConfigError::new(
+                self.ratio.map(|r| r.to_string()),
+                "adaptive mode (the default) reads it as retries earned per success \
+                 (`per_success`), ratio mode as retries per request",
+            ),
+            (
                 "ttl",
-                format!("{ttl:?}"),
-                format!(
-                    "is ambiguous without a mode: it is ratio mode's window, and adaptive mode \
-                     (the default) has none; {CHOOSE}"
-                ),
-            ));
-        }
-        if let Some(min_per_sec) = self.min_per_sec {
-            return Err(ConfigError::new(
+                self.ttl.map(|t| format!("{t:?}")),
+                "it is ratio mode's window, and adaptive mode (the default) has none",
+            ),
+            (
                 "min_per_sec",
-                min_per_sec.to_string(),
+                self.min_per_sec.map(|m| m.to_string()),
+                "adaptive mode (the default) refills a stock of max_retries with it, ratio \
+                 mode grants min_per_sec × ttl per window",
+            ),
+        ];
+        match ambiguous
+            .into_iter()
+            .find_map(|(field, value, why)| Some((field, value?, why)))
+        {
+            Some((field, value, why)) => Err(ConfigError::new(
+                field,
+                value,
                 format!(
-                    "is ambiguous without a mode: adaptive mode (the default) refills a stock \
-                     of max_retries with it, ratio mode grants min_per_sec × ttl per window; \
-                     {CHOOSE}"
+                    "is ambiguous without a mode: {why}; use RedisBudget::adaptive(name) or \
+                     RedisBudget::ratio(name), or .mode(..) here"
                 ),
-            ));
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
+/// A public setter: `settings.FIELD` records a mode setting as given (unset, it takes the
+/// mode's default), `FIELD` sets a setting of every mode.
+macro_rules! setter {
+    ($(#[$doc:meta])* settings.$field:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $field(mut self, $field: $ty) -> Self {
+            self.settings.$field = Some($field);
+            self
+        }
+    };
+    ($(#[$doc:meta])* $field:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $field(mut self, $field: $ty) -> Self {
+            self.$field = $field;
+            self
+        }
+    };
+}
+
 impl<M> RedisBudgetBuilder<M> {
-    fn with(name: String, settings: Settings) -> Self {
+    /// A builder of `mode` (`M` says the same in types), or of the deprecated builder's
+    /// mode chosen later (`None`).
+    pub(crate) fn new(name: String, mode: Option<Mode>) -> Self {
+        let settings = Settings {
+            mode,
+            deprecated: mode.is_none(),
+            ..Settings::default()
+        };
         RedisBudgetBuilder {
             name,
             settings,
@@ -269,203 +293,166 @@ impl<M> RedisBudgetBuilder<M> {
 }
 
 impl RedisBudgetBuilder<AdaptiveMode> {
-    pub(crate) fn new_adaptive(name: String) -> Self {
-        let settings = Settings {
-            mode: Some(Mode::Adaptive),
-            ..Settings::default()
-        };
-        Self::with(name, settings)
-    }
+    setter!(
+        /// The largest stock of retries the fleet holds, and its size at start; default 100,
+        /// from 1 to 1,000,000 (as [`AdaptiveBudget::max_retries`](crate::budget::AdaptiveBudget::max_retries)).
+        ///
+        /// ```
+        /// let b = tower_retrier::budget::RedisBudget::adaptive("x").max_retries(50);
+        /// # let _ = b;
+        /// ```
+        settings.max_retries: u32
+    );
 
-    /// The largest stock of retries the fleet holds, and its size at start; default 100,
-    /// from 1 to 1,000,000 (as [`AdaptiveBudget::max_retries`](crate::budget::AdaptiveBudget::max_retries)).
-    ///
-    /// ```
-    /// let b = tower_retrier::budget::RedisBudget::adaptive("x").max_retries(50);
-    /// # let _ = b;
-    /// ```
-    pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.settings.max_retries = Some(max_retries);
-        self
-    }
+    setter!(
+        /// Retries earned per successful attempt anywhere in the fleet; default 0.2 (five
+        /// successes pay for one retry), from 0 to 1000 (as
+        /// [`AdaptiveBudget::per_success`](crate::budget::AdaptiveBudget::per_success)).
+        ///
+        /// ```
+        /// let b = tower_retrier::budget::RedisBudget::adaptive("x").per_success(0.5);
+        /// # let _ = b;
+        /// ```
+        settings.per_success: f64
+    );
 
-    /// Retries earned per successful attempt anywhere in the fleet; default 0.2 (five
-    /// successes pay for one retry), from 0 to 1000 (as
-    /// [`AdaptiveBudget::per_success`](crate::budget::AdaptiveBudget::per_success)).
-    ///
-    /// ```
-    /// let b = tower_retrier::budget::RedisBudget::adaptive("x").per_success(0.5);
-    /// # let _ = b;
-    /// ```
-    pub fn per_success(mut self, per_success: f64) -> Self {
-        self.settings.per_success = Some(per_success);
-        self
-    }
-
-    /// Retries per second added to the stock regardless of traffic; default 1, at most
-    /// `max_retries` (as [`AdaptiveBudget::min_per_sec`](crate::budget::AdaptiveBudget::min_per_sec)).
-    ///
-    /// ```
-    /// let b = tower_retrier::budget::RedisBudget::adaptive("x").min_per_sec(2);
-    /// # let _ = b;
-    /// ```
-    pub fn min_per_sec(mut self, min_per_sec: u32) -> Self {
-        self.settings.min_per_sec = Some(min_per_sec);
-        self
-    }
+    setter!(
+        /// Retries per second added to the stock regardless of traffic; default 1, at most
+        /// `max_retries` (as [`AdaptiveBudget::min_per_sec`](crate::budget::AdaptiveBudget::min_per_sec)).
+        ///
+        /// ```
+        /// let b = tower_retrier::budget::RedisBudget::adaptive("x").min_per_sec(2);
+        /// # let _ = b;
+        /// ```
+        settings.min_per_sec: u32
+    );
 }
 
 impl RedisBudgetBuilder<RatioMode> {
-    pub(crate) fn new_ratio(name: String) -> Self {
-        let settings = Settings {
-            mode: Some(Mode::Ratio),
-            ..Settings::default()
-        };
-        Self::with(name, settings)
-    }
+    setter!(
+        /// The window over which requests and retries are counted; default 10 s, from 1 s to
+        /// 60 s (as [`RatioBudget::ttl`](crate::budget::RatioBudget::ttl)). The budget's state
+        /// expires after `2 × ttl` without traffic.
+        ///
+        /// ```
+        /// let b = tower_retrier::budget::RedisBudget::ratio("x").ttl(std::time::Duration::from_secs(5));
+        /// # let _ = b;
+        /// ```
+        settings.ttl: Duration
+    );
 
-    /// The window over which requests and retries are counted; default 10 s, from 1 s to
-    /// 60 s (as [`RatioBudget::ttl`](crate::budget::RatioBudget::ttl)). The budget's state
-    /// expires after `2 × ttl` without traffic.
-    ///
-    /// ```
-    /// let b = tower_retrier::budget::RedisBudget::ratio("x").ttl(std::time::Duration::from_secs(5));
-    /// # let _ = b;
-    /// ```
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.settings.ttl = Some(ttl);
-        self
-    }
+    setter!(
+        /// Retries granted per original request anywhere in the fleet; default 0.2 (20 % extra
+        /// load), from 0 to 1000 (as [`RatioBudget::ratio`](crate::budget::RatioBudget::ratio)).
+        ///
+        /// ```
+        /// let b = tower_retrier::budget::RedisBudget::ratio("x").ratio(0.1);
+        /// # let _ = b;
+        /// ```
+        settings.ratio: f64
+    );
 
-    /// Retries granted per original request anywhere in the fleet; default 0.2 (20 % extra
-    /// load), from 0 to 1000 (as [`RatioBudget::ratio`](crate::budget::RatioBudget::ratio)).
-    ///
-    /// ```
-    /// let b = tower_retrier::budget::RedisBudget::ratio("x").ratio(0.1);
-    /// # let _ = b;
-    /// ```
-    pub fn ratio(mut self, ratio: f64) -> Self {
-        self.settings.ratio = Some(ratio);
-        self
-    }
-
-    /// Retries per second granted regardless of traffic (`min_per_sec × ttl` per window);
-    /// default 10 (as [`RatioBudget::min_per_sec`](crate::budget::RatioBudget::min_per_sec)).
-    ///
-    /// ```
-    /// let b = tower_retrier::budget::RedisBudget::ratio("x").min_per_sec(5);
-    /// # let _ = b;
-    /// ```
-    pub fn min_per_sec(mut self, min_per_sec: u32) -> Self {
-        self.settings.min_per_sec = Some(min_per_sec);
-        self
-    }
+    setter!(
+        /// Retries per second granted regardless of traffic (`min_per_sec × ttl` per window);
+        /// default 10 (as [`RatioBudget::min_per_sec`](crate::budget::RatioBudget::min_per_sec)).
+        ///
+        /// ```
+        /// let b = tower_retrier::budget::RedisBudget::ratio("x").min_per_sec(5);
+        /// # let _ = b;
+        /// ```
+        settings.min_per_sec: u32
+    );
 }
 
 impl RedisBudgetBuilder<AnyMode> {
-    pub(crate) fn new_any(name: String) -> Self {
-        let settings = Settings {
-            deprecated: true,
-            ..Settings::default()
-        };
-        Self::with(name, settings)
-    }
+    setter!(
+        /// The semantics shared by the fleet. Without it the budget is adaptive, and `ratio`,
+        /// `ttl` and `min_per_sec` are refused unless `max_retries` says adaptive mode was meant.
+        ///
+        /// ```
+        /// # #![allow(deprecated)]
+        /// use tower_retrier::budget::{RedisBudget, redis::Mode};
+        /// let b = RedisBudget::builder("x").mode(Mode::Ratio).ratio(0.1);
+        /// # let _ = b;
+        /// ```
+        settings.mode: Mode
+    );
 
-    /// The semantics shared by the fleet. Without it the budget is adaptive, and `ratio`,
-    /// `ttl` and `min_per_sec` are refused unless `max_retries` says adaptive mode was meant.
-    ///
-    /// ```
-    /// # #![allow(deprecated)]
-    /// use tower_retrier::budget::{RedisBudget, redis::Mode};
-    /// let b = RedisBudget::builder("x").mode(Mode::Ratio).ratio(0.1);
-    /// # let _ = b;
-    /// ```
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.settings.mode = Some(mode);
-        self
-    }
+    setter!(
+        /// Ratio mode: the window (as [`RedisBudget::ratio`]'s [`ttl`](RedisBudgetBuilder::ttl)).
+        /// Refused in adaptive mode.
+        ///
+        /// ```
+        /// # #![allow(deprecated)]
+        /// use tower_retrier::budget::{RedisBudget, redis::Mode};
+        /// let b = RedisBudget::builder("x").mode(Mode::Ratio).ttl(std::time::Duration::from_secs(5));
+        /// # let _ = b;
+        /// ```
+        settings.ttl: Duration
+    );
 
-    /// Ratio mode: the window (as [`RedisBudget::ratio`]'s [`ttl`](RedisBudgetBuilder::ttl)).
-    /// Refused in adaptive mode.
-    ///
-    /// ```
-    /// # #![allow(deprecated)]
-    /// use tower_retrier::budget::{RedisBudget, redis::Mode};
-    /// let b = RedisBudget::builder("x").mode(Mode::Ratio).ttl(std::time::Duration::from_secs(5));
-    /// # let _ = b;
-    /// ```
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.settings.ttl = Some(ttl);
-        self
-    }
+    setter!(
+        /// Adaptive mode: retries per second added to the stock; ratio mode: retries per second
+        /// granted regardless of traffic. Default 1 (adaptive) or 10 (ratio).
+        ///
+        /// ```
+        /// # #![allow(deprecated)]
+        /// use tower_retrier::budget::{RedisBudget, redis::Mode};
+        /// let b = RedisBudget::builder("x").mode(Mode::Adaptive).min_per_sec(2);
+        /// # let _ = b;
+        /// ```
+        settings.min_per_sec: u32
+    );
 
-    /// Adaptive mode: retries per second added to the stock; ratio mode: retries per second
-    /// granted regardless of traffic. Default 1 (adaptive) or 10 (ratio).
-    ///
-    /// ```
-    /// # #![allow(deprecated)]
-    /// use tower_retrier::budget::{RedisBudget, redis::Mode};
-    /// let b = RedisBudget::builder("x").mode(Mode::Adaptive).min_per_sec(2);
-    /// # let _ = b;
-    /// ```
-    pub fn min_per_sec(mut self, min_per_sec: u32) -> Self {
-        self.settings.min_per_sec = Some(min_per_sec);
-        self
-    }
+    setter!(
+        /// Adaptive mode: retries earned per success (`per_success`); ratio mode: retries per
+        /// request. Default 0.2.
+        ///
+        /// ```
+        /// # #![allow(deprecated)]
+        /// use tower_retrier::budget::{RedisBudget, redis::Mode};
+        /// let b = RedisBudget::builder("x").mode(Mode::Ratio).ratio(0.1);
+        /// # let _ = b;
+        /// ```
+        settings.ratio: f64
+    );
 
-    /// Adaptive mode: retries earned per success (`per_success`); ratio mode: retries per
-    /// request. Default 0.2.
-    ///
-    /// ```
-    /// # #![allow(deprecated)]
-    /// use tower_retrier::budget::{RedisBudget, redis::Mode};
-    /// let b = RedisBudget::builder("x").mode(Mode::Ratio).ratio(0.1);
-    /// # let _ = b;
-    /// ```
-    pub fn ratio(mut self, ratio: f64) -> Self {
-        self.settings.ratio = Some(ratio);
-        self
-    }
-
-    /// Adaptive mode: the largest stock of retries. Refused in ratio mode.
-    ///
-    /// ```
-    /// # #![allow(deprecated)]
-    /// let b = tower_retrier::budget::RedisBudget::builder("x").max_retries(50);
-    /// # let _ = b;
-    /// ```
-    pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.settings.max_retries = Some(max_retries);
-        self
-    }
+    setter!(
+        /// Adaptive mode: the largest stock of retries. Refused in ratio mode.
+        ///
+        /// ```
+        /// # #![allow(deprecated)]
+        /// let b = tower_retrier::budget::RedisBudget::builder("x").max_retries(50);
+        /// # let _ = b;
+        /// ```
+        settings.max_retries: u32
+    );
 }
 
 impl<M> RedisBudgetBuilder<M> {
-    /// Retries fetched from Redis per round trip and then handed out locally; default 10,
-    /// from 1 to 1000. Larger means fewer round trips but up to `lease_size - 1` retries held
-    /// per instance.
-    ///
-    /// ```
-    /// let b = tower_retrier::budget::RedisBudget::adaptive("x").lease_size(5);
-    /// # let _ = b;
-    /// ```
-    pub fn lease_size(mut self, lease_size: u32) -> Self {
-        self.lease_size = lease_size;
-        self
-    }
+    setter!(
+        /// Retries fetched from Redis per round trip and then handed out locally; default 10,
+        /// from 1 to 1000. Larger means fewer round trips but up to `lease_size - 1` retries held
+        /// per instance.
+        ///
+        /// ```
+        /// let b = tower_retrier::budget::RedisBudget::adaptive("x").lease_size(5);
+        /// # let _ = b;
+        /// ```
+        lease_size: u32
+    );
 
-    /// What retries get while Redis is unreachable or slow; default
-    /// [`Unavailable::Fallback`] (a local budget of the same mode and parameters).
-    ///
-    /// ```
-    /// use tower_retrier::budget::redis::Unavailable;
-    /// let b = tower_retrier::budget::RedisBudget::adaptive("x").on_unavailable(Unavailable::Deny);
-    /// # let _ = b;
-    /// ```
-    pub fn on_unavailable(mut self, on_unavailable: Unavailable) -> Self {
-        self.on_unavailable = on_unavailable;
-        self
-    }
+    setter!(
+        /// What retries get while Redis is unreachable or slow; default
+        /// [`Unavailable::Fallback`] (a local budget of the same mode and parameters).
+        ///
+        /// ```
+        /// use tower_retrier::budget::redis::Unavailable;
+        /// let b = tower_retrier::budget::RedisBudget::adaptive("x").on_unavailable(Unavailable::Deny);
+        /// # let _ = b;
+        /// ```
+        on_unavailable: Unavailable
+    );
 
     client_setters!(
         "tower_retrier::budget::RedisBudget::adaptive(\"orders\")",

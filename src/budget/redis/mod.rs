@@ -193,7 +193,7 @@ impl RedisBudget {
     /// # let _ = builder;
     /// ```
     pub fn adaptive(name: impl Into<String>) -> RedisBudgetBuilder<AdaptiveMode> {
-        RedisBudgetBuilder::new_adaptive(name.into())
+        RedisBudgetBuilder::new(name.into(), Some(Mode::Adaptive))
     }
 
     /// Starts building the [`RatioBudget`](crate::budget::RatioBudget) shared by every
@@ -207,7 +207,7 @@ impl RedisBudget {
     /// # let _ = builder;
     /// ```
     pub fn ratio(name: impl Into<String>) -> RedisBudgetBuilder<RatioMode> {
-        RedisBudgetBuilder::new_ratio(name.into())
+        RedisBudgetBuilder::new(name.into(), Some(Mode::Ratio))
     }
 
     /// Starts building a budget whose mode is chosen with
@@ -246,7 +246,7 @@ impl RedisBudget {
                 mode's settings"
     )]
     pub fn builder(name: impl Into<String>) -> RedisBudgetBuilder {
-        RedisBudgetBuilder::new_any(name.into())
+        RedisBudgetBuilder::new(name.into(), None)
     }
 
     /// The budget's name (shared by the fleet).
