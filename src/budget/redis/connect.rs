@@ -26,7 +26,7 @@ pub(crate) enum Subject {
 /// and fleet-wide admission control share. Both builders hold one and get their public
 /// setters for it from [`client_setters!`], so a setting, its default and its range are
 /// written once.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct ClientSettings {
     pub(crate) flush_interval: Duration,
     pub(crate) connect_timeout: Duration,
@@ -34,6 +34,21 @@ pub(crate) struct ClientSettings {
     pub(crate) lazy_connect: bool,
     #[cfg(feature = "redis-tls")]
     pub(crate) tls: Option<fred::types::config::TlsConfig>,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    /// Timings only, and whether TLS is configured: never the TLS configuration itself (a
+    /// client certificate may be in it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ClientSettings");
+        d.field("flush_interval", &self.flush_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("lazy_connect", &self.lazy_connect);
+        #[cfg(feature = "redis-tls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish()
+    }
 }
 
 impl Default for ClientSettings {

@@ -314,26 +314,37 @@ impl RedisBudget {
 }
 
 impl Inner {
-    fn args_withdraw(&self, want: u32) -> [i64; 7] {
+    /// The withdraw script's arguments for `want` tokens, the parameters' fingerprint last:
+    /// 6 in adaptive mode, 8 in ratio mode.
+    fn args_withdraw(&self, want: u32) -> ([i64; 8], usize) {
+        let want = i64::from(want);
         match self.params.semantics {
-            Semantics::Adaptive { .. } => [
-                i64::from(want),
-                self.cap_units,
-                self.refill_units,
-                self.expire_ms,
-                UNIT,
-                0,
-                0,
-            ],
-            Semantics::Ratio { .. } => [
-                i64::from(want),
-                self.slot_ms,
-                SLOTS as i64,
-                self.reserve_units,
-                self.per_event_units,
-                UNIT,
-                self.expire_ms,
-            ],
+            Semantics::Adaptive { .. } => (
+                [
+                    want,
+                    self.cap_units,
+                    self.refill_units,
+                    self.expire_ms,
+                    UNIT,
+                    self.fingerprint,
+                    0,
+                    0,
+                ],
+                6,
+            ),
+            Semantics::Ratio { .. } => (
+                [
+                    want,
+                    self.slot_ms,
+                    SLOTS as i64,
+                    self.reserve_units,
+                    self.per_event_units,
+                    UNIT,
+                    self.expire_ms,
+                    self.fingerprint,
+                ],
+                8,
+            ),
         }
     }
 
@@ -405,50 +416,22 @@ impl Inner {
         }
         let count = i64::try_from(n).unwrap_or(i64::MAX);
         let client = self.backend.client();
+        // Adaptive mode credits the stock (and learns its level); ratio mode counts requests.
+        let [first, second, third] = if self.adaptive {
+            let credit = count.saturating_mul(self.per_event_units);
+            [credit, self.cap_units, self.refill_units]
+        } else {
+            [count, self.slot_ms, SLOTS as i64]
+        };
+        let args = [first, second, third, self.expire_ms, self.fingerprint];
         let call = async {
-            match self.params.semantics {
-                Semantics::Adaptive { .. } => {
-                    let credit = count.saturating_mul(self.per_event_units);
-                    let args = [
-                        credit,
-                        self.cap_units,
-                        self.refill_units,
-                        self.expire_ms,
-                        self.fingerprint,
-                    ];
-                    let call = self.scripts.deposit.call(
-                        client,
-                        &self.options,
-                        self.slot,
-                        &self.key,
-                        &args,
-                    );
-                    call.await.map(|r| {
-                        self.saw_flags(r.flags);
-                        Some(r.second)
-                    })
-                }
-                Semantics::Ratio { .. } => {
-                    let args = [
-                        count,
-                        self.slot_ms,
-                        SLOTS as i64,
-                        self.expire_ms,
-                        self.fingerprint,
-                    ];
-                    let call = self.scripts.deposit.call(
-                        client,
-                        &self.options,
-                        self.slot,
-                        &self.key,
-                        &args,
-                    );
-                    call.await.map(|r| {
-                        self.saw_flags(r.flags);
-                        None
-                    })
-                }
-            }
+            let reply = self
+                .scripts
+                .deposit
+                .call(client, &self.options, self.slot, &self.key, &args)
+                .await?;
+            self.saw_flags(reply.flags);
+            Ok::<_, fred::error::Error>(self.adaptive.then_some(reply.second))
         };
         let result = tokio::time::timeout(self.params.command_timeout, call).await;
         match result {
@@ -538,7 +521,7 @@ impl Inner {
             return Answer::Denied;
         }
         bump(&self.health.counters.round_trips, 1);
-        let args = self.args_withdraw(self.params.lease_size);
+        let (args, len) = self.args_withdraw(self.params.lease_size);
         // The caller waits at most the command timeout; the call itself may finish later, so
         // that what a slow Redis grants lands in the lease instead of being counted there and
         // never used.
@@ -549,38 +532,16 @@ impl Inner {
         };
         let client = self.backend.client();
         let call = async {
-            match self.params.semantics {
-                Semantics::Adaptive { .. } => {
-                    let args = [
-                        args[0],
-                        args[1],
-                        args[2],
-                        args[3],
-                        args[4],
-                        self.fingerprint,
-                    ];
-                    let call = self
-                        .scripts
-                        .withdraw
-                        .call(client, &options, self.slot, &self.key, &args);
-                    let reply = call.await?;
-                    self.saw_flags(reply.flags);
-                    self.saw_stock(reply.second);
-                    Ok::<_, fred::error::Error>(reply.first)
-                }
-                Semantics::Ratio { .. } => {
-                    let mut all = [0; 8];
-                    all[..7].copy_from_slice(&args);
-                    all[7] = self.fingerprint;
-                    let call = self
-                        .scripts
-                        .withdraw
-                        .call(client, &options, self.slot, &self.key, &all);
-                    let reply = call.await?;
-                    self.saw_flags(reply.flags);
-                    Ok(reply.first)
-                }
+            let reply = self
+                .scripts
+                .withdraw
+                .call(client, &options, self.slot, &self.key, &args[..len])
+                .await?;
+            self.saw_flags(reply.flags);
+            if self.adaptive {
+                self.saw_stock(reply.second);
             }
+            Ok::<_, fred::error::Error>(reply.first)
         };
         let granted = match tokio::time::timeout(late, call).await {
             Ok(Ok(granted)) => {
