@@ -317,8 +317,7 @@ fn redis_case(h: &impl Harness, keep: &mut Keep) -> Case {
     });
     let budget = rt
         .block_on(
-            tower_retrier::budget::RedisBudget::builder("bench-overhead")
-                .mode(tower_retrier::budget::redis::Mode::Ratio)
+            tower_retrier::budget::RedisBudget::ratio("bench-overhead")
                 .build_from_url(&server.url()),
         )
         .expect("connect to the local redis-server");

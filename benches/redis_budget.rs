@@ -32,11 +32,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn deposit(c: &mut Criterion, url: &str) {
     let rt = runtime();
     let redis = rt
-        .block_on(
-            RedisBudget::builder("bench-deposit")
-                .mode(tower_retrier::budget::redis::Mode::Ratio)
-                .build_from_url(url),
-        )
+        .block_on(RedisBudget::ratio("bench-deposit").build_from_url(url))
         .unwrap();
     let local = RatioBudget::default();
     let mut group = c.benchmark_group("deposit");
@@ -57,8 +53,7 @@ fn latency(url: &str) {
     let samples = if full() { 5_000 } else { 50 };
     rt.block_on(async {
         // Never runs dry: 1,000,000/s × 10 s floor.
-        let budget = RedisBudget::builder("bench-withdraw")
-            .mode(tower_retrier::budget::redis::Mode::Ratio)
+        let budget = RedisBudget::ratio("bench-withdraw")
             .min_per_sec(1_000_000)
             .lease_size(1)
             .command_timeout(Duration::from_millis(500))
@@ -99,8 +94,7 @@ fn latency(url: &str) {
             percentile(&ping, 0.99)
         );
         // With the default lease of 10, nine retries in ten need no round trip.
-        let leased = RedisBudget::builder("bench-withdraw-lease")
-            .mode(tower_retrier::budget::redis::Mode::Ratio)
+        let leased = RedisBudget::ratio("bench-withdraw-lease")
             .min_per_sec(1_000_000)
             .build_from_url(url)
             .await
@@ -126,8 +120,7 @@ fn commands_per_request(server: &redis_server::RedisServer) {
     );
     for rate in [10_000u64, 100_000] {
         rt.block_on(async {
-            let budget = RedisBudget::builder(format!("bench-rate-{rate}"))
-                .mode(tower_retrier::budget::redis::Mode::Ratio)
+            let budget = RedisBudget::ratio(format!("bench-rate-{rate}"))
                 .build_from_url(&server.url())
                 .await
                 .unwrap();

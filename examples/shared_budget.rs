@@ -90,8 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..INSTANCES {
         // Each instance builds its own budget and client, as separate processes would.
         shared.push(
-            RedisBudget::builder("example-downstream")
-                .mode(tower_retrier::budget::redis::Mode::Ratio)
+            RedisBudget::ratio("example-downstream")
                 .ttl(TTL)
                 .min_per_sec(MIN_PER_SEC)
                 .ratio(RATIO)

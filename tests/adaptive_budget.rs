@@ -8,16 +8,22 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::budget::take;
 use support::redis::RedisServer;
 use tower::{Layer, service_fn};
-use tower_retrier::budget::redis::{Mode, RedisBudgetBuilder, Unavailable};
+use tower_retrier::budget::redis::{AdaptiveMode, Mode, RedisBudgetBuilder, Unavailable};
 use tower_retrier::budget::{AdaptiveBudget, Budget, RedisBudget};
 use tower_retrier::{RetryConfig, RetryLayer};
 
-fn builder(name: &str, max_retries: u32, ratio: f64, min_per_sec: u32) -> RedisBudgetBuilder {
-    RedisBudget::builder(name)
+fn builder(
+    name: &str,
+    max_retries: u32,
+    per_success: f64,
+    min_per_sec: u32,
+) -> RedisBudgetBuilder<AdaptiveMode> {
+    RedisBudget::adaptive(name)
         .max_retries(max_retries)
-        .ratio(ratio)
+        .per_success(per_success)
         .min_per_sec(min_per_sec)
         .lease_size(1)
         .flush_interval(Duration::from_millis(20))
@@ -30,7 +36,7 @@ async fn fleet(
     server: &RedisServer,
     name: &str,
     n: usize,
-    b: RedisBudgetBuilder,
+    b: RedisBudgetBuilder<AdaptiveMode>,
 ) -> Vec<RedisBudget> {
     let _ = name;
     let mut out = Vec::new();
@@ -44,16 +50,6 @@ async fn fleet(
         );
     }
     out
-}
-
-async fn take<B: Budget>(b: &B, n: usize) -> usize {
-    let mut granted = 0;
-    for _ in 0..n {
-        if b.withdraw().await {
-            granted += 1;
-        }
-    }
-    granted
 }
 
 /// Waits out the "Redis said empty" mark (one flush interval) so the next ask goes to Redis.
@@ -193,7 +189,7 @@ async fn fallback_is_a_local_adaptive_budget() {
     // Redis is there but the policy decides while it is down: kill it and check the local
     // stock (max_retries of this instance), fed by this instance's successes.
     let mut server = RedisServer::start();
-    let b = RedisBudget::builder("fb")
+    let b = RedisBudget::adaptive("fb")
         .max_retries(10)
         .min_per_sec(0)
         .lease_size(1)
@@ -227,5 +223,5 @@ fn the_layer_default_is_the_adaptive_budget() {
     let layer = RetryLayer::new(RetryConfig::default());
     let _: &AdaptiveBudget = layer.budget();
     assert_eq!(layer.budget().max_retries(), 100);
-    assert_eq!(layer.budget().ratio(), 0.2);
+    assert_eq!(layer.budget().per_success(), 0.2);
 }

@@ -8,13 +8,15 @@ mod support;
 use std::time::Duration;
 use support::redis::RedisServer;
 use support::redis_faults::{COMMAND_TIMEOUT, bounded, decides_through_redis};
-use tower_retrier::budget::redis::{RedisBudgetBuilder, RedisBudgetError, Unavailable};
+use tower_retrier::budget::redis::{
+    AdaptiveMode, RedisBudgetBuilder, RedisBudgetError, Unavailable,
+};
 use tower_retrier::budget::{Budget, RedisBudget};
 
-fn builder(name: &str) -> RedisBudgetBuilder {
-    RedisBudget::builder(name)
+fn builder(name: &str) -> RedisBudgetBuilder<AdaptiveMode> {
+    RedisBudget::adaptive(name)
         .max_retries(1000)
-        .ratio(0.2)
+        .per_success(0.2)
         .min_per_sec(0)
         .lease_size(4)
         .flush_interval(Duration::from_millis(20))

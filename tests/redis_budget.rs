@@ -4,6 +4,7 @@
 mod support;
 
 use std::time::Duration;
+use support::budget::take;
 use support::redis::{Options, RedisServer};
 use tower_retrier::budget::redis::{RedisBudgetError, Unavailable};
 use tower_retrier::budget::{Budget, RatioBudget, RedisBudget};
@@ -22,9 +23,8 @@ fn builder(
     min: u32,
     ratio: f64,
     lease: u32,
-) -> tower_retrier::budget::redis::RedisBudgetBuilder {
-    RedisBudget::builder(name)
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+) -> tower_retrier::budget::redis::RedisBudgetBuilder<tower_retrier::budget::redis::RatioMode> {
+    RedisBudget::ratio(name)
         .ttl(TTL)
         .min_per_sec(min)
         .ratio(ratio)
@@ -35,16 +35,6 @@ fn builder(
 }
 
 /// Up to `n` withdrawals; how many were granted.
-async fn take<B: Budget>(b: &B, n: usize) -> usize {
-    let mut granted = 0;
-    for _ in 0..n {
-        if b.withdraw().await {
-            granted += 1;
-        }
-    }
-    granted
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Deposit(u32),
@@ -247,8 +237,7 @@ async fn names_are_isolated_and_keys_expire() {
 async fn windows_roll_on_server_time() {
     let server = RedisServer::start();
     let ttl = Duration::from_secs(1);
-    let b = RedisBudget::builder("rolling")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let b = RedisBudget::ratio("rolling")
         .ttl(ttl)
         .min_per_sec(0)
         .ratio(1.0)
@@ -275,8 +264,7 @@ async fn windows_roll_on_server_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposits_cost_one_script_call_per_flush_not_per_request() {
     let server = RedisServer::start();
-    let b = RedisBudget::builder("flushes")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let b = RedisBudget::ratio("flushes")
         .flush_interval(Duration::from_secs(1))
         .build_from_url(&server.url())
         .await
@@ -312,8 +300,7 @@ async fn acl_user_and_password_work_and_never_show() {
 
     let server_port = server.port();
     let wrong = format!("redis://retrier:not-the-pw@127.0.0.1:{server_port}");
-    let err = RedisBudget::builder("acl")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let err = RedisBudget::ratio("acl")
         .build_from_url(&wrong)
         .await
         .expect_err("wrong password must fail at construction");
@@ -338,13 +325,13 @@ async fn requirepass_server_and_bad_urls() {
     let b = redis_budget(&url, "pw", 1, 0.0, 1).await;
     assert_eq!(take(&b, 20).await, 10);
 
-    let err = RedisBudget::builder("pw")
+    let err = RedisBudget::adaptive("pw")
         .build_from_url(&format!("redis://127.0.0.1:{}", server.port()))
         .await
         .expect_err("no password");
     assert!(matches!(err, RedisBudgetError::Connect { .. }), "{err:?}");
 
-    let err = RedisBudget::builder("pw")
+    let err = RedisBudget::adaptive("pw")
         .build_from_url("http://user:secret@nowhere")
         .await
         .expect_err("not a Redis URL");
@@ -403,8 +390,7 @@ async fn users_own_client_or_pool() {
 async fn dropping_the_budget_ends_its_task_and_closes_its_client() {
     let server = RedisServer::start();
     let base = connected_clients(&server);
-    let b = RedisBudget::builder("dropped")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let b = RedisBudget::ratio("dropped")
         .flush_interval(Duration::from_millis(10))
         .build_from_url(&server.url())
         .await
@@ -430,8 +416,7 @@ async fn works_as_the_budget_of_a_tower_retry_layer() {
 
     let server = RedisServer::start();
     // Floor of 3 retries in the window, no ratio: the fleet-wide cap is 3.
-    let budget = RedisBudget::builder("tower")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let budget = RedisBudget::ratio("tower")
         .ttl(Duration::from_secs(1))
         .min_per_sec(3)
         .ratio(0.0)

@@ -3,19 +3,12 @@
 mod support;
 
 use std::time::Duration;
+use support::budget::take;
 use support::redis::RedisCluster;
 use tower_retrier::budget::redis::Unavailable;
 use tower_retrier::budget::{Budget, RatioBudget, RedisBudget};
 
 const TTL: Duration = Duration::from_secs(10);
-
-async fn take<B: Budget>(b: &B, n: usize) -> usize {
-    let mut granted = 0;
-    for _ in 0..n {
-        granted += usize::from(b.withdraw().await);
-    }
-    granted
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_gives_the_same_decisions_as_the_local_budget() {
@@ -29,8 +22,7 @@ async fn cluster_gives_the_same_decisions_as_the_local_budget() {
     ];
     for (name, min, ratio, deposits) in cases {
         let local = RatioBudget::new(TTL, min, ratio).unwrap();
-        let shared = RedisBudget::builder(name)
-            .mode(tower_retrier::budget::redis::Mode::Ratio)
+        let shared = RedisBudget::ratio(name)
             .ttl(TTL)
             .min_per_sec(min)
             .ratio(ratio)
@@ -70,8 +62,7 @@ const SLACK: Duration = Duration::from_millis(100);
 /// floor of `per_sec` over 10 s (10 × `per_sec` retries fleet-wide), no ratio, one token per
 /// round trip.
 async fn instance(cluster: &RedisCluster, name: &str, per_sec: u32) -> RedisBudget {
-    RedisBudget::builder(name)
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    RedisBudget::ratio(name)
         .ttl(TTL)
         .min_per_sec(per_sec)
         .ratio(0.0)

@@ -7,12 +7,11 @@ mod support;
 use std::time::Duration;
 use support::redis::{Options, RedisServer};
 use support::redis_faults::{COMMAND_TIMEOUT, SLACK, bounded, decides_through_redis, eventually};
-use tower_retrier::budget::redis::{RedisBudgetBuilder, RedisBudgetError, Unavailable};
+use tower_retrier::budget::redis::{RatioMode, RedisBudgetBuilder, RedisBudgetError, Unavailable};
 use tower_retrier::budget::{Budget, RedisBudget};
 
-fn builder(name: &str) -> RedisBudgetBuilder {
-    RedisBudget::builder(name)
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+fn builder(name: &str) -> RedisBudgetBuilder<RatioMode> {
+    RedisBudget::ratio(name)
         .ttl(Duration::from_secs(10))
         .min_per_sec(1)
         .ratio(0.2)
@@ -259,8 +258,7 @@ fn backend_errors_and_fallbacks_are_counted_in_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdraw_dropped_in_flight_keeps_the_granted_tokens() {
     let server = RedisServer::start();
-    let b = RedisBudget::builder("dropped")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let b = RedisBudget::ratio("dropped")
         .ttl(Duration::from_secs(10))
         .min_per_sec(1)
         .ratio(0.0)
@@ -310,8 +308,7 @@ async fn a_withdraw_dropped_in_flight_keeps_the_granted_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_that_arrives_after_the_command_timeout_is_kept() {
     let server = RedisServer::start();
-    let b = RedisBudget::builder("late")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let b = RedisBudget::ratio("late")
         .ttl(Duration::from_secs(10))
         .min_per_sec(1)
         .ratio(0.0)

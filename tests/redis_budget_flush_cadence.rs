@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::redis::RedisServer;
-use tower_retrier::budget::redis::Mode;
+use tower_retrier::budget::redis::{Mode, RedisBudgetBuilder};
 use tower_retrier::budget::{Budget, RedisBudget};
 
 const FLUSH: Duration = Duration::from_millis(100);
@@ -49,13 +49,24 @@ async fn adaptive_successes_are_flushed_at_the_same_cadence() {
 
 async fn cadence(mode: Mode) {
     let server = RedisServer::start();
-    let b = RedisBudget::builder("cadence")
-        .mode(mode)
-        .flush_interval(FLUSH)
-        .command_timeout(Duration::from_millis(500))
-        .build_from_url(&server.url())
-        .await
-        .unwrap();
+    fn tuned<M>(b: RedisBudgetBuilder<M>) -> RedisBudgetBuilder<M> {
+        b.flush_interval(FLUSH)
+            .command_timeout(Duration::from_millis(500))
+    }
+    let url = server.url();
+    let b = match mode {
+        Mode::Ratio => {
+            tuned(RedisBudget::ratio("cadence"))
+                .build_from_url(&url)
+                .await
+        }
+        _ => {
+            tuned(RedisBudget::adaptive("cadence"))
+                .build_from_url(&url)
+                .await
+        }
+    }
+    .unwrap();
     let (slow_calls, slow) = phase(&server, &b, mode, 1).await;
     let (fast_calls, fast) = phase(&server, &b, mode, 1_000).await;
     println!("{slow} deposits: {slow_calls} calls; {fast} deposits: {fast_calls} calls");

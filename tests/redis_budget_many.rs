@@ -16,7 +16,7 @@ async fn more_than_32_redis_budgets_alive_are_warned_about_once() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let server = RedisServer::start();
     let url = server.url();
-    let build = || RedisBudget::builder("tenant").build_from_url(&url);
+    let build = || RedisBudget::adaptive("tenant").build_from_url(&url);
     // Budgets dropped along the way do not count.
     for _ in 0..40 {
         drop(build().await.unwrap());

@@ -7,15 +7,21 @@ mod support;
 
 use std::time::Duration;
 use support::redis::RedisServer;
-use tower_retrier::budget::redis::{Mode, RedisBudgetBuilder, Unavailable};
+use tower_retrier::budget::redis::{AdaptiveMode, RedisBudgetBuilder, Unavailable};
 use tower_retrier::budget::{Budget, RedisBudget};
 
-fn builder(name: &str, max_retries: u32) -> RedisBudgetBuilder {
-    RedisBudget::builder(name)
-        .max_retries(max_retries)
-        .ratio(0.5)
-        .min_per_sec(0)
-        .lease_size(1)
+fn builder(name: &str, max_retries: u32) -> RedisBudgetBuilder<AdaptiveMode> {
+    tuned(
+        RedisBudget::adaptive(name)
+            .max_retries(max_retries)
+            .per_success(0.5)
+            .min_per_sec(0),
+    )
+}
+
+/// The settings every budget here shares, whatever its mode.
+fn tuned<M>(b: RedisBudgetBuilder<M>) -> RedisBudgetBuilder<M> {
+    b.lease_size(1)
         .flush_interval(Duration::from_millis(20))
         .command_timeout(Duration::from_millis(500))
         .on_unavailable(Unavailable::Deny)
@@ -62,9 +68,7 @@ async fn an_out_of_range_adaptive_stock_is_reset_counted_and_logged_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_out_of_range_ratio_window_count_is_dropped_and_counted() {
     let server = RedisServer::start();
-    let b = builder("window", 1)
-        .mode(Mode::Ratio)
-        .min_per_sec(1)
+    let b = tuned(RedisBudget::ratio("window").ratio(0.5).min_per_sec(1))
         .build_from_url(&server.url())
         .await
         .unwrap();

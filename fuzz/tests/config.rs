@@ -40,7 +40,7 @@ fn redis_budget_names_never_panic() {
         let name = String::from_utf8_lossy(bytes).into_owned();
         // Not a URL: the name is checked first, then the URL fails; nothing connects.
         let built = rt.block_on(
-            RedisBudget::builder(name)
+            RedisBudget::adaptive(name)
                 .connect_timeout(Duration::from_millis(1))
                 .build_from_url("not a url"),
         );

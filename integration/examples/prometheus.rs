@@ -31,7 +31,7 @@ async fn main() -> Result<(), tower::BoxError> {
     let addr = workload::serve_metrics().await?;
     println!("Prometheus scrape endpoint: http://{addr}/metrics");
     let redis = redis_server::RedisServer::start();
-    let budget = RedisBudget::builder("checkout")
+    let budget = RedisBudget::adaptive("checkout")
         .build_from_url(&redis.url())
         .await?;
     let every = Duration::from_millis(10);

@@ -484,12 +484,11 @@ fn shared_budget_rows(
                 let mut budgets = Vec::new();
                 for _ in 0..scenarios::FLEET {
                     // One client per instance, as in a fleet; the same budget name.
-                    budgets.push(
-                        RedisBudget::builder(format!("scenario-{mode:?}-{k}"))
-                            .mode(mode)
-                            .build_from_url(&server.url())
-                            .await?,
-                    );
+                    let (name, url) = (format!("scenario-{mode:?}-{k}"), server.url());
+                    budgets.push(match mode {
+                        Mode::Ratio => RedisBudget::ratio(name).build_from_url(&url).await?,
+                        _ => RedisBudget::adaptive(name).build_from_url(&url).await?,
+                    });
                 }
                 Ok::<_, Box<dyn std::error::Error>>(scenarios::run(budgets, *s, 1).await)
             })?;
@@ -580,8 +579,7 @@ fn redis_runs(timeline: Timeline, runs: &mut Vec<Run>) -> Result<(), Box<dyn std
             for _ in 0..n {
                 // One client per instance, as in a fleet; the same budget name.
                 budgets.push(
-                    RedisBudget::builder(format!("storm-{n}"))
-                        .mode(tower_retrier::budget::redis::Mode::Ratio)
+                    RedisBudget::ratio(format!("storm-{n}"))
                         .build_from_url(&server.url())
                         .await?,
                 );

@@ -63,7 +63,7 @@ fn grouping_labels(expr: &str) -> Vec<String> {
 async fn every_dashboard_query_names_a_served_series() {
     let addr = workload::serve_metrics().await.expect("exporter listening");
     let mut redis = RedisServer::start();
-    let budget = RedisBudget::builder("checkout")
+    let budget = RedisBudget::adaptive("checkout")
         .flush_interval(Duration::from_millis(20))
         .build_from_url(&redis.url())
         .await

@@ -98,13 +98,13 @@ proptest! {
     #[test]
     fn adaptive_budget_never_grants_more_than_it_earned(
         max_retries in 1u32..200,
-        ratio_tenths in 0u64..=20,
+        per_success_tenths in 0u64..=20,
         min_per_sec in 0u32..3,
         ops in prop::collection::vec(op(), 1..60),
     ) {
         prop_assume!(min_per_sec <= max_retries);
         paused().block_on(async {
-            let b = AdaptiveBudget::new(max_retries, ratio_tenths as f64 / 10.0, min_per_sec).unwrap();
+            let b = AdaptiveBudget::new(max_retries, per_success_tenths as f64 / 10.0, min_per_sec).unwrap();
             let t0 = tokio::time::Instant::now();
             let (mut successes, mut granted) = (0u64, 0u64);
             for op in ops {
@@ -127,7 +127,7 @@ proptest! {
                 let by_time_tenths =
                     (u64::from(min_per_sec) * t0.elapsed().as_millis() as u64).div_ceil(100);
                 let earned_tenths =
-                    u64::from(max_retries) * 10 + ratio_tenths * successes + by_time_tenths;
+                    u64::from(max_retries) * 10 + per_success_tenths * successes + by_time_tenths;
                 prop_assert!(granted * 10 <= earned_tenths, "{granted} granted, {successes} successes");
             }
             Ok(())

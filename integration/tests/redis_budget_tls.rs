@@ -47,8 +47,7 @@ async fn tls_with_a_private_ca_and_acl_credentials() {
         server.tls_port()
     );
 
-    let budget = RedisBudget::builder("tls")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let budget = RedisBudget::ratio("tls")
         .min_per_sec(1)
         .ratio(0.0)
         .lease_size(1)
@@ -66,8 +65,7 @@ async fn tls_with_a_private_ca_and_acl_credentials() {
     assert!(!format!("{budget:?}").contains("s3cret"));
 
     // The certificate is really checked: the system roots do not trust the test CA.
-    let err = RedisBudget::builder("tls")
-        .mode(tower_retrier::budget::redis::Mode::Ratio)
+    let err = RedisBudget::ratio("tls")
         .build_from_url(&url)
         .await
         .expect_err("untrusted certificate");
@@ -96,7 +94,7 @@ async fn refused(dir: &std::path::Path, ca: &std::path::Path, leaf: Leaf) -> Red
     let url = format!("rediss://127.0.0.1:{}", server.tls_port());
     tokio::time::timeout(
         Duration::from_secs(10),
-        RedisBudget::builder("tls")
+        RedisBudget::adaptive("tls")
             .tls(trusting(ca))
             .build_from_url(&url),
     )
@@ -138,7 +136,7 @@ async fn a_certificate_for_another_host_is_refused_with_a_clear_error() {
         ..Options::default()
     });
     let url = format!("rediss://127.0.0.1:{}", server.tls_port());
-    RedisBudget::builder("tls")
+    RedisBudget::adaptive("tls")
         .tls(trusting(&files.ca))
         .build_from_url(&url)
         .await

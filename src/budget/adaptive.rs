@@ -19,9 +19,14 @@ const REPORT_EVERY: u64 = 128;
 /// A success-weighted retry quota, in the spirit of the AWS SDKs' retry quota.
 ///
 /// A stock of at most `max_retries` retries (full at start). Every retry takes one; every
-/// successful attempt puts back `ratio` (0.2 by default: five successes pay for one retry);
-/// and the stock refills by `min_per_sec` per second on its own, so retries never stop for
-/// good. Denied retries cost nothing.
+/// successful attempt puts back `per_success` (0.2 by default: five successes pay for one
+/// retry); and the stock refills by `min_per_sec` per second on its own, so retries never
+/// stop for good. Denied retries cost nothing.
+///
+/// The parameters mean the same in `RedisBudget::adaptive` (feature `redis`). `min_per_sec`
+/// means what it means in a [`RatioBudget`](super::RatioBudget) (retries per second granted
+/// without any traffic), while a ratio budget's `ratio` is retries per *request*, not per
+/// success.
 ///
 /// Why successes and not requests: under a partial failure most calls still succeed, so the
 /// stock stays full and every retry is granted (10 % of attempts failing asks for 0.11 retries
@@ -59,9 +64,9 @@ pub struct AdaptiveBudget {
 #[derive(Debug)]
 struct Inner {
     max_retries: u32,
-    ratio: f64,
+    per_success: f64,
     min_per_sec: u32,
-    ratio_units: u64,
+    per_success_units: u64,
     cap_units: u64,
     refill_units_per_sec: u64,
     /// Successes not yet credited: the only thing the success path writes (a per-thread
@@ -87,23 +92,24 @@ impl Default for AdaptiveBudget {
 }
 
 impl AdaptiveBudget {
-    /// A stock of `max_retries` (1 to 1,000,000, full at start), refilled by `ratio` (0 to
-    /// 1000) per successful attempt and by `min_per_sec` per second.
+    /// A stock of `max_retries` (1 to 1,000,000, full at start), refilled by `per_success`
+    /// (0 to 1000) retries per successful attempt and by `min_per_sec` (at most
+    /// `max_retries`) per second.
     ///
     /// ```
     /// use tower_retrier::budget::AdaptiveBudget;
     ///
     /// assert_eq!(AdaptiveBudget::new(0, 0.2, 1).unwrap_err().field(), "max_retries");
-    /// assert_eq!(AdaptiveBudget::new(100, f64::NAN, 1).unwrap_err().field(), "ratio");
+    /// assert_eq!(AdaptiveBudget::new(100, f64::NAN, 1).unwrap_err().field(), "per_success");
     /// ```
-    pub fn new(max_retries: u32, ratio: f64, min_per_sec: u32) -> Result<Self, ConfigError> {
-        let p = Params::new(max_retries, ratio, min_per_sec)?;
+    pub fn new(max_retries: u32, per_success: f64, min_per_sec: u32) -> Result<Self, ConfigError> {
+        let p = Params::new(max_retries, per_success, min_per_sec)?;
         Ok(AdaptiveBudget {
             inner: Arc::new(Inner {
                 max_retries,
-                ratio,
+                per_success,
                 min_per_sec,
-                ratio_units: p.ratio_units,
+                per_success_units: p.per_success_units,
                 cap_units: p.cap_units,
                 refill_units_per_sec: p.refill_units_per_sec,
                 pending: DepositCounter::default(),
@@ -177,10 +183,23 @@ impl AdaptiveBudget {
     /// Retries earned per successful attempt.
     ///
     /// ```
+    /// assert_eq!(tower_retrier::budget::AdaptiveBudget::default().per_success(), 0.2);
+    /// ```
+    pub fn per_success(&self) -> f64 {
+        self.inner.per_success
+    }
+
+    /// Retries earned per successful attempt: the old name of
+    /// [`per_success`](Self::per_success), which says what it counts (a
+    /// [`RatioBudget`](super::RatioBudget)'s `ratio` is retries per request).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
     /// assert_eq!(tower_retrier::budget::AdaptiveBudget::default().ratio(), 0.2);
     /// ```
+    #[deprecated(note = "renamed `per_success`: retries earned per successful attempt")]
     pub fn ratio(&self) -> f64 {
-        self.inner.ratio
+        self.per_success()
     }
 
     /// Retries added per second regardless of traffic.
@@ -223,13 +242,17 @@ impl AdaptiveBudget {
 /// Validated parameters in fixed-point units, shared with the Redis variant.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Params {
-    pub(crate) ratio_units: u64,
+    pub(crate) per_success_units: u64,
     pub(crate) cap_units: u64,
     pub(crate) refill_units_per_sec: u64,
 }
 
 impl Params {
-    pub(crate) fn new(max_retries: u32, ratio: f64, min_per_sec: u32) -> Result<Self, ConfigError> {
+    pub(crate) fn new(
+        max_retries: u32,
+        per_success: f64,
+        min_per_sec: u32,
+    ) -> Result<Self, ConfigError> {
         if !(1..=1_000_000).contains(&max_retries) {
             return Err(ConfigError::new(
                 "max_retries",
@@ -237,10 +260,10 @@ impl Params {
                 "must be between 1 and 1000000",
             ));
         }
-        if !ratio.is_finite() || !(0.0..=1000.0).contains(&ratio) {
+        if !per_success.is_finite() || !(0.0..=1000.0).contains(&per_success) {
             return Err(ConfigError::new(
-                "ratio",
-                ratio.to_string(),
+                "per_success",
+                per_success.to_string(),
                 "must be a number in [0, 1000] (0.2 = one retry earned per five successes)",
             ));
         }
@@ -252,7 +275,7 @@ impl Params {
             ));
         }
         Ok(Params {
-            ratio_units: (ratio * UNIT as f64).round() as u64,
+            per_success_units: (per_success * UNIT as f64).round() as u64,
             cap_units: u64::from(max_retries) * UNIT,
             refill_units_per_sec: u64::from(min_per_sec) * UNIT,
         })
@@ -285,7 +308,7 @@ impl Inner {
             by_time
         };
         let credit = successes
-            .saturating_mul(self.ratio_units)
+            .saturating_mul(self.per_success_units)
             .saturating_add(by_time);
         s.units = s.units.saturating_add(credit).min(self.cap_units);
         if s.units == self.cap_units {
@@ -368,7 +391,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fractional_ratios_are_exact() {
-        for (ratio, successes, expected) in [
+        for (per_success, successes, expected) in [
             (0.2, 100, 20),
             (0.6, 100, 60),
             (0.33, 100, 33),
@@ -377,12 +400,16 @@ mod tests {
             (1.5, 10, 15),
             (0.0, 1000, 0),
         ] {
-            let b = AdaptiveBudget::new(1000, ratio, 0).unwrap();
+            let b = AdaptiveBudget::new(1000, per_success, 0).unwrap();
             drain(&b);
             for _ in 0..successes {
                 b.record_success();
             }
-            assert_eq!(drain(&b), expected, "ratio {ratio}, {successes} successes");
+            assert_eq!(
+                drain(&b),
+                expected,
+                "per_success {per_success}, {successes} successes"
+            );
         }
     }
 
@@ -458,8 +485,11 @@ mod tests {
         let field = |r: Result<AdaptiveBudget, ConfigError>| r.unwrap_err().field();
         assert_eq!(field(AdaptiveBudget::new(0, 0.2, 0)), "max_retries");
         assert_eq!(field(AdaptiveBudget::new(2_000_000, 0.2, 0)), "max_retries");
-        assert_eq!(field(AdaptiveBudget::new(10, -0.1, 0)), "ratio");
-        assert_eq!(field(AdaptiveBudget::new(10, f64::INFINITY, 0)), "ratio");
+        assert_eq!(field(AdaptiveBudget::new(10, -0.1, 0)), "per_success");
+        assert_eq!(
+            field(AdaptiveBudget::new(10, f64::INFINITY, 0)),
+            "per_success"
+        );
         assert_eq!(field(AdaptiveBudget::new(10, 0.2, 11)), "min_per_sec");
     }
 }

@@ -5,13 +5,20 @@
 //! [`withdraw`](Budget::withdraw). A denied withdrawal ends the request with its last result.
 //! Budgets are shared by every clone of the layer or budget they come from.
 //!
-//! - [`AdaptiveBudget`] (the default): a stock of retries paid for by successes, so a partial
-//!   failure is retried away while a total outage gets almost no retries.
+//! - [`AdaptiveBudget`] (the default): a stock of `max_retries` retries paid for by successes
+//!   (`per_success` each, plus `min_per_sec` per second), so a partial failure is retried away
+//!   while a total outage gets almost no retries.
 //! - [`RatioBudget`]: Finagle/Linkerd semantics; in any `ttl` window at most
 //!   `min_per_sec × ttl + ratio × requests` retries.
-//! - [`TokenBucket`]: gRPC's retry throttling (gRFC A6).
+//! - [`TokenBucket`]: gRPC's retry throttling (gRFC A6), with gRFC A6's names: `token_ratio`
+//!   is tokens refunded per success.
 //! - [`Unlimited`]: no budget.
-//! - `RedisBudget` (feature `redis`): either budget shared by a whole fleet.
+//! - `RedisBudget` (feature `redis`): either budget shared by a whole fleet,
+//!   `RedisBudget::adaptive(name)` or `RedisBudget::ratio(name)`, with the same parameters.
+//!
+//! One name, one meaning: `ratio` is always retries per original request, `per_success`
+//! retries earned per successful attempt, and `min_per_sec` retries per second granted
+//! without any traffic.
 
 mod adaptive;
 pub(crate) mod counter;
@@ -69,7 +76,7 @@ pub use unlimited::Unlimited;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a retry budget",
     label = "expected a `tower_retrier::budget::Budget`",
-    note = "use `AdaptiveBudget::new(max_retries, ratio, min_per_sec)?`, `RatioBudget::new(ttl, min_per_sec, ratio)?`, `TokenBucket::new(max, ratio)?`, `RedisBudget` (feature `redis`) or `Unlimited::new()`; budget constructors return a `Result`: did you forget the `?`"
+    note = "use `AdaptiveBudget::new(max_retries, per_success, min_per_sec)?`, `RatioBudget::new(ttl, min_per_sec, ratio)?`, `TokenBucket::new(max_tokens, token_ratio)?`, `RedisBudget::adaptive(name)` (feature `redis`) or `Unlimited::new()`; budget constructors return a `Result`: did you forget the `?`"
 )]
 pub trait Budget {
     /// Resolves to `true` when the retry may go ahead.

@@ -17,6 +17,11 @@ const UNIT: u64 = 1_000_000;
 
 /// A local retry budget with Finagle/Linkerd semantics.
 ///
+/// The parameters mean the same in `RedisBudget::ratio` (feature `redis`). `ratio` is retries
+/// granted per original *request*; an [`AdaptiveBudget`](super::AdaptiveBudget) earns
+/// `per_success` per successful attempt instead. `min_per_sec` means what it means there:
+/// retries per second granted without any traffic.
+///
 /// In any window of `ttl`, at most `min_per_sec × ttl + ratio × requests` retries are granted,
 /// where `requests` counts the original requests deposited in that window. Precisely, as the
 /// window is 10 slots of `ttl / 10`: whenever a retry is granted, the retries granted in the

@@ -2,6 +2,7 @@
 //! gRPC servers live with the tests that use them, in `integration/tests/support/`.)
 #![allow(dead_code, unreachable_pub)]
 
+pub mod budget;
 pub mod flaky;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -60,8 +60,8 @@ use super::{Admission, AdmissionConfig};
 use crate::ConfigError;
 use crate::budget::redis::backend::Backend;
 use crate::budget::redis::connect::{
-    ClientSettings, ConnectError, Subject, check_reconnect_policies, check_timings,
-    client_from_url, command_options, connect_cause,
+    ClientSettings, ConnectError, Subject, check_reconnect_policies, client_from_url,
+    client_setters, command_options, connect_cause,
 };
 use crate::budget::redis::name;
 use fred::prelude::{Client, Error, ErrorKind, Pool};
@@ -141,7 +141,7 @@ enum Target {
 /// |---|---|---|
 /// | `url` / `client` / `pool` | (required) | |
 /// | `config` | [`AdmissionConfig::default()`] | a mechanism with a breaker |
-/// | `flush_interval` | 100 ms | 1 ms – 1 s |
+/// | `flush_interval` | 100 ms | 1 ms – 1 s (instances not heard from for three intervals stop counting) |
 /// | `command_timeout` | 50 ms | 1 ms – 10 s |
 /// | `connect_timeout` | 2 s | 1 ms – 60 s |
 /// | `lazy_connect` | `false` | |
@@ -164,12 +164,8 @@ pub struct RedisAdmissionBuilder {
     name: String,
     target: Target,
     config: AdmissionConfig,
-    flush_interval: Duration,
-    command_timeout: Duration,
-    connect_timeout: Duration,
-    lazy_connect: bool,
-    #[cfg(feature = "redis-tls")]
-    tls: Option<fred::types::config::TlsConfig>,
+    /// Where Redis is and how long to wait for it, as for the Redis retry budget.
+    connection: ClientSettings,
 }
 
 impl fmt::Debug for RedisAdmissionBuilder {
@@ -178,22 +174,9 @@ impl fmt::Debug for RedisAdmissionBuilder {
         f.debug_struct("RedisAdmissionBuilder")
             .field("name", &self.name)
             .field("config", &self.config)
-            .field("flush_interval", &self.flush_interval)
-            .field("command_timeout", &self.command_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("lazy_connect", &self.lazy_connect)
+            .field("connection", &self.connection)
             .finish_non_exhaustive()
     }
-}
-
-macro_rules! setter {
-    ($(#[$doc:meta])* $field:ident: $ty:ty) => {
-        $(#[$doc])*
-        pub fn $field(mut self, $field: $ty) -> Self {
-            self.$field = $field;
-            self
-        }
-    };
 }
 
 impl RedisAdmissionBuilder {
@@ -202,12 +185,7 @@ impl RedisAdmissionBuilder {
             name,
             target: Target::None,
             config: AdmissionConfig::default(),
-            flush_interval: Duration::from_millis(100),
-            command_timeout: Duration::from_millis(50),
-            connect_timeout: Duration::from_secs(2),
-            lazy_connect: false,
-            #[cfg(feature = "redis-tls")]
-            tls: None,
+            connection: ClientSettings::default(),
         }
     }
 
@@ -264,61 +242,20 @@ impl RedisAdmissionBuilder {
         self
     }
 
-    setter!(
-        /// The local mechanism and its parameters; the fleet shares the breaker's counts,
-        /// its opening and its probes, so the mechanism must have a breaker
-        /// ([`Mechanism::BreakerAndLimit`](super::Mechanism::BreakerAndLimit), the default, or
-        /// [`Mechanism::Breaker`](super::Mechanism::Breaker)).
-        ///
-        /// See [`RedisAdmissionBuilder`] for an example.
-        config: AdmissionConfig
-    );
-    setter!(
-        /// How often this instance publishes its counts and reads the fleet's (one script
-        /// call each time). Instances not heard from for three intervals stop counting.
-        ///
-        /// See [`RedisAdmissionBuilder`] for an example.
-        flush_interval: Duration
-    );
-    setter!(
-        /// The longest a flush waits for Redis before the local state decides alone.
-        ///
-        /// See [`RedisAdmissionBuilder`] for an example.
-        command_timeout: Duration
-    );
-    setter!(
-        /// The longest `build` waits for the first connection (not used with `lazy_connect`).
-        ///
-        /// ```
-        /// # use std::time::Duration;
-        /// let b = tower_retrier::admission::Admission::redis("x").connect_timeout(Duration::from_secs(1));
-        /// # let _ = b;
-        /// ```
-        connect_timeout: Duration
-    );
-    setter!(
-        /// Build without waiting for Redis: the local state decides until Redis answers;
-        /// connection problems are logged instead of returned.
-        ///
-        /// See [`RedisAdmissionBuilder`] for an example.
-        lazy_connect: bool
-    );
-
-    /// TLS settings for [`url`](Self::url) (feature `redis-tls`), as
-    /// [`RedisBudgetBuilder::tls`](crate::budget::redis::RedisBudgetBuilder::tls).
+    /// The local mechanism and its parameters; the fleet shares the breaker's counts,
+    /// its opening and its probes, so the mechanism must have a breaker
+    /// ([`Mechanism::BreakerAndLimit`](super::Mechanism::BreakerAndLimit), the default, or
+    /// [`Mechanism::Breaker`](super::Mechanism::Breaker)).
     ///
-    /// ```no_run
-    /// # fn f(rustls_config: fred::rustls::ClientConfig) {
-    /// use fred::types::config::{TlsConfig, TlsConnector};
-    /// let builder = tower_retrier::admission::Admission::redis("orders")
-    ///     .tls(TlsConfig::from(TlsConnector::from(rustls_config)));
-    /// # let _ = builder; }
-    /// ```
-    #[cfg(feature = "redis-tls")]
-    pub fn tls(mut self, tls: fred::types::config::TlsConfig) -> Self {
-        self.tls = Some(tls);
+    /// See [`RedisAdmissionBuilder`] for an example.
+    pub fn config(mut self, config: AdmissionConfig) -> Self {
+        self.config = config;
         self
     }
+    client_setters!(
+        "tower_retrier::admission::Admission::redis(\"orders\")",
+        "a flush waits for Redis before this instance's own state decides alone"
+    );
 
     fn validate(&self) -> Result<(), RedisAdmissionError> {
         name::validate(&self.name)?;
@@ -339,11 +276,7 @@ impl RedisAdmissionBuilder {
             )
             .into());
         }
-        check_timings(
-            self.flush_interval,
-            self.command_timeout,
-            self.connect_timeout,
-        )?;
+        self.connection.check()?;
         Ok(())
     }
 
@@ -365,15 +298,8 @@ impl RedisAdmissionBuilder {
         self.validate()?;
         let (backend, owned) = match &self.target {
             Target::Url(url) => {
-                let settings = ClientSettings {
-                    connect_timeout: self.connect_timeout,
-                    command_timeout: self.command_timeout,
-                    lazy_connect: self.lazy_connect,
-                    #[cfg(feature = "redis-tls")]
-                    tls: self.tls.clone(),
-                };
                 let client =
-                    client_from_url(url, &settings, Subject::Admission, &self.name).await?;
+                    client_from_url(url, &self.connection, Subject::Admission, &self.name).await?;
                 (Backend::Client(client), true)
             }
             Target::Client(c) => (Backend::Client(c.clone()), false),
@@ -384,10 +310,11 @@ impl RedisAdmissionBuilder {
         let [counts_key, _] = script::keys(&self.name);
         let slot = redis_keyslot(counts_key.as_bytes());
         let mut up = false;
-        if !self.lazy_connect {
+        if !self.connection.lazy_connect {
             // Load the script now: the first flush then costs one round trip, and a server
             // that does not answer is reported here rather than in a log line.
             let left = self
+                .connection
                 .connect_timeout
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_millis(1));
@@ -401,13 +328,13 @@ impl RedisAdmissionBuilder {
                     ErrorKind::Timeout,
                     format!(
                         "loading the script took longer than {:?}",
-                        self.connect_timeout
+                        self.connection.connect_timeout
                     ),
                 ))),
             };
             if let Some(error) = error {
                 if owned {
-                    let within = self.connect_timeout;
+                    let within = self.connection.connect_timeout;
                     tokio::spawn(async move { backend.quit(within).await });
                 }
                 return Err(error);
@@ -421,9 +348,9 @@ impl RedisAdmissionBuilder {
             fleet: Some(Arc::clone(&shared)),
         };
         let params = link::Params {
-            flush_interval: self.flush_interval,
-            command_timeout: self.command_timeout,
-            options: command_options(self.command_timeout),
+            flush_interval: self.connection.flush_interval,
+            command_timeout: self.connection.command_timeout,
+            options: command_options(self.connection.command_timeout),
             slot,
         };
         link::spawn(

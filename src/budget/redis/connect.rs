@@ -22,15 +22,142 @@ pub(crate) enum Subject {
     Admission,
 }
 
-/// How to connect: the settings both builders share.
-#[derive(Clone, Debug)]
+/// How to reach Redis and how long to wait for it: the settings the fleet-wide retry budget
+/// and fleet-wide admission control share. Both builders hold one and get their public
+/// setters for it from [`client_setters!`], so a setting, its default and its range are
+/// written once.
+#[derive(Clone)]
 pub(crate) struct ClientSettings {
+    pub(crate) flush_interval: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) lazy_connect: bool,
     #[cfg(feature = "redis-tls")]
     pub(crate) tls: Option<fred::types::config::TlsConfig>,
 }
+
+impl std::fmt::Debug for ClientSettings {
+    /// Timings only, and whether TLS is configured: never the TLS configuration itself (a
+    /// client certificate may be in it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ClientSettings");
+        d.field("flush_interval", &self.flush_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("lazy_connect", &self.lazy_connect);
+        #[cfg(feature = "redis-tls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish()
+    }
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            flush_interval: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_millis(50),
+            lazy_connect: false,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
+        }
+    }
+}
+
+impl ClientSettings {
+    /// Each timing within its range; the error names the field.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        check_range(
+            "flush_interval",
+            self.flush_interval,
+            Duration::from_millis(1)..=Duration::from_secs(1),
+        )?;
+        check_range(
+            "command_timeout",
+            self.command_timeout,
+            Duration::from_millis(1)..=Duration::from_secs(10),
+        )?;
+        check_range(
+            "connect_timeout",
+            self.connect_timeout,
+            Duration::from_millis(1)..=Duration::from_secs(60),
+        )
+    }
+}
+
+/// The public setters of [`ClientSettings`], for a builder that keeps them in a field named
+/// `connection`. `$builder` is an expression that starts such a builder, for the examples;
+/// `$command` says what waits for Redis at most `command_timeout` and what decides then.
+macro_rules! client_setters {
+    ($builder:literal, $command:literal) => {
+        /// How often this instance sends its batched counts to Redis (one script call each
+        /// time); default 100 ms, from 1 ms to 1 s.
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        #[doc = concat!("let b = ", $builder, ".flush_interval(Duration::from_millis(50));")]
+        /// # let _ = b;
+        /// ```
+        pub fn flush_interval(mut self, flush_interval: std::time::Duration) -> Self {
+            self.connection.flush_interval = flush_interval;
+            self
+        }
+
+        #[doc = concat!("The longest ", $command, "; default 50 ms, from 1 ms to 10 s.")]
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        #[doc = concat!("let b = ", $builder, ".command_timeout(Duration::from_millis(30));")]
+        /// # let _ = b;
+        /// ```
+        pub fn command_timeout(mut self, command_timeout: std::time::Duration) -> Self {
+            self.connection.command_timeout = command_timeout;
+            self
+        }
+
+        /// The longest building waits for the first connection (not used with
+        /// `lazy_connect`); default 2 s, from 1 ms to 60 s.
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        #[doc = concat!("let b = ", $builder, ".connect_timeout(Duration::from_secs(1));")]
+        /// # let _ = b;
+        /// ```
+        pub fn connect_timeout(mut self, connect_timeout: std::time::Duration) -> Self {
+            self.connection.connect_timeout = connect_timeout;
+            self
+        }
+
+        /// Build without waiting for Redis: local state decides until Redis answers, and
+        /// connection problems are logged instead of returned (default `false`).
+        ///
+        /// ```
+        #[doc = concat!("let b = ", $builder, ".lazy_connect(true);")]
+        /// # let _ = b;
+        /// ```
+        pub fn lazy_connect(mut self, lazy_connect: bool) -> Self {
+            self.connection.lazy_connect = lazy_connect;
+            self
+        }
+
+        /// TLS settings for a `rediss://` URL (feature `redis-tls`), e.g. a rustls
+        /// `ClientConfig` trusting a private CA. Without it, `rediss://` URLs trust the
+        /// system's root certificates.
+        ///
+        /// ```no_run
+        /// # fn f(rustls_config: fred::rustls::ClientConfig) {
+        /// use fred::types::config::{TlsConfig, TlsConnector};
+        #[doc = concat!("let b = ", $builder, ".tls(TlsConfig::from(TlsConnector::from(rustls_config)));")]
+        /// # let _ = b; }
+        /// ```
+        #[cfg(feature = "redis-tls")]
+        pub fn tls(mut self, tls: fred::types::config::TlsConfig) -> Self {
+            self.connection.tls = Some(tls);
+            self
+        }
+    };
+}
+pub(crate) use client_setters;
 
 /// Why no client could be made from a URL.
 #[derive(Debug)]
@@ -146,30 +273,6 @@ pub(crate) fn command_options(command_timeout: Duration) -> Options {
         max_redirections: Some(1),
         ..Options::default()
     }
-}
-
-/// The timings every fleet-wide component takes (the Redis budget, admission control), each
-/// within its range; the error names the field.
-pub(crate) fn check_timings(
-    flush_interval: Duration,
-    command_timeout: Duration,
-    connect_timeout: Duration,
-) -> Result<(), ConfigError> {
-    check_range(
-        "flush_interval",
-        flush_interval,
-        Duration::from_millis(1)..=Duration::from_secs(1),
-    )?;
-    check_range(
-        "command_timeout",
-        command_timeout,
-        Duration::from_millis(1)..=Duration::from_secs(10),
-    )?;
-    check_range(
-        "connect_timeout",
-        connect_timeout,
-        Duration::from_millis(1)..=Duration::from_secs(60),
-    )
 }
 
 fn check_range(

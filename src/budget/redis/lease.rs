@@ -7,9 +7,10 @@ use tokio::time::Instant;
 
 /// Tokens leased from the shared budget.
 ///
-/// Leased tokens were counted as withdrawals in the slot they were granted in, so they are
-/// only valid for one slot (`ttl / 10`); after that the withdrawal they stand for has left
-/// Redis' window and using them would over-spend.
+/// Leased tokens were counted as withdrawals in the slot they were granted in, so in ratio
+/// mode they are only valid for one slot (`ttl / 10`); after that the withdrawal they stand
+/// for has left Redis' window and using them would over-spend. Adaptive mode keeps them as
+/// long (1 s) as the default window would.
 #[derive(Debug)]
 pub(crate) struct Lease {
     tokens: AtomicU64,

@@ -1,15 +1,17 @@
 //! A retry budget shared by every instance of a service through Redis (feature `redis`).
 //!
 //! [`RedisBudget`] applies one budget to every instance that uses the same budget name, so a
-//! fleet of N instances cannot multiply an outage by N. Two [`Mode`]s:
+//! fleet of N instances cannot multiply an outage by N. Two [`Mode`]s, each with its own
+//! constructor whose builder has only that mode's settings:
 //!
-//! - [`Mode::Adaptive`] (the default) has the semantics of the local
-//!   [`AdaptiveBudget`](crate::budget::AdaptiveBudget): one stock of at most `max_retries`
-//!   retries, refilled by `ratio` per successful attempt anywhere in the fleet (plus
-//!   `min_per_sec` per second). A total outage drains it after `max_retries` retries; a
-//!   partial failure never does.
-//! - [`Mode::Ratio`] has the semantics of the local [`RatioBudget`](crate::budget::RatioBudget):
-//!   in any `ttl` window, at most `min_per_sec × ttl + ratio × requests` retries.
+//! - [`RedisBudget::adaptive`] ([`Mode::Adaptive`], the recommended one) has the semantics of
+//!   the local [`AdaptiveBudget`](crate::budget::AdaptiveBudget): one stock of at most
+//!   `max_retries` retries, refilled by `per_success` per successful attempt anywhere in the
+//!   fleet (plus `min_per_sec` per second). A total outage drains it after `max_retries`
+//!   retries; a partial failure never does.
+//! - [`RedisBudget::ratio`] ([`Mode::Ratio`]) has the semantics of the local
+//!   [`RatioBudget`](crate::budget::RatioBudget): in any `ttl` window, at most
+//!   `min_per_sec × ttl + ratio × requests` retries.
 //!
 //! Both share the mechanics:
 //!
@@ -28,9 +30,9 @@
 //!   parameters) without touching the network, and a probe returns to Redis within about a
 //!   second after it recovers.
 //!
-//! What it leaves in Redis: one hash per budget, expiring after `2 × ttl` without traffic:
-//! `{rb:NAME}:q` (adaptive: the stock and the time of its last refill) or `{rb:NAME}:w`
-//! (ratio: a field per window slot, at most a few dozen). What it sends: one `EVALSHA` per
+//! What it leaves in Redis: one hash per budget, `{rb:NAME}:q` (adaptive: the stock and the
+//! time of its last refill; expires after 20 s without traffic) or `{rb:NAME}:w` (ratio: a
+//! field per window slot, at most a few dozen; expires after `2 × ttl` without traffic). What it sends: one `EVALSHA` per
 //! flush interval per instance while there is traffic, one per lease refill on the retry
 //! path, and a `PING` every 250 ms per instance only while Redis is down.
 
@@ -49,7 +51,7 @@ pub(crate) mod scripts;
 mod stats;
 mod tls_error;
 
-pub use builder::{RedisBudgetBuilder, RedisBudgetError};
+pub use builder::{AdaptiveMode, AnyMode, RatioMode, RedisBudgetBuilder, RedisBudgetError};
 pub use health::Unavailable;
 pub use mode::Mode;
 pub use stats::RedisBudgetStats;
@@ -61,6 +63,7 @@ use backend::Backend;
 use fred::prelude::{ClientLike, Options};
 use health::Health;
 use lease::Lease;
+use mode::Semantics;
 use scripts::Scripts;
 use stats::bump;
 use std::fmt;
@@ -79,7 +82,7 @@ const _: () = assert!(UNIT as u64 == crate::budget::adaptive::UNIT);
 
 /// A fleet-wide retry budget kept in Redis.
 ///
-/// Build one with [`RedisBudget::builder`]. Clones share one budget (one lease, one
+/// Build one with [`RedisBudget::adaptive`] or [`RedisBudget::ratio`]. Clones share one budget (one lease, one
 /// background task); the background task ends when the last clone is dropped. Successes (or
 /// deposits) not yet flushed when the budget is dropped (at most one flush interval's worth)
 /// are not sent.
@@ -87,13 +90,12 @@ const _: () = assert!(UNIT as u64 == crate::budget::adaptive::UNIT);
 /// ```no_run
 /// use std::time::Duration;
 /// use tower_retrier::budget::{Budget, RedisBudget};
-/// use tower_retrier::budget::redis::Mode;
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// // The default: the adaptive budget, shared.
-/// let budget = RedisBudget::builder("checkout-api")
+/// // The adaptive budget, shared.
+/// let budget = RedisBudget::adaptive("checkout-api")
 ///     .max_retries(100)
-///     .ratio(0.2)
+///     .per_success(0.2)
 ///     .min_per_sec(1)
 ///     .build_from_url("redis://127.0.0.1:6379")
 ///     .await?;
@@ -101,8 +103,7 @@ const _: () = assert!(UNIT as u64 == crate::budget::adaptive::UNIT);
 /// let may_retry: bool = budget.withdraw().await;
 ///
 /// // The Finagle ratio budget, shared.
-/// let ratio = RedisBudget::builder("search-api")
-///     .mode(Mode::Ratio)
+/// let ratio = RedisBudget::ratio("search-api")
 ///     .ttl(Duration::from_secs(10))
 ///     .min_per_sec(10)
 ///     .ratio(0.2)
@@ -119,11 +120,7 @@ pub struct RedisBudget {
 /// Validated parameters.
 #[derive(Clone, Debug)]
 pub(crate) struct Params {
-    pub(crate) mode: Mode,
-    pub(crate) ttl: Duration,
-    pub(crate) min_per_sec: u32,
-    pub(crate) ratio: f64,
-    pub(crate) max_retries: u32,
+    pub(crate) semantics: Semantics,
     pub(crate) flush_interval: Duration,
     pub(crate) lease_size: u32,
     pub(crate) command_timeout: Duration,
@@ -131,18 +128,19 @@ pub(crate) struct Params {
 
 pub(crate) struct Inner {
     name: String,
-    /// `params.mode == Mode::Adaptive`, kept next to `pending` for the hot path.
+    /// `params.semantics` is adaptive, kept next to `pending` for the hot path.
     adaptive: bool,
     key: String,
     slot: u16,
     backend: Backend,
     options: Options,
     pub(crate) params: Params,
-    /// Script arguments that do not change: slot_ms, slots, reserve, ratio, unit, expire_ms
-    /// (ratio mode); cap and refill per second (adaptive mode).
+    /// Script arguments that do not change: slot_ms and reserve (ratio mode); cap and refill
+    /// per second (adaptive mode); the retries one event earns (a request in ratio mode, a
+    /// success in adaptive mode) and the idle expiry (both).
     slot_ms: i64,
     reserve_units: i64,
-    ratio_units: i64,
+    per_event_units: i64,
     expire_ms: i64,
     cap_units: i64,
     refill_units: i64,
@@ -175,11 +173,7 @@ impl fmt::Debug for RedisBudget {
         let i = &*self.inner;
         f.debug_struct("RedisBudget")
             .field("name", &i.name)
-            .field("mode", &i.params.mode)
-            .field("ttl", &i.params.ttl)
-            .field("min_per_sec", &i.params.min_per_sec)
-            .field("ratio", &i.params.ratio)
-            .field("max_retries", &i.params.max_retries)
+            .field("parameters", &i.params.semantics)
             .field("lease_size", &i.params.lease_size)
             .field("flush_interval", &i.params.flush_interval)
             .field("command_timeout", &i.params.command_timeout)
@@ -189,16 +183,70 @@ impl fmt::Debug for RedisBudget {
 }
 
 impl RedisBudget {
-    /// Starts building a budget shared by every instance that uses the same `name`
-    /// (1 to 128 characters from `[A-Za-z0-9._:-]`; checked when the budget is built).
+    /// Starts building the [`AdaptiveBudget`](crate::budget::AdaptiveBudget) shared by every
+    /// instance that uses the same `name` (1 to 128 characters from `[A-Za-z0-9._:-]`;
+    /// checked when the budget is built): `max_retries`, `per_success`, `min_per_sec`.
     ///
     /// ```
     /// use tower_retrier::budget::RedisBudget;
-    /// let builder = RedisBudget::builder("payments");
+    /// let builder = RedisBudget::adaptive("payments").max_retries(100).per_success(0.2);
     /// # let _ = builder;
     /// ```
+    pub fn adaptive(name: impl Into<String>) -> RedisBudgetBuilder<AdaptiveMode> {
+        RedisBudgetBuilder::new(name.into(), Some(Mode::Adaptive))
+    }
+
+    /// Starts building the [`RatioBudget`](crate::budget::RatioBudget) shared by every
+    /// instance that uses the same `name` (as for [`adaptive`](Self::adaptive)): `ttl`,
+    /// `ratio`, `min_per_sec`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_retrier::budget::RedisBudget;
+    /// let builder = RedisBudget::ratio("search").ttl(Duration::from_secs(10)).ratio(0.2);
+    /// # let _ = builder;
+    /// ```
+    pub fn ratio(name: impl Into<String>) -> RedisBudgetBuilder<RatioMode> {
+        RedisBudgetBuilder::new(name.into(), Some(Mode::Ratio))
+    }
+
+    /// Starts building a budget whose mode is chosen with
+    /// [`mode`](RedisBudgetBuilder::mode) (adaptive by default), taking both modes' settings.
+    ///
+    /// Deprecated: its `ratio`, `min_per_sec` and `ttl` meant a ratio budget before the
+    /// adaptive one became the default. Settings that do not belong to the mode, or whose
+    /// meaning depends on a mode that was not chosen, are refused when building
+    /// ([`RedisBudgetError::Config`] naming the setting):
+    ///
+    /// - no `mode`: adaptive. `ratio`, `ttl` or `min_per_sec` without `max_retries` (which
+    ///   only adaptive mode has) is ambiguous, and refused;
+    /// - adaptive mode: `ttl` is refused (there is no window); `ratio` is `per_success`;
+    /// - ratio mode: `max_retries` is refused (there is no stock).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// use tower_retrier::budget::RedisBudget;
+    /// use tower_retrier::budget::redis::RedisBudgetError;
+    ///
+    /// let err = RedisBudget::builder("search")
+    ///     .ttl(Duration::from_secs(10))
+    ///     .min_per_sec(10)
+    ///     .ratio(0.2)
+    ///     .build_from_url("redis://127.0.0.1:1")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, RedisBudgetError::Config(ref c) if c.field() == "ratio"));
+    /// # }
+    /// ```
+    #[deprecated(
+        note = "use RedisBudget::adaptive(name) (max_retries, per_success, min_per_sec) or \
+                RedisBudget::ratio(name) (ttl, ratio, min_per_sec): each builder has only its \
+                mode's settings"
+    )]
     pub fn builder(name: impl Into<String>) -> RedisBudgetBuilder {
-        RedisBudgetBuilder::new(name.into())
+        RedisBudgetBuilder::new(name.into(), None)
     }
 
     /// The budget's name (shared by the fleet).
@@ -238,7 +286,7 @@ impl RedisBudget {
     /// # }
     /// ```
     pub fn mode(&self) -> Mode {
-        self.inner.params.mode
+        self.inner.params.semantics.mode()
     }
 
     /// Retries this instance holds in its local lease (granted by Redis, not yet used).
@@ -266,26 +314,37 @@ impl RedisBudget {
 }
 
 impl Inner {
-    fn args_withdraw(&self, want: u32) -> [i64; 7] {
-        match self.params.mode {
-            Mode::Adaptive => [
-                i64::from(want),
-                self.cap_units,
-                self.refill_units,
-                self.expire_ms,
-                UNIT,
-                0,
-                0,
-            ],
-            Mode::Ratio => [
-                i64::from(want),
-                self.slot_ms,
-                SLOTS as i64,
-                self.reserve_units,
-                self.ratio_units,
-                UNIT,
-                self.expire_ms,
-            ],
+    /// The withdraw script's arguments for `want` tokens, the parameters' fingerprint last:
+    /// 6 in adaptive mode, 8 in ratio mode.
+    fn args_withdraw(&self, want: u32) -> ([i64; 8], usize) {
+        let want = i64::from(want);
+        match self.params.semantics {
+            Semantics::Adaptive { .. } => (
+                [
+                    want,
+                    self.cap_units,
+                    self.refill_units,
+                    self.expire_ms,
+                    UNIT,
+                    self.fingerprint,
+                    0,
+                    0,
+                ],
+                6,
+            ),
+            Semantics::Ratio { .. } => (
+                [
+                    want,
+                    self.slot_ms,
+                    SLOTS as i64,
+                    self.reserve_units,
+                    self.per_event_units,
+                    UNIT,
+                    self.expire_ms,
+                    self.fingerprint,
+                ],
+                8,
+            ),
         }
     }
 
@@ -310,11 +369,7 @@ impl Inner {
                 tracing::warn!(
                     budget = %self.name,
                     key = %self.key,
-                    mode = ?p.mode,
-                    max_retries = p.max_retries,
-                    ratio = p.ratio,
-                    min_per_sec = p.min_per_sec,
-                    ttl = ?p.ttl,
+                    parameters = ?p.semantics,
                     "Redis retry budget shared with instances built with other parameters: \
                      every instance sharing a budget name must use the same ones; further \
                      calls are counted in RedisBudgetStats::parameter_mismatches"
@@ -361,50 +416,22 @@ impl Inner {
         }
         let count = i64::try_from(n).unwrap_or(i64::MAX);
         let client = self.backend.client();
+        // Adaptive mode credits the stock (and learns its level); ratio mode counts requests.
+        let [first, second, third] = if self.adaptive {
+            let credit = count.saturating_mul(self.per_event_units);
+            [credit, self.cap_units, self.refill_units]
+        } else {
+            [count, self.slot_ms, SLOTS as i64]
+        };
+        let args = [first, second, third, self.expire_ms, self.fingerprint];
         let call = async {
-            match self.params.mode {
-                Mode::Adaptive => {
-                    let credit = count.saturating_mul(self.ratio_units);
-                    let args = [
-                        credit,
-                        self.cap_units,
-                        self.refill_units,
-                        self.expire_ms,
-                        self.fingerprint,
-                    ];
-                    let call = self.scripts.deposit.call(
-                        client,
-                        &self.options,
-                        self.slot,
-                        &self.key,
-                        &args,
-                    );
-                    call.await.map(|r| {
-                        self.saw_flags(r.flags);
-                        Some(r.second)
-                    })
-                }
-                Mode::Ratio => {
-                    let args = [
-                        count,
-                        self.slot_ms,
-                        SLOTS as i64,
-                        self.expire_ms,
-                        self.fingerprint,
-                    ];
-                    let call = self.scripts.deposit.call(
-                        client,
-                        &self.options,
-                        self.slot,
-                        &self.key,
-                        &args,
-                    );
-                    call.await.map(|r| {
-                        self.saw_flags(r.flags);
-                        None
-                    })
-                }
-            }
+            let reply = self
+                .scripts
+                .deposit
+                .call(client, &self.options, self.slot, &self.key, &args)
+                .await?;
+            self.saw_flags(reply.flags);
+            Ok::<_, fred::error::Error>(self.adaptive.then_some(reply.second))
         };
         let result = tokio::time::timeout(self.params.command_timeout, call).await;
         match result {
@@ -494,7 +521,7 @@ impl Inner {
             return Answer::Denied;
         }
         bump(&self.health.counters.round_trips, 1);
-        let args = self.args_withdraw(self.params.lease_size);
+        let (args, len) = self.args_withdraw(self.params.lease_size);
         // The caller waits at most the command timeout; the call itself may finish later, so
         // that what a slow Redis grants lands in the lease instead of being counted there and
         // never used.
@@ -505,38 +532,16 @@ impl Inner {
         };
         let client = self.backend.client();
         let call = async {
-            match self.params.mode {
-                Mode::Adaptive => {
-                    let args = [
-                        args[0],
-                        args[1],
-                        args[2],
-                        args[3],
-                        args[4],
-                        self.fingerprint,
-                    ];
-                    let call = self
-                        .scripts
-                        .withdraw
-                        .call(client, &options, self.slot, &self.key, &args);
-                    let reply = call.await?;
-                    self.saw_flags(reply.flags);
-                    self.saw_stock(reply.second);
-                    Ok::<_, fred::error::Error>(reply.first)
-                }
-                Mode::Ratio => {
-                    let mut all = [0; 8];
-                    all[..7].copy_from_slice(&args);
-                    all[7] = self.fingerprint;
-                    let call = self
-                        .scripts
-                        .withdraw
-                        .call(client, &options, self.slot, &self.key, &all);
-                    let reply = call.await?;
-                    self.saw_flags(reply.flags);
-                    Ok(reply.first)
-                }
+            let reply = self
+                .scripts
+                .withdraw
+                .call(client, &options, self.slot, &self.key, &args[..len])
+                .await?;
+            self.saw_flags(reply.flags);
+            if self.adaptive {
+                self.saw_stock(reply.second);
             }
+            Ok::<_, fred::error::Error>(reply.first)
         };
         let granted = match tokio::time::timeout(late, call).await {
             Ok(Ok(granted)) => {

@@ -32,8 +32,9 @@ pub struct RedisBudgetStats {
     /// reset it: the stock to a full one, a bad slot field deleted. The first is logged.
     pub corrupt_state_repaired: u64,
     /// Script calls that found the shared state created by an instance with other parameters
-    /// (mode, `ttl`, `max_retries`, `ratio` or `min_per_sec`). Each instance keeps applying its
-    /// own, which is why instances sharing a name must agree; the first is logged.
+    /// (adaptive: `max_retries`, `per_success`, `min_per_sec`; ratio: `ttl`, `ratio`,
+    /// `min_per_sec`). Each instance keeps applying its own, which is why instances sharing a
+    /// name must agree; the first is logged.
     pub parameter_mismatches: u64,
     /// Whether Redis is currently considered reachable.
     pub redis_up: bool,
