@@ -2,7 +2,8 @@
 
 use super::config::{HedgeConfig, HedgeDelay};
 use super::latency::LatencyTracker;
-use super::service::{HedgeService, HedgeShared};
+use super::service::HedgeService;
+use super::shared::HedgeShared;
 use crate::RetryLayer;
 use crate::lifetime::Stored;
 use crate::timeout::{ClassifyTimeouts, TimedLayer};

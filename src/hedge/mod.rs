@@ -50,6 +50,7 @@ mod future;
 mod latency;
 mod layer;
 mod service;
+mod shared;
 
 pub use config::{HedgeConfig, HedgeConfigBuilder, HedgeDelay, MAX_HEDGED_ATTEMPTS};
 pub use future::HedgeFuture;

@@ -1,39 +1,18 @@
 //! [`HedgeService`]: hands each call to a [`HedgeFuture`].
 
-use super::config::{HedgeConfig, HedgeDelay};
 use super::future::HedgeFuture;
-use super::latency::LatencyTracker;
+use super::shared::HedgeShared;
 use crate::admission::{AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::lifetime::SharedRef;
 use crate::replay::Replay;
-use crate::shared::{CallState, Shared};
+use crate::shared::CallState;
 use crate::telemetry::OnRetry;
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tower_service::Service;
-
-/// What every call of one hedging service shares: the retry layer's parts and the policy.
-pub(crate) struct HedgeShared<K, C, B, R, H, A> {
-    pub(crate) core: Shared<K, C, B, R, H, A>,
-    pub(crate) hedge: HedgeConfig,
-    pub(crate) latency: Option<Arc<LatencyTracker>>,
-}
-
-impl<K, C, B, R, H, A> HedgeShared<K, C, B, R, H, A> {
-    /// How long to wait for a final answer before the next hedge.
-    pub(crate) fn delay(&self) -> Duration {
-        match (self.hedge.delay(), &self.latency) {
-            (HedgeDelay::Percentile { min, max, .. }, Some(t)) => t.delay(min, max),
-            (HedgeDelay::Percentile { max, .. }, None) => max,
-            (HedgeDelay::Fixed(d), _) => d,
-        }
-    }
-}
 
 /// Hedges calls to the inner service; built by [`RetryLayer::hedge`](crate::RetryLayer::hedge).
 ///
