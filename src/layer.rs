@@ -565,7 +565,7 @@ where
         let shared = self
             .stored
             .parts_for_service(self.release_on_drop, || self.to_shared());
-        RetryService::from_shared(inner, shared)
+        RetryService::new(inner, shared)
     }
 }
 

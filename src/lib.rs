@@ -15,6 +15,7 @@ mod config;
 pub mod deadline;
 mod decide;
 mod execute;
+mod front;
 mod future;
 pub mod hedge;
 mod layer;

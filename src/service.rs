@@ -5,8 +5,8 @@ use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::decide::time_left;
+use crate::front;
 use crate::future::ResponseFuture;
-use crate::lifetime::SharedRef;
 use crate::replay::{AttemptInfo, Replay};
 use crate::shared::{CallState, Shared};
 use crate::state::State;
@@ -17,89 +17,25 @@ use std::marker::PhantomData;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// Retries calls to the inner service; built by [`RetryLayer`](crate::RetryLayer).
-///
-/// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
-/// for replay and sends it; the returned [`ResponseFuture`] drives the retries. The inner
-/// service is cloned per call (as `tower::retry` does), and each retry polls that clone ready
-/// before calling it.
-///
-/// ```
-/// use tower::{Layer, ServiceExt, service_fn};
-/// use tower_retrier::{RetryConfig, RetryLayer};
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let svc = RetryLayer::new(RetryConfig::default())
-///     .layer(service_fn(|x: u8| async move { Ok::<_, std::io::Error>(x + 1) }));
-/// assert_eq!(svc.get_ref().clone().oneshot(1).await.unwrap(), 2);
-/// # }
-/// ```
-pub struct RetryService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    inner: S,
-    shared: SharedRef<Shared<K, C, B, R, H, A>>,
-}
-
-impl<S, K, C, B, R, H, A> RetryService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    pub(crate) fn from_shared(inner: S, shared: SharedRef<Shared<K, C, B, R, H, A>>) -> Self {
-        RetryService { inner, shared }
-    }
-
-    /// The inner service.
+crate::front::holds_inner! {
+    /// Retries calls to the inner service; built by [`RetryLayer`](crate::RetryLayer).
     ///
-    /// See [`RetryService`] for an example.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
+    /// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
+    /// for replay and sends it; the returned [`ResponseFuture`] drives the retries. The inner
+    /// service is cloned per call (as `tower::retry` does), and each retry polls that clone ready
+    /// before calling it.
     ///
     /// ```
-    /// # use tower::Layer;
-    /// let mut svc = tower_retrier::RetryLayer::new(Default::default()).layer(5u8);
-    /// *svc.get_mut() += 1;
-    /// assert_eq!(svc.into_inner(), 6);
-    /// ```
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the wrapper, returning the inner service.
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use tower_retrier::{RetryConfig, RetryLayer};
     ///
-    /// See [`RetryService::get_mut`] for an example.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-
-    /// The budget this service draws from.
-    ///
-    /// ```
-    /// # use tower::Layer;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let svc = tower_retrier::RetryLayer::new(Default::default()).layer(());
-    /// assert_eq!(svc.budget().remaining(), 100);
+    /// let svc = RetryLayer::new(RetryConfig::default())
+    ///     .layer(service_fn(|x: u8| async move { Ok::<_, std::io::Error>(x + 1) }));
+    /// assert_eq!(svc.get_ref().clone().oneshot(1).await.unwrap(), 2);
     /// # }
     /// ```
-    pub fn budget(&self) -> &B {
-        &self.shared.budget
-    }
-}
-
-impl<S: Clone, K, C, B, R, H, A> Clone for RetryService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    fn clone(&self) -> Self {
-        RetryService {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
-    }
+    pub struct RetryService(SharedRef<Shared<K, C, B, R, H, A>>), built by "tower_retrier::RetryLayer::new(Default::default())";
 }
 
 impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H, A> fmt::Debug
@@ -141,15 +77,8 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
-        let admitted = shared.admission.admit(&shared.telemetry);
-        if admitted.is_ok() {
-            shared.budget.deposit();
-        }
-        // The ready service makes this call; the future keeps it for retries (polling it
-        // ready again), and `self` continues with a fresh clone (tower's usual idiom, so a
-        // `ConcurrencyLimit` permit moves with the call).
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
+        let admitted = front::admit(shared);
+        let mut service = front::take_ready(&mut self.inner);
         let started = CallState::start_time(&shared.config);
         let (mut request, saved) = match shared.replay.save(req) {
             Ok((request, saved)) => (request, Some(saved)),

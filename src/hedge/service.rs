@@ -6,7 +6,7 @@ use crate::admission::{AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
-use crate::lifetime::SharedRef;
+use crate::front;
 use crate::replay::Replay;
 use crate::shared::CallState;
 use crate::telemetry::OnRetry;
@@ -14,66 +14,15 @@ use std::fmt;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// Hedges calls to the inner service; built by [`RetryLayer::hedge`](crate::RetryLayer::hedge).
-///
-/// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
-/// for replay and sends it; the [`HedgeFuture`] sends the hedges (each after polling its
-/// clone of the inner service ready).
-///
-/// See [`crate::hedge`] for an example.
-pub struct HedgeService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    inner: S,
-    shared: SharedRef<HedgeShared<K, C, B, R, H, A>>,
-}
-
-impl<S, K, C, B, R, H, A> HedgeService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    pub(crate) fn new(inner: S, shared: SharedRef<HedgeShared<K, C, B, R, H, A>>) -> Self {
-        HedgeService { inner, shared }
-    }
-
-    /// The inner service.
+crate::front::holds_inner! {
+    /// Hedges calls to the inner service; built by [`RetryLayer::hedge`](crate::RetryLayer::hedge).
     ///
-    /// ```
-    /// # use tower::Layer;
-    /// use tower_retrier::{RetryLayer, hedge::HedgeConfig};
-    /// let svc = RetryLayer::new(Default::default()).hedge(HedgeConfig::builder().build().unwrap()).layer(5u8);
-    /// assert_eq!(*svc.get_ref(), 5);
-    /// ```
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The budget hedges are withdrawn from.
+    /// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
+    /// for replay and sends it; the [`HedgeFuture`] sends the hedges (each after polling its
+    /// clone of the inner service ready).
     ///
-    /// ```
-    /// # use tower::Layer;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use tower_retrier::{RetryLayer, hedge::HedgeConfig};
-    /// let svc = RetryLayer::new(Default::default()).hedge(HedgeConfig::builder().build().unwrap()).layer(());
-    /// assert_eq!(svc.budget().remaining(), 100);
-    /// # }
-    /// ```
-    pub fn budget(&self) -> &B {
-        &self.shared.core.budget
-    }
-}
-
-impl<S: Clone, K, C, B, R, H, A> Clone for HedgeService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    fn clone(&self) -> Self {
-        HedgeService {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
-    }
+    /// See [`crate::hedge`] for an example.
+    pub struct HedgeService(SharedRef<HedgeShared<K, C, B, R, H, A>>), built by "tower_retrier::RetryLayer::new(Default::default()).hedge(tower_retrier::hedge::HedgeConfig::builder().build().unwrap())";
 }
 
 impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H, A> fmt::Debug for HedgeService<S, K, C, B, R, H, A>
@@ -110,18 +59,15 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let core = &self.shared.core;
-        let ticket = match core.admission.admit(&core.telemetry) {
+        let admitted = front::admit(core);
+        let service = front::take_ready(&mut self.inner);
+        let ticket = match admitted {
             Ok(ticket) => ticket,
             Err(refused) => {
                 let call = CallState::new(None, core.telemetry.start_call(), Ticket::default());
-                let service = self.inner.clone();
                 return HedgeFuture::refused(self.shared.clone(), service, call, refused);
             }
         };
-        core.budget.deposit();
-        // The ready service makes the first attempt; the future keeps it for the hedges.
-        let clone = self.inner.clone();
-        let service = std::mem::replace(&mut self.inner, clone);
         let call = CallState::new(
             CallState::start_time(&core.config),
             core.telemetry.start_call(),

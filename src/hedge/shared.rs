@@ -25,3 +25,9 @@ impl<K, C, B, R, H, A> HedgeShared<K, C, B, R, H, A> {
         }
     }
 }
+
+impl<K, C, B, R, H, A> AsRef<Shared<K, C, B, R, H, A>> for HedgeShared<K, C, B, R, H, A> {
+    fn as_ref(&self) -> &Shared<K, C, B, R, H, A> {
+        &self.core
+    }
+}
