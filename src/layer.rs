@@ -455,16 +455,15 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// # }
     /// ```
     pub fn timed_attempts(self) -> TimedLayer<RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A>> {
-        let (inner, timeout) = self.into_timed();
-        TimedLayer::new(inner, timeout)
+        let timeout = self.config.attempt_timeout();
+        TimedLayer::new(self.into_timed(), timeout)
     }
 
-    /// The same parts with the classifier that handles cut attempts, and the timeout.
-    pub(crate) fn into_timed(self) -> TimedParts<K, C, B, R, H, A> {
-        let timeout = self.config.attempt_timeout();
+    /// The same parts with the classifier that handles cut attempts.
+    pub(crate) fn into_timed(self) -> RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A> {
         let mut inner = self.swap(|(k, c, b, r, h, a)| (k, ClassifyTimeouts::new(c), b, r, h, a));
         inner.timed = true;
-        (inner, timeout)
+        inner
     }
 
     /// The same layer with its pluggable parts passed through `swap` (one replaced, the others
@@ -543,12 +542,6 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
         }
     }
 }
-
-/// A layer's parts with the timeout-aware classifier, and the per-attempt timeout.
-pub(crate) type TimedParts<K, C, B, R, H, A> = (
-    RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A>,
-    Option<std::time::Duration>,
-);
 
 impl<S, K, C, B, R, H, A> Layer<S> for RetryLayer<K, C, B, R, H, A>
 where

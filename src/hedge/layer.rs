@@ -83,16 +83,22 @@ impl<K, C, B, R, H, A> HedgeLayer<K, C, B, R, H, A> {
     /// let _layer = RetryLayer::new(cfg).hedge(HedgeConfig::builder().build().unwrap()).timed_attempts();
     /// ```
     pub fn timed_attempts(self) -> TimedLayer<HedgeLayer<K, ClassifyTimeouts<C>, B, R, H, A>> {
-        let (parts, timeout) = self.parts.into_timed();
-        TimedLayer::new(
-            HedgeLayer {
-                parts,
-                hedge: self.hedge,
-                latency: self.latency,
-                stored: Stored::default(),
-            },
-            timeout,
-        )
+        let timeout = self.parts.config().attempt_timeout();
+        TimedLayer::new(self.map_parts(RetryLayer::into_timed), timeout)
+    }
+
+    /// The same hedging policy over the retry layer's parts passed through `map`. The new
+    /// layer stores its parts afresh.
+    pub(crate) fn map_parts<K2, C2, B2, R2, H2, A2>(
+        self,
+        map: impl FnOnce(RetryLayer<K, C, B, R, H, A>) -> RetryLayer<K2, C2, B2, R2, H2, A2>,
+    ) -> HedgeLayer<K2, C2, B2, R2, H2, A2> {
+        HedgeLayer {
+            parts: map(self.parts),
+            hedge: self.hedge,
+            latency: self.latency,
+            stored: Stored::default(),
+        }
     }
 }
 
