@@ -8,23 +8,12 @@ use crate::admission::{AdmitFor, Ticket};
 use crate::budget::Budget;
 use crate::shared::Shared;
 
-/// A service made of the inner service and the layer's parts: the struct (with the
-/// attributes given), its constructor, `get_ref` / `get_mut` / `into_inner`, `budget` and
-/// `Clone`. `$built` is an expression of a layer, for the examples.
+/// For a service made of `inner: S` and `shared: SharedRef<$shared>`: its constructor,
+/// `get_ref` / `get_mut` / `into_inner`, `budget` and `Clone`. `$built` is an expression of
+/// a layer, for the examples. (The struct itself stays in its own file, so that compiler
+/// messages about it point there.)
 macro_rules! holds_inner {
-    (
-        $(#[$attr:meta])*
-        pub struct $service:ident(SharedRef<$shared:ty>), built by $built:literal;
-    ) => {
-        $(#[$attr])*
-        pub struct $service<S, K, C, B, R, H, A>
-        where
-            (K, C, B, R, H, A): 'static,
-        {
-            inner: S,
-            shared: $crate::lifetime::SharedRef<$shared>,
-        }
-
+    ($service:ident, $shared:ty, $built:literal) => {
         impl<S, K, C, B, R, H, A> $service<S, K, C, B, R, H, A>
         where
             (K, C, B, R, H, A): 'static,

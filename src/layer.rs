@@ -429,7 +429,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// [`Classify::classify_timeout`](crate::classify::Classify::classify_timeout) (reason
     /// `timeout`, idempotency guard applied), and the service's error becomes
     /// [`AttemptError<E>`](crate::AttemptError) so the caller can be told the last attempt
-    /// timed out. Call it last (after the `with_*` methods). See [`crate::timeout`].
+    /// timed out. The `with_*` methods and [`hedge`](RetryLayer::hedge) may come before or
+    /// after it. See [`crate::timeout`].
     ///
     /// Without it the layer's error type stays the inner service's own, and a configured
     /// `attempt_timeout` is ignored (with a warning when the layer is applied).

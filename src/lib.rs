@@ -5,6 +5,7 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 pub mod admission;
+mod any_order;
 pub mod backoff;
 pub mod budget;
 mod call_ext;

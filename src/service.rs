@@ -7,6 +7,7 @@ use crate::classify::Classify;
 use crate::decide::time_left;
 use crate::front;
 use crate::future::ResponseFuture;
+use crate::lifetime::SharedRef;
 use crate::replay::{AttemptInfo, Replay};
 use crate::shared::{CallState, Shared};
 use crate::state::State;
@@ -17,26 +18,36 @@ use std::marker::PhantomData;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-crate::front::holds_inner! {
-    /// Retries calls to the inner service; built by [`RetryLayer`](crate::RetryLayer).
-    ///
-    /// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
-    /// for replay and sends it; the returned [`ResponseFuture`] drives the retries. The inner
-    /// service is cloned per call (as `tower::retry` does), and each retry polls that clone ready
-    /// before calling it.
-    ///
-    /// ```
-    /// use tower::{Layer, ServiceExt, service_fn};
-    /// use tower_retrier::{RetryConfig, RetryLayer};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let svc = RetryLayer::new(RetryConfig::default())
-    ///     .layer(service_fn(|x: u8| async move { Ok::<_, std::io::Error>(x + 1) }));
-    /// assert_eq!(svc.get_ref().clone().oneshot(1).await.unwrap(), 2);
-    /// # }
-    /// ```
-    pub struct RetryService(SharedRef<Shared<K, C, B, R, H, A>>), built by "tower_retrier::RetryLayer::new(Default::default())";
+/// Retries calls to the inner service; built by [`RetryLayer`](crate::RetryLayer).
+///
+/// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
+/// for replay and sends it; the returned [`ResponseFuture`] drives the retries. The inner
+/// service is cloned per call (as `tower::retry` does), and each retry polls that clone ready
+/// before calling it.
+///
+/// ```
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use tower_retrier::{RetryConfig, RetryLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let svc = RetryLayer::new(RetryConfig::default())
+///     .layer(service_fn(|x: u8| async move { Ok::<_, std::io::Error>(x + 1) }));
+/// assert_eq!(svc.get_ref().clone().oneshot(1).await.unwrap(), 2);
+/// # }
+/// ```
+pub struct RetryService<S, K, C, B, R, H, A>
+where
+    (K, C, B, R, H, A): 'static,
+{
+    inner: S,
+    shared: SharedRef<Shared<K, C, B, R, H, A>>,
 }
+
+crate::front::holds_inner!(
+    RetryService,
+    Shared<K, C, B, R, H, A>,
+    "tower_retrier::RetryLayer::new(Default::default())"
+);
 
 impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H, A> fmt::Debug
     for RetryService<S, K, C, B, R, H, A>

@@ -26,7 +26,8 @@ pub struct HedgeLayer<K, C, B, R, H, A> {
 impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// Hedges calls instead of retrying them, with this layer's classifier, budget, replay,
     /// hook and telemetry (the backoff and `max_attempts` of the retry config are not used:
-    /// `hedging` has its own). Call it after the `with_*` methods; see [`crate::hedge`].
+    /// `hedging` has its own). The `with_*` methods (all but `with_backoff`) and `timed_attempts`
+    /// may come before or after it; see [`crate::hedge`].
     ///
     /// ```
     /// use std::time::Duration;

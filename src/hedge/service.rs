@@ -7,6 +7,7 @@ use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::front;
+use crate::lifetime::SharedRef;
 use crate::replay::Replay;
 use crate::shared::CallState;
 use crate::telemetry::OnRetry;
@@ -14,16 +15,26 @@ use std::fmt;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-crate::front::holds_inner! {
-    /// Hedges calls to the inner service; built by [`RetryLayer::hedge`](crate::RetryLayer::hedge).
-    ///
-    /// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
-    /// for replay and sends it; the [`HedgeFuture`] sends the hedges (each after polling its
-    /// clone of the inner service ready).
-    ///
-    /// See [`crate::hedge`] for an example.
-    pub struct HedgeService(SharedRef<HedgeShared<K, C, B, R, H, A>>), built by "tower_retrier::RetryLayer::new(Default::default()).hedge(tower_retrier::hedge::HedgeConfig::builder().build().unwrap())";
+/// Hedges calls to the inner service; built by [`RetryLayer::hedge`](crate::RetryLayer::hedge).
+///
+/// `poll_ready` is the inner service's. `call` deposits into the budget, keeps the request
+/// for replay and sends it; the [`HedgeFuture`] sends the hedges (each after polling its
+/// clone of the inner service ready).
+///
+/// See [`crate::hedge`] for an example.
+pub struct HedgeService<S, K, C, B, R, H, A>
+where
+    (K, C, B, R, H, A): 'static,
+{
+    inner: S,
+    shared: SharedRef<HedgeShared<K, C, B, R, H, A>>,
 }
+
+crate::front::holds_inner!(
+    HedgeService,
+    HedgeShared<K, C, B, R, H, A>,
+    "tower_retrier::RetryLayer::new(Default::default()).hedge(tower_retrier::hedge::HedgeConfig::builder().build().unwrap())"
+);
 
 impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H, A> fmt::Debug for HedgeService<S, K, C, B, R, H, A>
 where
