@@ -21,6 +21,8 @@ mod future;
 pub mod hedge;
 mod layer;
 mod lifetime;
+#[cfg(feature = "http")]
+mod preset_types;
 pub mod replay;
 mod service;
 mod shared;
@@ -45,6 +47,18 @@ pub use execute::execute_with_retry;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use lifetime::PROCESS_LIFETIME_LAYERS;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use preset_types::{
+    GrpcHedgeLayer, GrpcHedgeService, GrpcRetryLayer, GrpcRetryService, TimedGrpcHedgeLayer,
+    TimedGrpcHedgeService, TimedGrpcRetryLayer, TimedGrpcRetryService,
+};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use preset_types::{
+    HttpHedgeLayer, HttpHedgeService, HttpRetryLayer, HttpRetryService, TimedHttpHedgeLayer,
+    TimedHttpHedgeService, TimedHttpRetryLayer, TimedHttpRetryService,
+};
 pub use service::RetryService;
 pub use timeout::AttemptError;
 
