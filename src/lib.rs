@@ -43,7 +43,7 @@ pub use config::{
 /// assert_eq!(tower_retrier::MAX_TRANSPARENT_RETRIES, 3);
 /// ```
 pub const MAX_TRANSPARENT_RETRIES: u32 = 3;
-pub use execute::execute_with_retry;
+pub use execute::{ReplaysNothing, execute_with_retry};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use lifetime::PROCESS_LIFETIME_LAYERS;
