@@ -17,16 +17,31 @@ use crate::timeout::{AttemptTimeout, ClassifyTimeouts, Flatten, TimedLayer};
 use crate::{RetryLayer, RetryService};
 
 /// The alias of a layer (generic over the admission control `A`) and of the service it
-/// builds over a client `S`; `RetryLayer::$preset(cfg)$then` builds the layer.
+/// builds over a client `S`: `$layer` and `$service` with the preset's classifier `$C` and
+/// replay `$R`, as they are (`plain`) or after `.timed_attempts()` (`timed`).
+/// `RetryLayer::$preset(cfg)$then` builds the layer (for the example).
 macro_rules! layer_and_service {
-    ($Layer:ident = $layer:ty, $Service:ident = $service:ty, $preset:literal, $then:literal) => {
+    (plain $L:ident, $S:ident = $layer:ident, $service:ident, $C:ty, $R:ty, $($how:literal),+) => {
+        layer_and_service!(@named $L = $layer<Exponential, $C, AdaptiveBudget, $R, NoHook, A>,
+            $S = $service<S, Exponential, $C, AdaptiveBudget, $R, NoHook, A>, $($how),+);
+    };
+    (timed $L:ident, $S:ident = $layer:ident, $service:ident, $C:ty, $R:ty, $($how:literal),+) => {
+        layer_and_service!(@named $L = TimedLayer<$layer<Exponential, ClassifyTimeouts<$C>,
+            AdaptiveBudget, $R, NoHook, A>>, $S = Flatten<$service<AttemptTimeout<S>, Exponential,
+            ClassifyTimeouts<$C>, AdaptiveBudget, $R, NoHook, A>>, $($how),+);
+    };
+    (@named $Layer:ident = $layer:ty, $Service:ident = $service:ty,
+        $preset:literal, $then:literal) => {
         #[doc = concat!("What `RetryLayer::", $preset, "(cfg)", $then, "` builds.")]
         ///
         /// ```
         /// use tower::Layer;
         /// use tower_retrier::admission::NoAdmission;
         /// use tower_retrier::hedge::HedgeConfig;
-        #[doc = concat!("use tower_retrier::{RetryConfig, RetryLayer, ", stringify!($Layer), ", ", stringify!($Service), "};")]
+        #[doc = concat!(
+            "use tower_retrier::{RetryConfig, RetryLayer, ",
+            stringify!($Layer), ", ", stringify!($Service), "};"
+        )]
         ///
         /// // A client kept in a struct, here with admission control off (the last parameter).
         /// struct AppState<C> {
@@ -34,7 +49,9 @@ macro_rules! layer_and_service {
         /// }
         /// let (cfg, hedging) = (RetryConfig::default(), HedgeConfig::builder().build().unwrap());
         /// # let _ = &hedging;
-        #[doc = concat!("let layer: ", stringify!($Layer), " = RetryLayer::", $preset, "(cfg)", $then, ";")]
+        #[doc = concat!(
+            "let layer: ", stringify!($Layer), " = RetryLayer::", $preset, "(cfg)", $then, ";"
+        )]
         /// let state = AppState { client: layer.without_admission().layer(()) };
         /// # let _ = state.client;
         /// ```
@@ -55,32 +72,13 @@ macro_rules! preset_types {
         [$RetryL:ident, $RetryS:ident, $HedgeL:ident, $HedgeS:ident],
         [$TimedRetryL:ident, $TimedRetryS:ident, $TimedHedgeL:ident, $TimedHedgeS:ident]
     ) => {
-        layer_and_service!(
-            $RetryL = RetryLayer<Exponential, $C, AdaptiveBudget, $R, NoHook, A>,
-            $RetryS = RetryService<S, Exponential, $C, AdaptiveBudget, $R, NoHook, A>,
-            $preset, ""
-        );
-        layer_and_service!(
-            $HedgeL = HedgeLayer<Exponential, $C, AdaptiveBudget, $R, NoHook, A>,
-            $HedgeS = HedgeService<S, Exponential, $C, AdaptiveBudget, $R, NoHook, A>,
-            $preset, ".hedge(hedging)"
-        );
-        layer_and_service!(
-            $TimedRetryL =
-                TimedLayer<RetryLayer<Exponential, ClassifyTimeouts<$C>, AdaptiveBudget, $R, NoHook, A>>,
-            $TimedRetryS = Flatten<
-                RetryService<AttemptTimeout<S>, Exponential, ClassifyTimeouts<$C>, AdaptiveBudget, $R, NoHook, A>,
-            >,
-            $preset, ".timed_attempts()"
-        );
-        layer_and_service!(
-            $TimedHedgeL =
-                TimedLayer<HedgeLayer<Exponential, ClassifyTimeouts<$C>, AdaptiveBudget, $R, NoHook, A>>,
-            $TimedHedgeS = Flatten<
-                HedgeService<AttemptTimeout<S>, Exponential, ClassifyTimeouts<$C>, AdaptiveBudget, $R, NoHook, A>,
-            >,
-            $preset, ".hedge(hedging).timed_attempts()"
-        );
+        layer_and_service!(plain $RetryL, $RetryS = RetryLayer, RetryService, $C, $R, $preset, "");
+        layer_and_service!(plain $HedgeL, $HedgeS = HedgeLayer, HedgeService, $C, $R, $preset,
+            ".hedge(hedging)");
+        layer_and_service!(timed $TimedRetryL, $TimedRetryS = RetryLayer, RetryService, $C, $R,
+            $preset, ".timed_attempts()");
+        layer_and_service!(timed $TimedHedgeL, $TimedHedgeS = HedgeLayer, HedgeService, $C, $R,
+            $preset, ".hedge(hedging).timed_attempts()");
     };
 }
 
