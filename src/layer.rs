@@ -469,7 +469,6 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
 
     /// The same layer with its pluggable parts passed through `swap` (one replaced, the others
     /// moved as they are). The new layer stores its parts afresh.
-    #[allow(clippy::type_complexity)]
     fn swap<K2, C2, B2, R2, H2, A2>(
         self,
         swap: impl FnOnce(Parts<K, C, B, R, H, A>) -> Parts<K2, C2, B2, R2, H2, A2>,
