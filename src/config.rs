@@ -117,7 +117,9 @@ impl RetryConfig {
         }
     }
 
-    /// Attempts in total, the first one included (1 means "never retry").
+    /// Attempts in total, the first one included (1 means "never retry"). A hedging layer
+    /// counts [`HedgeConfig::max_attempts`](crate::hedge::HedgeConfig::max_attempts) instead
+    /// (see [`RetryLayer::hedge`](crate::RetryLayer::hedge)).
     ///
     /// ```
     /// assert_eq!(tower_retrier::RetryConfig::default().max_attempts(), 3);

@@ -4,7 +4,7 @@ use crate::admission::AdmitFor;
 use crate::backoff::Backoff;
 use crate::budget::{Budget, Unlimited};
 use crate::classify::Classify;
-use crate::replay::CloneRequest;
+use crate::replay::{CloneRequest, Replay};
 use crate::telemetry::OnRetry;
 use crate::{RetryConfig, RetryLayer};
 use std::borrow::Cow;
@@ -41,18 +41,57 @@ where
     }
 }
 
-impl<K, C, B, H, A> RetryLayer<K, C, B, CloneRequest, H, A>
+/// The replays [`RetryLayer::execute`] works with: those of a request that carries nothing,
+/// as a closure's call is (`()`, kept as it is). [`CloneRequest`], the default, is one.
+///
+/// Not the replays of the presets: [`RetryLayer::new_for_http`] and `new_for_grpc` record
+/// and replay an `http::Request` (body, method, `grpc-previous-rpc-attempts`), and a closure
+/// has none to give them. The compiler says so:
+///
+/// ```compile_fail
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = tower_retrier::RetryLayer::new_for_http(Default::default());
+/// let _ = layer.execute(|| async { Ok::<_, std::io::Error>(http::Response::new(())) }).await;
+/// # }
+/// ```
+///
+/// ```
+/// use tower_retrier::replay::CloneRequest;
+/// fn works_with_execute<R: tower_retrier::ReplaysNothing>(_: R) {}
+/// works_with_execute(CloneRequest::new());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`execute` runs a closure, which has no request for `{Self}` to replay",
+    label = "this layer's replay needs a request",
+    note = "the `new_for_http` / `new_for_grpc` presets judge and replay an `http::Request` (its method, its body), which a closure does not have: wrap the client with `.layer(client)` and call the service with the request",
+    note = "for a closure, build the layer with `RetryLayer::new(config)` (its replay is `CloneRequest`) and a classifier of its results, e.g. `.with_classifier(MatchErrors::typed().retry::<MyError>())`"
+)]
+pub trait ReplaysNothing: Replay<(), Request = (), Saved = ()> {}
+
+impl ReplaysNothing for CloneRequest {}
+
+impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A>
 where
     A: Clone + Send + Sync + 'static,
     K: Backoff + Clone + Send + Sync + 'static,
     B: Budget + Clone + Send + Sync + 'static,
     C: Clone + Send + Sync + 'static,
+    R: Clone + Send + Sync + 'static,
     H: Clone + Send + Sync + 'static,
 {
     /// Runs `operation` with this layer's retries, backoff, classifier, budget and telemetry.
     /// The classifier sees `&()` as the request.
     ///
     /// Build the layer once and reuse it, so that calls share its budget.
+    ///
+    /// Works on every layer whose replay repeats a call without a request
+    /// ([`ReplaysNothing`]: the default [`CloneRequest`], so every layer built by
+    /// [`RetryLayer::new`]) and whose classifier judges the closure's results
+    /// (`Classify<(), T, E>`). Not on layers built by [`RetryLayer::new_for_http`] or
+    /// `new_for_grpc`: their replay records an `http::Request` and their classifier reads its
+    /// method (to keep a POST from being resent), and a closure has no request to give
+    /// them; call the service they wrap instead. The compiler says so (see
+    /// [`ReplaysNothing`]).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -78,6 +117,7 @@ where
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
+        R: ReplaysNothing,
         C: Classify<(), T, E>,
         H: OnRetry<T, E>,
         A: AdmitFor<E>,

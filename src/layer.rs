@@ -68,24 +68,37 @@ pub struct RetryLayer<
     H = NoHook,
     A = Admission,
 > {
+    /// Attempts, delays, deadline, attempt timeout.
     config: RetryConfig,
+    /// How long to wait before each retry.
     backoff: K,
+    /// Which results are retried.
     classifier: C,
+    /// How many retries may go out (shared by clones).
     budget: B,
+    /// How a request is made available again.
     replay: R,
+    /// Called before every retry.
     on_retry: H,
+    /// Admission control of first attempts (shared by clones).
+    admission: A,
+    /// Names, spans, counters.
     telemetry: Telemetry,
+    /// Where each request's jitter generator takes its seed (shared by clones).
     seeds: Arc<SeedSource>,
+    /// The user opted in to resending requests that say they are not idempotent.
     retry_non_idempotent: bool,
     /// Built by `timed_attempts`: the per-attempt timeout is applied around the inner service.
     timed: bool,
     /// The parts are reference-counted rather than kept for the process.
     release_on_drop: bool,
-    /// Admission control of first attempts (shared by clones).
-    admission: A,
-    /// The parts as first stored by `layer` (kept for the process), shared by clones.
+    /// The parts as first stored by `layer` (kept for the process), shared by clones; every
+    /// change starts a new one.
     stored: Stored,
 }
+
+/// A layer's six pluggable parts, in the order of its type parameters.
+type Parts<K, C, B, R, H, A> = (K, C, B, R, H, A);
 
 impl RetryLayer {
     /// The generic defaults, with `config`'s attempts, backoff and deadline.
@@ -109,12 +122,12 @@ impl RetryLayer {
             budget: AdaptiveBudget::default(),
             replay: CloneRequest::new(),
             on_retry: NoHook,
+            admission: Admission::default(),
             telemetry: Telemetry::default(),
             seeds: Arc::new(SeedSource::random()),
             retry_non_idempotent: false,
             timed: false,
             release_on_drop: false,
-            admission: Admission::default(),
             stored: Stored::default(),
         }
     }
@@ -240,21 +253,7 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// # let _ = layer;
     /// ```
     pub fn with_backoff<K2>(self, backoff: K2) -> RetryLayer<K2, C, B, R, H, A> {
-        RetryLayer {
-            backoff,
-            config: self.config,
-            classifier: self.classifier,
-            budget: self.budget,
-            replay: self.replay,
-            on_retry: self.on_retry,
-            telemetry: self.telemetry,
-            seeds: self.seeds,
-            retry_non_idempotent: self.retry_non_idempotent,
-            timed: self.timed,
-            release_on_drop: self.release_on_drop,
-            admission: self.admission,
-            stored: Stored::default(),
-        }
+        self.swap(|(_, c, b, r, h, a)| (backoff, c, b, r, h, a))
     }
 
     /// Uses another [`Classify`](crate::classify::Classify).
@@ -266,21 +265,7 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// # let _ = layer;
     /// ```
     pub fn with_classifier<C2>(self, classifier: C2) -> RetryLayer<K, C2, B, R, H, A> {
-        RetryLayer {
-            classifier,
-            config: self.config,
-            backoff: self.backoff,
-            budget: self.budget,
-            replay: self.replay,
-            on_retry: self.on_retry,
-            telemetry: self.telemetry,
-            seeds: self.seeds,
-            retry_non_idempotent: self.retry_non_idempotent,
-            timed: self.timed,
-            release_on_drop: self.release_on_drop,
-            admission: self.admission,
-            stored: Stored::default(),
-        }
+        self.swap(|(k, _, b, r, h, a)| (k, classifier, b, r, h, a))
     }
 
     /// Uses another [`Budget`](crate::budget::Budget), e.g. one shared with other layers.
@@ -291,21 +276,7 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// # let _ = layer;
     /// ```
     pub fn with_budget<B2>(self, budget: B2) -> RetryLayer<K, C, B2, R, H, A> {
-        RetryLayer {
-            budget,
-            config: self.config,
-            backoff: self.backoff,
-            classifier: self.classifier,
-            replay: self.replay,
-            on_retry: self.on_retry,
-            telemetry: self.telemetry,
-            seeds: self.seeds,
-            retry_non_idempotent: self.retry_non_idempotent,
-            timed: self.timed,
-            release_on_drop: self.release_on_drop,
-            admission: self.admission,
-            stored: Stored::default(),
-        }
+        self.swap(|(k, c, _, r, h, a)| (k, c, budget, r, h, a))
     }
 
     /// Uses another [`Replay`](crate::replay::Replay), for requests that are not `Clone`.
@@ -316,42 +287,14 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// # let _ = layer;
     /// ```
     pub fn with_replay<R2>(self, replay: R2) -> RetryLayer<K, C, B, R2, H, A> {
-        RetryLayer {
-            replay,
-            config: self.config,
-            backoff: self.backoff,
-            classifier: self.classifier,
-            budget: self.budget,
-            on_retry: self.on_retry,
-            telemetry: self.telemetry,
-            seeds: self.seeds,
-            retry_non_idempotent: self.retry_non_idempotent,
-            timed: self.timed,
-            release_on_drop: self.release_on_drop,
-            admission: self.admission,
-            stored: Stored::default(),
-        }
+        self.swap(|(k, c, b, _, h, a)| (k, c, b, replay, h, a))
     }
 
     /// Calls `hook` before every retry (after the budget granted it).
     ///
     /// See [`OnRetry`](crate::telemetry::OnRetry) for an example.
     pub fn on_retry<H2>(self, hook: H2) -> RetryLayer<K, C, B, R, H2, A> {
-        RetryLayer {
-            on_retry: hook,
-            config: self.config,
-            backoff: self.backoff,
-            classifier: self.classifier,
-            budget: self.budget,
-            replay: self.replay,
-            telemetry: self.telemetry,
-            seeds: self.seeds,
-            retry_non_idempotent: self.retry_non_idempotent,
-            timed: self.timed,
-            release_on_drop: self.release_on_drop,
-            admission: self.admission,
-            stored: Stored::default(),
-        }
+        self.swap(|(k, c, b, r, _, a)| (k, c, b, r, hook, a))
     }
 
     /// Lets the layer resend requests that say they are not idempotent (an HTTP POST without
@@ -368,9 +311,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// let layer = tower_retrier::RetryLayer::new(Default::default()).retry_non_idempotent(true);
     /// # let _ = layer;
     /// ```
-    pub fn retry_non_idempotent(mut self, on: bool) -> Self {
-        self.retry_non_idempotent = on;
-        self
+    pub fn retry_non_idempotent(self, on: bool) -> Self {
+        self.change(|l| l.retry_non_idempotent = on)
     }
 
     /// Uses this admission control for first attempts (and hedges), e.g. one configured
@@ -384,21 +326,7 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// assert_eq!(layer.admission().config().mechanism(), Mechanism::Breaker);
     /// ```
     pub fn with_admission<A2>(self, admission: A2) -> RetryLayer<K, C, B, R, H, A2> {
-        RetryLayer {
-            admission,
-            config: self.config,
-            backoff: self.backoff,
-            classifier: self.classifier,
-            budget: self.budget,
-            replay: self.replay,
-            on_retry: self.on_retry,
-            telemetry: self.telemetry,
-            seeds: self.seeds,
-            retry_non_idempotent: self.retry_non_idempotent,
-            timed: self.timed,
-            release_on_drop: self.release_on_drop,
-            stored: Stored::default(),
-        }
+        self.swap(|(k, c, b, r, h, _)| (k, c, b, r, h, admission))
     }
 
     /// Turns admission control off: every call's first attempt goes out, whatever the
@@ -430,10 +358,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// ```
     /// let _ = tower_retrier::RetryLayer::new(Default::default()).service_name("payments");
     /// ```
-    pub fn service_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.telemetry.set_service_name(name.into());
-        self.stored = Stored::default();
-        self
+    pub fn service_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.change(|l| l.telemetry.set_service_name(name.into()))
     }
 
     /// Names the operation in telemetry (a label: keep it a constant).
@@ -441,10 +367,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// ```
     /// let _ = tower_retrier::RetryLayer::new(Default::default()).operation_name("charge");
     /// ```
-    pub fn operation_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.telemetry.set_operation_name(name.into());
-        self.stored = Stored::default();
-        self
+    pub fn operation_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.change(|l| l.telemetry.set_operation_name(name.into()))
     }
 
     /// Replaces the telemetry sink (e.g. one with metrics or OpenTelemetry enabled).
@@ -453,10 +377,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// use tower_retrier::telemetry::Telemetry;
     /// let _ = tower_retrier::RetryLayer::new(Default::default()).with_telemetry(Telemetry::new("a", "b"));
     /// ```
-    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
-        self.telemetry = telemetry;
-        self.stored = Stored::default();
-        self
+    pub fn with_telemetry(self, telemetry: Telemetry) -> Self {
+        self.change(|l| l.telemetry = telemetry)
     }
 
     /// Makes jitter deterministic: request *i* (in the order requests first need a retry)
@@ -465,10 +387,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// ```
     /// let _ = tower_retrier::RetryLayer::new(Default::default()).seed(42);
     /// ```
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seeds = Arc::new(SeedSource::new(seed));
-        self.stored = Stored::default();
-        self
+    pub fn seed(self, seed: u64) -> Self {
+        self.change(|l| l.seeds = Arc::new(SeedSource::new(seed)))
     }
 
     /// Frees the layer's parts (budget, classifier, telemetry handles) when the last service
@@ -497,10 +417,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// assert_eq!(svc.oneshot(7).await.unwrap(), 7);
     /// # }
     /// ```
-    pub fn release_on_drop(mut self) -> Self {
-        self.release_on_drop = true;
-        self.stored = Stored::default();
-        self
+    pub fn release_on_drop(self) -> Self {
+        self.change(|l| l.release_on_drop = true)
     }
 }
 
@@ -511,7 +429,8 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// [`Classify::classify_timeout`](crate::classify::Classify::classify_timeout) (reason
     /// `timeout`, idempotency guard applied), and the service's error becomes
     /// [`AttemptError<E>`](crate::AttemptError) so the caller can be told the last attempt
-    /// timed out. Call it last (after the `with_*` methods). See [`crate::timeout`].
+    /// timed out. The `with_*` methods and [`hedge`](RetryLayer::hedge) may come before or
+    /// after it. See [`crate::timeout`].
     ///
     /// Without it the layer's error type stays the inner service's own, and a configured
     /// `attempt_timeout` is ignored (with a warning when the layer is applied).
@@ -537,30 +456,55 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// # }
     /// ```
     pub fn timed_attempts(self) -> TimedLayer<RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A>> {
-        let (inner, timeout) = self.into_timed();
-        TimedLayer::new(inner, timeout)
+        let timeout = self.config.attempt_timeout();
+        TimedLayer::new(self.into_timed(), timeout)
     }
 
-    /// The same parts with the classifier that handles cut attempts, and the timeout.
-    pub(crate) fn into_timed(self) -> TimedParts<K, C, B, R, H, A> {
-        let timeout = self.config.attempt_timeout();
-        let classifier = ClassifyTimeouts::new(self.classifier);
-        let inner = RetryLayer {
-            classifier,
+    /// The same parts with the classifier that handles cut attempts.
+    pub(crate) fn into_timed(self) -> RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A> {
+        let mut inner = self.swap(|(k, c, b, r, h, a)| (k, ClassifyTimeouts::new(c), b, r, h, a));
+        inner.timed = true;
+        inner
+    }
+
+    /// The same layer with its pluggable parts passed through `swap` (one replaced, the others
+    /// moved as they are). The new layer stores its parts afresh.
+    fn swap<K2, C2, B2, R2, H2, A2>(
+        self,
+        swap: impl FnOnce(Parts<K, C, B, R, H, A>) -> Parts<K2, C2, B2, R2, H2, A2>,
+    ) -> RetryLayer<K2, C2, B2, R2, H2, A2> {
+        let parts = (
+            self.backoff,
+            self.classifier,
+            self.budget,
+            self.replay,
+            self.on_retry,
+            self.admission,
+        );
+        let (backoff, classifier, budget, replay, on_retry, admission) = swap(parts);
+        RetryLayer {
             config: self.config,
-            backoff: self.backoff,
-            budget: self.budget,
-            replay: self.replay,
-            on_retry: self.on_retry,
+            backoff,
+            classifier,
+            budget,
+            replay,
+            on_retry,
+            admission,
             telemetry: self.telemetry,
             seeds: self.seeds,
             retry_non_idempotent: self.retry_non_idempotent,
-            timed: true,
+            timed: self.timed,
             release_on_drop: self.release_on_drop,
-            admission: self.admission,
             stored: Stored::default(),
-        };
-        (inner, timeout)
+        }
+    }
+
+    /// The same layer with `change` applied. The new layer stores its parts afresh (a clone
+    /// that already wrapped a service keeps the parts it stored).
+    fn change(mut self, change: impl FnOnce(&mut Self)) -> Self {
+        change(&mut self);
+        self.stored = Stored::default();
+        self
     }
 
     /// Whether the parts are reference-counted rather than kept for the process.
@@ -599,12 +543,6 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     }
 }
 
-/// A layer's parts with the timeout-aware classifier, and the per-attempt timeout.
-pub(crate) type TimedParts<K, C, B, R, H, A> = (
-    RetryLayer<K, ClassifyTimeouts<C>, B, R, H, A>,
-    Option<std::time::Duration>,
-);
-
 impl<S, K, C, B, R, H, A> Layer<S> for RetryLayer<K, C, B, R, H, A>
 where
     K: Clone + Send + Sync + 'static,
@@ -620,6 +558,21 @@ where
         let shared = self
             .stored
             .parts_for_service(self.release_on_drop, || self.to_shared());
-        RetryService::from_shared(inner, shared)
+        RetryService::new(inner, shared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setter_starts_a_new_store_so_a_clone_changed_after_use_gets_its_own_parts() {
+        let layer = RetryLayer::new(RetryConfig::default());
+        let first = layer.stored.parts_for_service(false, || layer.to_shared());
+        let opted = layer.clone().retry_non_idempotent(true);
+        let second = opted.stored.parts_for_service(false, || opted.to_shared());
+        assert!(!first.retry_non_idempotent);
+        assert!(second.retry_non_idempotent);
     }
 }

@@ -5,6 +5,7 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 pub mod admission;
+mod any_order;
 pub mod backoff;
 pub mod budget;
 mod call_ext;
@@ -15,10 +16,13 @@ mod config;
 pub mod deadline;
 mod decide;
 mod execute;
+mod front;
 mod future;
 pub mod hedge;
 mod layer;
 mod lifetime;
+#[cfg(feature = "http")]
+mod preset_types;
 pub mod replay;
 mod service;
 mod shared;
@@ -39,10 +43,22 @@ pub use config::{
 /// assert_eq!(tower_retrier::MAX_TRANSPARENT_RETRIES, 3);
 /// ```
 pub const MAX_TRANSPARENT_RETRIES: u32 = 3;
-pub use execute::execute_with_retry;
+pub use execute::{ReplaysNothing, execute_with_retry};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use lifetime::PROCESS_LIFETIME_LAYERS;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use preset_types::{
+    GrpcHedgeLayer, GrpcHedgeService, GrpcRetryLayer, GrpcRetryService, TimedGrpcHedgeLayer,
+    TimedGrpcHedgeService, TimedGrpcRetryLayer, TimedGrpcRetryService,
+};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use preset_types::{
+    HttpHedgeLayer, HttpHedgeService, HttpRetryLayer, HttpRetryService, TimedHttpHedgeLayer,
+    TimedHttpHedgeService, TimedHttpRetryLayer, TimedHttpRetryService,
+};
 pub use service::RetryService;
 pub use timeout::AttemptError;
 

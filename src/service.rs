@@ -5,6 +5,7 @@ use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::decide::time_left;
+use crate::front;
 use crate::future::ResponseFuture;
 use crate::lifetime::SharedRef;
 use crate::replay::{AttemptInfo, Replay};
@@ -42,65 +43,11 @@ where
     shared: SharedRef<Shared<K, C, B, R, H, A>>,
 }
 
-impl<S, K, C, B, R, H, A> RetryService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    pub(crate) fn from_shared(inner: S, shared: SharedRef<Shared<K, C, B, R, H, A>>) -> Self {
-        RetryService { inner, shared }
-    }
-
-    /// The inner service.
-    ///
-    /// See [`RetryService`] for an example.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    ///
-    /// ```
-    /// # use tower::Layer;
-    /// let mut svc = tower_retrier::RetryLayer::new(Default::default()).layer(5u8);
-    /// *svc.get_mut() += 1;
-    /// assert_eq!(svc.into_inner(), 6);
-    /// ```
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the wrapper, returning the inner service.
-    ///
-    /// See [`RetryService::get_mut`] for an example.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-
-    /// The budget this service draws from.
-    ///
-    /// ```
-    /// # use tower::Layer;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let svc = tower_retrier::RetryLayer::new(Default::default()).layer(());
-    /// assert_eq!(svc.budget().remaining(), 100);
-    /// # }
-    /// ```
-    pub fn budget(&self) -> &B {
-        &self.shared.budget
-    }
-}
-
-impl<S: Clone, K, C, B, R, H, A> Clone for RetryService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    fn clone(&self) -> Self {
-        RetryService {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-}
+crate::front::holds_inner!(
+    RetryService,
+    Shared<K, C, B, R, H, A>,
+    "tower_retrier::RetryLayer::new(Default::default())"
+);
 
 impl<S: fmt::Debug, K: fmt::Debug, C: fmt::Debug, B: fmt::Debug, R, H, A> fmt::Debug
     for RetryService<S, K, C, B, R, H, A>
@@ -141,15 +88,8 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
-        let admitted = shared.admission.admit(&shared.telemetry);
-        if admitted.is_ok() {
-            shared.budget.deposit();
-        }
-        // The ready service makes this call; the future keeps it for retries (polling it
-        // ready again), and `self` continues with a fresh clone (tower's usual idiom, so a
-        // `ConcurrencyLimit` permit moves with the call).
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
+        let admitted = front::admit(shared);
+        let mut service = front::take_ready(&mut self.inner);
         let started = CallState::start_time(&shared.config);
         let (mut request, saved) = match shared.replay.save(req) {
             Ok((request, saved)) => (request, Some(saved)),

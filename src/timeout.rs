@@ -391,6 +391,14 @@ impl<L> TimedLayer<L> {
         TimedLayer { inner, timeout }
     }
 
+    /// The same timeout around the wrapped layer passed through `map`.
+    pub(crate) fn map<L2>(self, map: impl FnOnce(L) -> L2) -> TimedLayer<L2> {
+        TimedLayer {
+            inner: map(self.inner),
+            timeout: self.timeout,
+        }
+    }
+
     /// The wrapped layer.
     ///
     /// ```

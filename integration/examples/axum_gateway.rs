@@ -19,21 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tower::{BoxError, Layer};
-use tower_retrier::classify::HttpClassifier;
+use tower_retrier::admission::NoAdmission;
 use tower_retrier::replay::{ReplayBody, ReplayHttp};
-use tower_retrier::{RetryConfig, RetryLayer, RetryService};
+use tower_retrier::{HttpRetryService, RetryConfig, RetryLayer};
 
 /// The retrying client the gateway forwards through (`RetryLayer::new_for_http` over
-/// hyper-util's client), spelled out because it is stored in the router's state.
-type Upstream = RetryService<
-    Client<HttpConnector, ReplayBody<Body>>,
-    tower_retrier::backoff::Exponential,
-    HttpClassifier,
-    tower_retrier::budget::AdaptiveBudget,
-    ReplayHttp,
-    tower_retrier::telemetry::NoHook,
-    tower_retrier::admission::NoAdmission,
->;
+/// hyper-util's client, admission control off), named by the preset's alias because it is
+/// stored in the router's state.
+type Upstream = HttpRetryService<Client<HttpConnector, ReplayBody<Body>>, NoAdmission>;
 
 #[derive(Clone)]
 struct Gateway {

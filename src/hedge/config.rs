@@ -60,7 +60,9 @@ impl HedgeConfig {
         }
     }
 
-    /// The most attempts per call, the first included.
+    /// The most attempts per call, the first included. Under hedging this is the count; the
+    /// retry config's `max_attempts` is not used (see
+    /// [`RetryLayer::hedge`](crate::RetryLayer::hedge)).
     ///
     /// See [`HedgeConfig`] for an example.
     pub fn max_attempts(&self) -> u32 {

@@ -2,7 +2,7 @@
 //! ([`classify_attempt`], [`check_delay`], [`finish`]); this file only schedules attempts
 //! side by side instead of one after another.
 
-use super::service::HedgeShared;
+use super::shared::HedgeShared;
 use crate::MAX_TRANSPARENT_RETRIES;
 use crate::admission::Admit;
 use crate::budget::Budget;

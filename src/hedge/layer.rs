@@ -2,10 +2,11 @@
 
 use super::config::{HedgeConfig, HedgeDelay};
 use super::latency::LatencyTracker;
-use super::service::{HedgeService, HedgeShared};
-use crate::RetryLayer;
+use super::service::HedgeService;
+use super::shared::HedgeShared;
 use crate::lifetime::Stored;
 use crate::timeout::{ClassifyTimeouts, TimedLayer};
+use crate::{RetryConfig, RetryLayer};
 use std::sync::Arc;
 use tower_layer::Layer;
 
@@ -24,8 +25,16 @@ pub struct HedgeLayer<K, C, B, R, H, A> {
 
 impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// Hedges calls instead of retrying them, with this layer's classifier, budget, replay,
-    /// hook and telemetry (the backoff and `max_attempts` of the retry config are not used:
-    /// `hedging` has its own). Call it after the `with_*` methods; see [`crate::hedge`].
+    /// hook and telemetry. The `with_*` methods (all but `with_backoff`) and
+    /// `timed_attempts` may come before or after it; see [`crate::hedge`].
+    ///
+    /// **Which `max_attempts` counts:** `hedging`'s. Under hedging,
+    /// [`HedgeConfig::max_attempts`] is the number of attempts of a call (the first
+    /// included); the retry config's [`max_attempts`](crate::RetryConfig::max_attempts) and
+    /// the backoff are not used (its deadline and attempt timeout still are). A retry config
+    /// whose `max_attempts` was changed from the default (3) to a count other than the hedge
+    /// config's is most likely a mistake, so this method then logs a warning, once per layer
+    /// it builds.
     ///
     /// ```
     /// use std::time::Duration;
@@ -35,6 +44,16 @@ impl<K, C, B, R, H, A> RetryLayer<K, C, B, R, H, A> {
     /// assert_eq!(layer.hedge_config().max_attempts(), 2);
     /// ```
     pub fn hedge(self, hedging: HedgeConfig) -> HedgeLayer<K, C, B, R, H, A> {
+        let retrying = self.config().max_attempts();
+        if retrying != RetryConfig::default().max_attempts() && retrying != hedging.max_attempts() {
+            tracing::warn!(
+                service = %self.telemetry().service_name(),
+                retry_max_attempts = retrying,
+                hedge_max_attempts = hedging.max_attempts(),
+                "this layer hedges: HedgeConfig::max_attempts is the number of attempts and \
+                 RetryConfig::max_attempts is not used; set the count on the HedgeConfig"
+            );
+        }
         let latency = match hedging.delay() {
             HedgeDelay::Percentile { percentile, .. } => {
                 Some(Arc::new(LatencyTracker::new(percentile)))
@@ -82,16 +101,22 @@ impl<K, C, B, R, H, A> HedgeLayer<K, C, B, R, H, A> {
     /// let _layer = RetryLayer::new(cfg).hedge(HedgeConfig::builder().build().unwrap()).timed_attempts();
     /// ```
     pub fn timed_attempts(self) -> TimedLayer<HedgeLayer<K, ClassifyTimeouts<C>, B, R, H, A>> {
-        let (parts, timeout) = self.parts.into_timed();
-        TimedLayer::new(
-            HedgeLayer {
-                parts,
-                hedge: self.hedge,
-                latency: self.latency,
-                stored: Stored::default(),
-            },
-            timeout,
-        )
+        let timeout = self.parts.config().attempt_timeout();
+        TimedLayer::new(self.map_parts(RetryLayer::into_timed), timeout)
+    }
+
+    /// The same hedging policy over the retry layer's parts passed through `map`. The new
+    /// layer stores its parts afresh.
+    pub(crate) fn map_parts<K2, C2, B2, R2, H2, A2>(
+        self,
+        map: impl FnOnce(RetryLayer<K, C, B, R, H, A>) -> RetryLayer<K2, C2, B2, R2, H2, A2>,
+    ) -> HedgeLayer<K2, C2, B2, R2, H2, A2> {
+        HedgeLayer {
+            parts: map(self.parts),
+            hedge: self.hedge,
+            latency: self.latency,
+            stored: Stored::default(),
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Retries fix failures; hedging fixes the slow tail. The first attempt goes at once; if no
 //! final answer has come after the hedging delay, the request is sent again, up to
-//! [`HedgeConfig::max_attempts`] in all. The first *final* result (a success, or a failure
-//! the classifier says retrying will not fix) wins and every other attempt still in flight is
+//! [`HedgeConfig::max_attempts`] in all (under hedging, that is the count: the retry
+//! config's `max_attempts` is not used, and a layer whose two counts disagree warns once).
+//! The first *final* result (a success, or a failure the classifier says retrying will not
+//! fix) wins and every other attempt still in flight is
 //! dropped at once, which cancels it. A *non-fatal* result (the classifier says "retry") lets
 //! the others continue and sends the next hedge at once, or after the server's pushback (a
 //! pushback the config cannot honour, or the retry config's deadline passing, stops
@@ -50,6 +52,7 @@ mod future;
 mod latency;
 mod layer;
 mod service;
+mod shared;
 
 pub use config::{HedgeConfig, HedgeConfigBuilder, HedgeDelay, MAX_HEDGED_ATTEMPTS};
 pub use future::HedgeFuture;

@@ -1,39 +1,19 @@
 //! [`HedgeService`]: hands each call to a [`HedgeFuture`].
 
-use super::config::{HedgeConfig, HedgeDelay};
 use super::future::HedgeFuture;
-use super::latency::LatencyTracker;
+use super::shared::HedgeShared;
 use crate::admission::{AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
+use crate::front;
 use crate::lifetime::SharedRef;
 use crate::replay::Replay;
-use crate::shared::{CallState, Shared};
+use crate::shared::CallState;
 use crate::telemetry::OnRetry;
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tower_service::Service;
-
-/// What every call of one hedging service shares: the retry layer's parts and the policy.
-pub(crate) struct HedgeShared<K, C, B, R, H, A> {
-    pub(crate) core: Shared<K, C, B, R, H, A>,
-    pub(crate) hedge: HedgeConfig,
-    pub(crate) latency: Option<Arc<LatencyTracker>>,
-}
-
-impl<K, C, B, R, H, A> HedgeShared<K, C, B, R, H, A> {
-    /// How long to wait for a final answer before the next hedge.
-    pub(crate) fn delay(&self) -> Duration {
-        match (self.hedge.delay(), &self.latency) {
-            (HedgeDelay::Percentile { min, max, .. }, Some(t)) => t.delay(min, max),
-            (HedgeDelay::Percentile { max, .. }, None) => max,
-            (HedgeDelay::Fixed(d), _) => d,
-        }
-    }
-}
 
 /// Hedges calls to the inner service; built by [`RetryLayer::hedge`](crate::RetryLayer::hedge).
 ///
@@ -50,52 +30,11 @@ where
     shared: SharedRef<HedgeShared<K, C, B, R, H, A>>,
 }
 
-impl<S, K, C, B, R, H, A> HedgeService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    pub(crate) fn new(inner: S, shared: SharedRef<HedgeShared<K, C, B, R, H, A>>) -> Self {
-        HedgeService { inner, shared }
-    }
-
-    /// The inner service.
-    ///
-    /// ```
-    /// # use tower::Layer;
-    /// use tower_retrier::{RetryLayer, hedge::HedgeConfig};
-    /// let svc = RetryLayer::new(Default::default()).hedge(HedgeConfig::builder().build().unwrap()).layer(5u8);
-    /// assert_eq!(*svc.get_ref(), 5);
-    /// ```
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The budget hedges are withdrawn from.
-    ///
-    /// ```
-    /// # use tower::Layer;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use tower_retrier::{RetryLayer, hedge::HedgeConfig};
-    /// let svc = RetryLayer::new(Default::default()).hedge(HedgeConfig::builder().build().unwrap()).layer(());
-    /// assert_eq!(svc.budget().remaining(), 100);
-    /// # }
-    /// ```
-    pub fn budget(&self) -> &B {
-        &self.shared.core.budget
-    }
-}
-
-impl<S: Clone, K, C, B, R, H, A> Clone for HedgeService<S, K, C, B, R, H, A>
-where
-    (K, C, B, R, H, A): 'static,
-{
-    fn clone(&self) -> Self {
-        HedgeService {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-}
+crate::front::holds_inner!(
+    HedgeService,
+    HedgeShared<K, C, B, R, H, A>,
+    "tower_retrier::RetryLayer::new(Default::default()).hedge(tower_retrier::hedge::HedgeConfig::builder().build().unwrap())"
+);
 
 impl<S: fmt::Debug, K, C, B: fmt::Debug, R, H, A> fmt::Debug for HedgeService<S, K, C, B, R, H, A>
 where
@@ -131,18 +70,15 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let core = &self.shared.core;
-        let ticket = match core.admission.admit(&core.telemetry) {
+        let admitted = front::admit(core);
+        let service = front::take_ready(&mut self.inner);
+        let ticket = match admitted {
             Ok(ticket) => ticket,
             Err(refused) => {
                 let call = CallState::new(None, core.telemetry.start_call(), Ticket::default());
-                let service = self.inner.clone();
                 return HedgeFuture::refused(self.shared.clone(), service, call, refused);
             }
         };
-        core.budget.deposit();
-        // The ready service makes the first attempt; the future keeps it for the hedges.
-        let clone = self.inner.clone();
-        let service = std::mem::replace(&mut self.inner, clone);
         let call = CallState::new(
             CallState::start_time(&core.config),
             core.telemetry.start_call(),
