@@ -276,3 +276,43 @@ impl<K, C, B, R, H, A> TimedLayer<HedgeLayer<K, ClassifyTimeouts<C>, B, R, H, A>
         self
     }
 }
+
+/// [`RetryLayer::propagate_deadline`] on the layers built from an HTTP or gRPC retry layer.
+#[cfg(feature = "http")]
+macro_rules! forward_propagate_deadline {
+    ({$($pre:tt)*} {$($post:tt)*}, $map:ident, $built:literal) => {
+        #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+        impl<K, C, B, W, H, A> $($pre)* K, C, B, crate::replay::ReplayHttp<W>, H, A $($post)* {
+            /// Every attempt carries what it has left to live in `header`:
+            /// [`RetryLayer::propagate_deadline`], in any order.
+            ///
+            /// ```
+            /// use tower_retrier::deadline::DeadlineHeader;
+            #[doc = concat!("let layer = ", $built, ".propagate_deadline(DeadlineHeader::envoy());")]
+            /// # let _ = layer;
+            /// ```
+            pub fn propagate_deadline(self, header: crate::deadline::DeadlineHeader) -> Self {
+                self.$map(|l| l.propagate_deadline(header))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "http")]
+forward_propagate_deadline!(
+    {HedgeLayer<} {>},
+    map_parts,
+    "tower_retrier::RetryLayer::new_for_http(Default::default()).hedge(tower_retrier::hedge::HedgeConfig::builder().build().unwrap())"
+);
+#[cfg(feature = "http")]
+forward_propagate_deadline!(
+    {TimedLayer<RetryLayer<} {>>},
+    map,
+    "tower_retrier::RetryLayer::new_for_http(Default::default()).timed_attempts()"
+);
+#[cfg(feature = "http")]
+forward_propagate_deadline!(
+    {TimedLayer<HedgeLayer<} {>>},
+    map,
+    "tower_retrier::RetryLayer::new_for_http(Default::default()).hedge(tower_retrier::hedge::HedgeConfig::builder().build().unwrap()).timed_attempts()"
+);

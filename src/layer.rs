@@ -178,6 +178,28 @@ impl RetryLayer<Exponential, HttpClassifier, AdaptiveBudget, ReplayHttp> {
     }
 }
 
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+impl<K, C, B, W, H, A> RetryLayer<K, C, B, ReplayHttp<W>, H, A> {
+    /// Every attempt carries what it has left to live in `header` (the smaller of the attempt
+    /// timeout and what is left of the deadline), so the server can drop work whose caller has
+    /// given up: [`ReplayHttp::propagate_deadline`] on the layer's replay. The gRPC preset
+    /// already sends `grpc-timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_retrier::deadline::DeadlineHeader;
+    /// use tower_retrier::{RetryConfig, RetryLayer};
+    ///
+    /// let cfg = RetryConfig::builder().deadline(Duration::from_secs(2)).build().unwrap();
+    /// let layer = RetryLayer::new_for_http(cfg).propagate_deadline(DeadlineHeader::envoy());
+    /// # let _ = layer;
+    /// ```
+    pub fn propagate_deadline(self, header: crate::deadline::DeadlineHeader) -> Self {
+        self.swap(|(k, c, b, r, h, a)| (k, c, b, r.propagate_deadline(header), h, a))
+    }
+}
+
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 impl RetryLayer<Exponential, GrpcClassifier, AdaptiveBudget, ReplayHttp<AsTonicBody>> {

@@ -17,7 +17,6 @@ use tonic::transport::Channel;
 use tower::{Layer, ServiceBuilder};
 use tower_retrier::deadline::DeadlineHeader;
 use tower_retrier::deadline::parse_grpc_timeout;
-use tower_retrier::replay::ReplayHttp;
 use tower_retrier::{RetryConfig, RetryLayer};
 
 fn hello() -> HelloRequest {
@@ -134,10 +133,9 @@ async fn an_http_layer_sends_the_header_it_was_given() {
         .deadline(Duration::from_millis(1500))
         .build()
         .unwrap();
-    let replay = ReplayHttp::new().propagate_deadline(DeadlineHeader::envoy());
     let client = Client::builder(TokioExecutor::new()).build_http();
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new_for_http(cfg).with_replay(replay))
+        .layer(RetryLayer::new_for_http(cfg).propagate_deadline(DeadlineHeader::envoy()))
         .timeout(Duration::from_secs(5))
         .service(client);
     let req = http::Request::get(server.url("/report"))
