@@ -95,24 +95,20 @@ where
                     let _span = this.call.telemetry.enter_attempt();
                     ready!(future.poll(cx))
                 };
-                if let Some(done) = answered(&mut this, result) {
+                if let Some(done) = this.answered(result) {
                     return done;
                 }
             }
-            if let Some(done) = ready!(between_attempts(&mut this, cx)) {
+            if let Some(done) = ready!(this.between_attempts(cx)) {
                 return Poll::Ready(done);
             }
         }
     }
 }
 
-/// An attempt answered: ends the call, or starts the retry the decision step allows.
-/// `None` while the retry is under way.
-#[inline]
-fn answered<Req, S, K, C, B, R, H, A>(
-    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
-    result: Result<S::Response, S::Error>,
-) -> Option<Poll<Result<S::Response, S::Error>>>
+/// The steps of a call between its attempts, on the future's projection (one set of bounds
+/// for all of them).
+impl<Req, S, K, C, B, R, H, A> ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>
 where
     (K, C, B, R, H, A): 'static,
     R: Replay<Req>,
@@ -123,145 +119,129 @@ where
     H: OnRetry<S::Response, S::Error>,
     A: Admit,
 {
-    let shared = &**this.shared;
-    match decide(shared, this.call, this.saved.as_mut(), &result) {
-        Step::Stop(stop) => Some(finish(shared, this.call, stop, result)),
-        Step::Retry(next, plan) => start_retry(this, next, plan, result),
+    /// An attempt answered: ends the call, or starts the retry the decision step allows.
+    /// `None` while the retry is under way.
+    #[inline]
+    fn answered(
+        &mut self,
+        result: Result<S::Response, S::Error>,
+    ) -> Option<Poll<Result<S::Response, S::Error>>> {
+        let shared = &**self.shared;
+        match decide(shared, self.call, self.saved.as_mut(), &result) {
+            Step::Stop(stop) => Some(finish(shared, self.call, stop, result)),
+            Step::Retry(next, plan) => self.start_retry(next, plan, result),
+        }
     }
-}
 
-/// Asks the budget for the retry: a local budget answers at once (no state for the
-/// withdrawal), another is polled in `Withdrawing`.
-#[inline(never)]
-fn start_retry<Req, S, K, C, B, R, H, A>(
-    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
-    next: R::Request,
-    plan: Plan,
-    last: Result<S::Response, S::Error>,
-) -> Option<Poll<Result<S::Response, S::Error>>>
-where
-    (K, C, B, R, H, A): 'static,
-    R: Replay<Req>,
-    S: Service<R::Request>,
-    B: Budget,
-    H: OnRetry<S::Response, S::Error>,
-    A: Admit,
-{
-    let shared = &**this.shared;
-    if plan.reason == RetryReason::Transparent {
-        // Not processed by the server: resent at once, free of the budget.
-        announce_retry(shared, this.call, &plan, &last);
+    /// Asks the budget for the retry: a local budget answers at once (no state for the
+    /// withdrawal), another is polled in `Withdrawing`.
+    #[inline(never)]
+    fn start_retry(
+        &mut self,
+        next: R::Request,
+        plan: Plan,
+        last: Result<S::Response, S::Error>,
+    ) -> Option<Poll<Result<S::Response, S::Error>>> {
+        let shared = &**self.shared;
+        if plan.reason == RetryReason::Transparent {
+            // Not processed by the server: resent at once, free of the budget.
+            announce_retry(shared, self.call, &plan, &last);
+            drop(last);
+            self.state.set(State::Readying {
+                next: Some(next),
+                transparent: true,
+            });
+            return None;
+        }
+        let Some(granted) = shared.budget.withdraw_now() else {
+            let withdraw = shared.budget.withdraw();
+            let retry = Some((next, last, plan));
+            self.state.set(State::withdrawing(withdraw, retry));
+            return None;
+        };
+        self.budget_granted(granted, next, plan, last)
+    }
+
+    /// The budget answered: the call ends with `last` if it refused, otherwise the backoff
+    /// starts. `None` while the retry is under way.
+    fn budget_granted(
+        &mut self,
+        granted: bool,
+        next: R::Request,
+        plan: Plan,
+        last: Result<S::Response, S::Error>,
+    ) -> Option<Poll<Result<S::Response, S::Error>>> {
+        let shared = &**self.shared;
+        if let Some(stop) = budget_answered(shared, self.call, granted, &plan, &last) {
+            self.state.set(State::Done);
+            return Some(finish(shared, self.call, stop, last));
+        }
+        // Release the failed response (and its connection) before backing off.
         drop(last);
-        this.state.set(State::Readying {
-            next: Some(next),
-            transparent: true,
-        });
-        return None;
+        self.state
+            .set(State::backing_off(next, plan.delay, &shared.telemetry));
+        None
     }
-    let Some(granted) = shared.budget.withdraw_now() else {
-        let withdraw = shared.budget.withdraw();
-        let retry = Some((next, last, plan));
-        this.state.set(State::withdrawing(withdraw, retry));
-        return None;
-    };
-    budget_granted(this, granted, next, plan, last)
-}
 
-/// The budget answered: the call ends with `last` if it refused, otherwise the backoff
-/// starts. `None` while the retry is under way.
-fn budget_granted<Req, S, K, C, B, R, H, A>(
-    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
-    granted: bool,
-    next: R::Request,
-    plan: Plan,
-    last: Result<S::Response, S::Error>,
-) -> Option<Poll<Result<S::Response, S::Error>>>
-where
-    (K, C, B, R, H, A): 'static,
-    R: Replay<Req>,
-    S: Service<R::Request>,
-    B: Budget,
-    H: OnRetry<S::Response, S::Error>,
-    A: Admit,
-{
-    let shared = &**this.shared;
-    if let Some(stop) = budget_answered(shared, this.call, granted, &plan, &last) {
-        this.state.set(State::Done);
-        return Some(finish(shared, this.call, stop, last));
-    }
-    // Release the failed response (and its connection) before backing off.
-    drop(last);
-    this.state
-        .set(State::backing_off(next, plan.delay, &shared.telemetry));
-    None
-}
-
-/// Drives a retry from the budget's answer to the next attempt's dispatch: `Ready(None)`
-/// once that attempt is in flight, `Ready(Some(..))` if the call ended on the way.
-#[inline(never)]
-fn between_attempts<Req, S, K, C, B, R, H, A>(
-    this: &mut ResponseFutureProj<'_, Req, S, K, C, B, R, H, A>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<Result<S::Response, S::Error>>>
-where
-    (K, C, B, R, H, A): 'static,
-    R: Replay<Req>,
-    S: Service<R::Request>,
-    B: Budget,
-    H: OnRetry<S::Response, S::Error>,
-    A: Admit,
-{
-    loop {
-        match this.state.as_mut().project() {
-            StateProj::Calling { .. } => return Poll::Ready(None),
-            StateProj::Withdrawing { waiting } => {
-                let WithdrawalProj { withdraw, retry } = waiting.as_mut().project();
-                let granted = ready!(withdraw.poll(cx));
-                let (next, last, plan) = retry.take().expect("a retry waits for the budget");
-                if let Some(done) = budget_granted(this, granted, next, plan, last) {
-                    return done.map(Some);
+    /// Drives a retry from the budget's answer to the next attempt's dispatch: `Ready(None)`
+    /// once that attempt is in flight, `Ready(Some(..))` if the call ended on the way.
+    #[inline(never)]
+    fn between_attempts(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<S::Response, S::Error>>> {
+        loop {
+            match self.state.as_mut().project() {
+                StateProj::Calling { .. } => return Poll::Ready(None),
+                StateProj::Withdrawing { waiting } => {
+                    let WithdrawalProj { withdraw, retry } = waiting.as_mut().project();
+                    let granted = ready!(withdraw.poll(cx));
+                    let (next, last, plan) = retry.take().expect("a retry waits for the budget");
+                    if let Some(done) = self.budget_granted(granted, next, plan, last) {
+                        return done.map(Some);
+                    }
                 }
-            }
-            StateProj::Sleeping { waiting } => {
-                let PauseProj { sleep, next, .. } = waiting.as_mut().project();
-                ready!(sleep.poll(cx));
-                let next = next.take();
-                this.state.set(State::Readying {
-                    next,
-                    transparent: false,
-                });
-            }
-            StateProj::Readying { next, transparent } => {
-                let shared = &**this.shared;
-                if let Err(e) = ready!(this.service.poll_ready(cx)) {
-                    this.state.set(State::Done);
-                    return finish(shared, this.call, StopReason::NotReady, Err(e)).map(Some);
+                StateProj::Sleeping { waiting } => {
+                    let PauseProj { sleep, next, .. } = waiting.as_mut().project();
+                    ready!(sleep.poll(cx));
+                    let next = next.take();
+                    self.state.set(State::Readying {
+                        next,
+                        transparent: false,
+                    });
                 }
-                let mut next = next.take().expect("a request waits for the service");
-                let call = &mut *this.call;
-                if !*transparent {
-                    call.attempt += 1;
+                StateProj::Readying { next, transparent } => {
+                    let shared = &**self.shared;
+                    if let Err(e) = ready!(self.service.poll_ready(cx)) {
+                        self.state.set(State::Done);
+                        return finish(shared, self.call, StopReason::NotReady, Err(e)).map(Some);
+                    }
+                    let mut next = next.take().expect("a request waits for the service");
+                    let call = &mut *self.call;
+                    if !*transparent {
+                        call.attempt += 1;
+                    }
+                    let left = time_left(&shared.config, call.started, false);
+                    let info = AttemptInfo::of(call.attempt, call.transparent, left);
+                    shared.replay.before_send(&mut next, &info);
+                    shared
+                        .telemetry
+                        .attempt_started(&mut call.telemetry, call.attempt);
+                    let future = {
+                        let _span = call.telemetry.enter_attempt();
+                        self.service.call(next)
+                    };
+                    self.state.set(State::Calling { future });
                 }
-                let left = time_left(&shared.config, call.started, false);
-                let info = AttemptInfo::of(call.attempt, call.transparent, left);
-                shared.replay.before_send(&mut next, &info);
-                shared
-                    .telemetry
-                    .attempt_started(&mut call.telemetry, call.attempt);
-                let future = {
-                    let _span = call.telemetry.enter_attempt();
-                    this.service.call(next)
-                };
-                this.state.set(State::Calling { future });
+                StateProj::Refused { error } => {
+                    let shared = &**self.shared;
+                    let error = error.take().expect("a refused call fails once");
+                    self.state.set(State::Done);
+                    self.call.attempt = 0; // nothing was sent
+                    return finish(shared, self.call, StopReason::Overloaded, Err(error)).map(Some);
+                }
+                StateProj::Done => unreachable!("ResponseFuture polled after completion"),
             }
-            StateProj::Refused { error } => {
-                let shared = &**this.shared;
-                let error = error.take().expect("a refused call fails once");
-                this.state.set(State::Done);
-                this.call.attempt = 0; // nothing was sent
-                return finish(shared, this.call, StopReason::Overloaded, Err(error)).map(Some);
-            }
-            StateProj::Done => unreachable!("ResponseFuture polled after completion"),
         }
     }
 }

@@ -231,10 +231,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            if let Some(done) = poll_attempts(&mut this, cx) {
+            if let Some(done) = this.poll_attempts(cx) {
                 return done;
             }
-            match next_hedge(&mut this, cx) {
+            match this.next_hedge(cx) {
                 // A new attempt or a new timer: poll it too, so it registers its waker.
                 Next::Again => continue,
                 Next::Done(done) => return done,
@@ -251,13 +251,9 @@ where
     }
 }
 
-/// Polls every attempt in flight: the first final result ends the call (the others are
-/// dropped, which cancels them); a non-fatal one schedules the next hedge at once (or after
-/// the server's pushback).
-fn poll_attempts<Req, S, K, C, B, R, H, A>(
-    this: &mut Proj<'_, Req, S, K, C, B, R, H, A>,
-    cx: &mut Context<'_>,
-) -> Option<Poll<Output<S, R::Request>>>
+/// The two halves of a hedged call's poll, on the future's projection (one set of bounds
+/// for both).
+impl<Req, S, K, C, B, R, H, A> Proj<'_, Req, S, K, C, B, R, H, A>
 where
     R: Replay<Req>,
     S: Service<R::Request>,
@@ -266,79 +262,209 @@ where
     H: OnRetry<S::Response, S::Error>,
     A: Admit,
 {
-    let shared = &**this.shared;
-    let core = &shared.core;
-    let mut i = 0;
-    while i < this.attempts.len() {
-        let polled = {
-            let attempt = &mut this.attempts[i];
-            let _span = attempt.span.as_ref().map(|s| s.enter());
-            attempt.future.as_mut().poll(cx)
-        };
-        let Poll::Ready(result) = polled else {
-            i += 1;
-            continue;
-        };
-        let mut attempt = this.attempts.swap_remove(i);
-        if let Some(span) = attempt.span.take() {
-            // Its outcome is recorded on its own span, not the latest hedge's.
-            this.call.telemetry.select_attempt(span);
-        }
-        if let Some(latency) = &shared.latency {
-            latency.record(attempt.started.elapsed());
-        }
-        let decision = classify_attempt::<Req, _, _, K, C, B, R, H, A>(
-            core,
-            this.call,
-            this.saved.as_ref(),
-            &result,
-        );
-        let Decision::Retry { after, reason } = decision else {
-            // Cancel the losers now, not when the caller drops this future.
-            this.attempts.clear();
-            *this.next = None;
-            *this.withdraw = None;
-            if attempt.number > 1 {
-                core.telemetry.hedge_won();
-            }
-            let stop = if decision == Decision::Success {
-                core.budget.record_success();
-                StopReason::Success
-            } else {
-                StopReason::NotRetryable
+    /// Polls every attempt in flight: the first final result ends the call (the others are
+    /// dropped, which cancels them); a non-fatal one schedules the next hedge at once (or after
+    /// the server's pushback).
+    fn poll_attempts(&mut self, cx: &mut Context<'_>) -> Option<Poll<Output<S, R::Request>>> {
+        let shared = &**self.shared;
+        let core = &shared.core;
+        let mut i = 0;
+        while i < self.attempts.len() {
+            let polled = {
+                let attempt = &mut self.attempts[i];
+                let _span = attempt.span.as_ref().map(|s| s.enter());
+                attempt.future.as_mut().poll(cx)
             };
-            return Some(finish(core, this.call, stop, result));
-        };
-        if reason == RetryReason::Transparent
-            && this.next.is_none()
-            && this.withdraw.is_none()
-            && let Some(request) = transparent_resend(core, this.call, this.saved.as_mut(), &result)
-        {
-            // Resent at once, outside the hedging schedule and the budget.
-            *this.next = Some(request);
-            *this.resend = true;
-            *this.last = Some(result);
-            continue;
+            let Poll::Ready(result) = polled else {
+                i += 1;
+                continue;
+            };
+            let mut attempt = self.attempts.swap_remove(i);
+            if let Some(span) = attempt.span.take() {
+                // Its outcome is recorded on its own span, not the latest hedge's.
+                self.call.telemetry.select_attempt(span);
+            }
+            if let Some(latency) = &shared.latency {
+                latency.record(attempt.started.elapsed());
+            }
+            let decision = classify_attempt::<Req, _, _, K, C, B, R, H, A>(
+                core,
+                self.call,
+                self.saved.as_ref(),
+                &result,
+            );
+            let Decision::Retry { after, reason } = decision else {
+                // Cancel the losers now, not when the caller drops self future.
+                self.attempts.clear();
+                *self.next = None;
+                *self.withdraw = None;
+                if attempt.number > 1 {
+                    core.telemetry.hedge_won();
+                }
+                let stop = if decision == Decision::Success {
+                    core.budget.record_success();
+                    StopReason::Success
+                } else {
+                    StopReason::NotRetryable
+                };
+                return Some(finish(core, self.call, stop, result));
+            };
+            if reason == RetryReason::Transparent
+                && self.next.is_none()
+                && self.withdraw.is_none()
+                && let Some(request) =
+                    transparent_resend(core, self.call, self.saved.as_mut(), &result)
+            {
+                // Resent at once, outside the hedging schedule and the budget.
+                *self.next = Some(request);
+                *self.resend = true;
+                *self.last = Some(result);
+                continue;
+            }
+            *self.last = Some(result);
+            if *self.hedging == Hedging::Open && self.next.is_none() && self.withdraw.is_none() {
+                *self.trigger = Some(reason);
+                let now = Instant::now();
+                match after {
+                    None => self.timer.as_mut().reset(now),
+                    Some(pushback) => match check_delay(
+                        &core.config,
+                        self.call.started,
+                        pushback,
+                        DelaySource::Pushback,
+                    ) {
+                        Ok(delay) => self.timer.as_mut().reset(deadline_after(now, delay)),
+                        Err(stop) => *self.hedging = Hedging::Closed(stop),
+                    },
+                }
+            }
         }
-        *this.last = Some(result);
-        if *this.hedging == Hedging::Open && this.next.is_none() && this.withdraw.is_none() {
-            *this.trigger = Some(reason);
-            let now = Instant::now();
-            match after {
-                None => this.timer.as_mut().reset(now),
-                Some(pushback) => match check_delay(
-                    &core.config,
-                    this.call.started,
-                    pushback,
-                    DelaySource::Pushback,
-                ) {
-                    Ok(delay) => this.timer.as_mut().reset(deadline_after(now, delay)),
-                    Err(stop) => *this.hedging = Hedging::Closed(stop),
-                },
+        None
+    }
+
+    /// Sends the next hedge when it is due: the budget is asked first (a refusal closes
+    /// hedging), then the request is replayed and the service polled ready.
+    fn next_hedge(&mut self, cx: &mut Context<'_>) -> Next<Output<S, R::Request>> {
+        let shared = &**self.shared;
+        let core = &shared.core;
+        if *self.hedging != Hedging::Open && self.next.is_none() {
+            return Next::Idle;
+        }
+        if self.next.is_none() {
+            let granted = if let Some(withdraw) = self.withdraw.as_mut() {
+                let Poll::Ready(granted) = withdraw.as_mut().poll(cx) else {
+                    return Next::Idle;
+                };
+                *self.withdraw = None;
+                granted
+            } else {
+                if self.timer.as_mut().poll(cx).is_pending() {
+                    return Next::Idle;
+                }
+                // The retry config's deadline bounds hedges as it bounds retries, floor included.
+                if let (Some(deadline), Some(started)) = (core.config.deadline(), self.call.started)
+                    && started
+                        .elapsed()
+                        .saturating_add(core.config.min_attempt_time())
+                        >= deadline
+                {
+                    *self.hedging = Hedging::Closed(StopReason::DeadlineExceeded);
+                    return Next::Idle;
+                }
+                let saved = self
+                    .saved
+                    .as_ref()
+                    .expect("hedging is closed without a saved request");
+                if !self.attempts.is_empty() && !core.replay.is_complete(saved) {
+                    // The body is still being sent: never hedge a truncated copy; look again later.
+                    let again = deadline_after(Instant::now(), shared.delay());
+                    self.timer.as_mut().reset(again);
+                    return Next::Again;
+                }
+                if !core.admission.allows_retry() {
+                    *self.hedging = Hedging::Closed(StopReason::Overloaded);
+                    return Next::Idle;
+                }
+                match core.budget.withdraw_now() {
+                    Some(granted) => granted,
+                    None => {
+                        *self.withdraw = Some(Box::pin(core.budget.withdraw()));
+                        return Next::Again; // poll the withdrawal
+                    }
+                }
+            };
+            if !granted {
+                core.telemetry
+                    .budget_denied(&mut self.call.telemetry, self.call.attempt);
+                core.telemetry.hedge_denied();
+                *self.hedging = Hedging::Closed(StopReason::BudgetDenied);
+                return Next::Idle;
+            }
+            let saved = self
+                .saved
+                .as_mut()
+                .expect("hedging is closed without a saved request");
+            let Some(request) = core.replay.replay(saved) else {
+                core.telemetry.not_replayable(&mut self.call.telemetry);
+                *self.hedging = Hedging::Closed(StopReason::NotReplayable);
+                return Next::Idle;
+            };
+            hedge_granted(core, self.call, self.trigger.take(), self.last.as_ref());
+            *self.next = Some(request);
+        }
+        match self.service.poll_ready(cx) {
+            Poll::Pending => Next::Idle,
+            Poll::Ready(Err(e)) => {
+                *self.next = None;
+                *self.resend = false;
+                *self.hedging = Hedging::Closed(StopReason::NotReady);
+                if self.attempts.is_empty() {
+                    return Next::Done(finish(core, self.call, StopReason::NotReady, Err(e)));
+                }
+                Next::Idle
+            }
+            Poll::Ready(Ok(())) => {
+                let mut request = self
+                    .next
+                    .take()
+                    .expect("a granted hedge waits for the service");
+                let resend = std::mem::take(self.resend);
+                let call = &mut *self.call;
+                if !resend {
+                    call.attempt += 1;
+                }
+                let left = time_left(&core.config, call.started, false);
+                core.replay.before_send(
+                    &mut request,
+                    &AttemptInfo::of(call.attempt, call.transparent, left),
+                );
+                core.telemetry
+                    .attempt_started(&mut call.telemetry, call.attempt);
+                let future = {
+                    let _span = call.telemetry.enter_attempt();
+                    self.service.call(request)
+                };
+                if !resend {
+                    core.telemetry.hedge_sent(&mut call.telemetry);
+                }
+                self.attempts.push(Attempt {
+                    number: call.attempt,
+                    span: call.telemetry.attempt_span(),
+                    started: Instant::now(),
+                    future: Box::pin(future),
+                });
+                if resend || *self.hedging != Hedging::Open {
+                    // A resend leaves the hedging schedule as it was.
+                } else if call.attempt >= shared.hedge.max_attempts() {
+                    *self.hedging = Hedging::Closed(StopReason::AttemptsExhausted);
+                } else {
+                    let due = deadline_after(Instant::now(), shared.delay());
+                    self.timer.as_mut().reset(due);
+                }
+                Next::Again
             }
         }
     }
-    None
 }
 
 /// `now + delay`, or a far-future instant (never reached in practice) when that overflows: a
@@ -355,141 +481,6 @@ enum Next<T> {
     Again,
     Idle,
     Done(Poll<T>),
-}
-
-/// Sends the next hedge when it is due: the budget is asked first (a refusal closes
-/// hedging), then the request is replayed and the service polled ready.
-fn next_hedge<Req, S, K, C, B, R, H, A>(
-    this: &mut Proj<'_, Req, S, K, C, B, R, H, A>,
-    cx: &mut Context<'_>,
-) -> Next<Output<S, R::Request>>
-where
-    R: Replay<Req>,
-    S: Service<R::Request>,
-    C: Classify<R::Saved, S::Response, S::Error>,
-    B: Budget,
-    H: OnRetry<S::Response, S::Error>,
-    A: Admit,
-{
-    let shared = &**this.shared;
-    let core = &shared.core;
-    if *this.hedging != Hedging::Open && this.next.is_none() {
-        return Next::Idle;
-    }
-    if this.next.is_none() {
-        let granted = if let Some(withdraw) = this.withdraw.as_mut() {
-            let Poll::Ready(granted) = withdraw.as_mut().poll(cx) else {
-                return Next::Idle;
-            };
-            *this.withdraw = None;
-            granted
-        } else {
-            if this.timer.as_mut().poll(cx).is_pending() {
-                return Next::Idle;
-            }
-            // The retry config's deadline bounds hedges as it bounds retries, floor included.
-            if let (Some(deadline), Some(started)) = (core.config.deadline(), this.call.started)
-                && started
-                    .elapsed()
-                    .saturating_add(core.config.min_attempt_time())
-                    >= deadline
-            {
-                *this.hedging = Hedging::Closed(StopReason::DeadlineExceeded);
-                return Next::Idle;
-            }
-            let saved = this
-                .saved
-                .as_ref()
-                .expect("hedging is closed without a saved request");
-            if !this.attempts.is_empty() && !core.replay.is_complete(saved) {
-                // The body is still being sent: never hedge a truncated copy; look again later.
-                let again = deadline_after(Instant::now(), shared.delay());
-                this.timer.as_mut().reset(again);
-                return Next::Again;
-            }
-            if !core.admission.allows_retry() {
-                *this.hedging = Hedging::Closed(StopReason::Overloaded);
-                return Next::Idle;
-            }
-            match core.budget.withdraw_now() {
-                Some(granted) => granted,
-                None => {
-                    *this.withdraw = Some(Box::pin(core.budget.withdraw()));
-                    return Next::Again; // poll the withdrawal
-                }
-            }
-        };
-        if !granted {
-            core.telemetry
-                .budget_denied(&mut this.call.telemetry, this.call.attempt);
-            core.telemetry.hedge_denied();
-            *this.hedging = Hedging::Closed(StopReason::BudgetDenied);
-            return Next::Idle;
-        }
-        let saved = this
-            .saved
-            .as_mut()
-            .expect("hedging is closed without a saved request");
-        let Some(request) = core.replay.replay(saved) else {
-            core.telemetry.not_replayable(&mut this.call.telemetry);
-            *this.hedging = Hedging::Closed(StopReason::NotReplayable);
-            return Next::Idle;
-        };
-        hedge_granted(core, this.call, this.trigger.take(), this.last.as_ref());
-        *this.next = Some(request);
-    }
-    match this.service.poll_ready(cx) {
-        Poll::Pending => Next::Idle,
-        Poll::Ready(Err(e)) => {
-            *this.next = None;
-            *this.resend = false;
-            *this.hedging = Hedging::Closed(StopReason::NotReady);
-            if this.attempts.is_empty() {
-                return Next::Done(finish(core, this.call, StopReason::NotReady, Err(e)));
-            }
-            Next::Idle
-        }
-        Poll::Ready(Ok(())) => {
-            let mut request = this
-                .next
-                .take()
-                .expect("a granted hedge waits for the service");
-            let resend = std::mem::take(this.resend);
-            let call = &mut *this.call;
-            if !resend {
-                call.attempt += 1;
-            }
-            let left = time_left(&core.config, call.started, false);
-            core.replay.before_send(
-                &mut request,
-                &AttemptInfo::of(call.attempt, call.transparent, left),
-            );
-            core.telemetry
-                .attempt_started(&mut call.telemetry, call.attempt);
-            let future = {
-                let _span = call.telemetry.enter_attempt();
-                this.service.call(request)
-            };
-            if !resend {
-                core.telemetry.hedge_sent(&mut call.telemetry);
-            }
-            this.attempts.push(Attempt {
-                number: call.attempt,
-                span: call.telemetry.attempt_span(),
-                started: Instant::now(),
-                future: Box::pin(future),
-            });
-            if resend || *this.hedging != Hedging::Open {
-                // A resend leaves the hedging schedule as it was.
-            } else if call.attempt >= shared.hedge.max_attempts() {
-                *this.hedging = Hedging::Closed(StopReason::AttemptsExhausted);
-            } else {
-                let due = deadline_after(Instant::now(), shared.delay());
-                this.timer.as_mut().reset(due);
-            }
-            Next::Again
-        }
-    }
 }
 
 /// A transparent resend of an attempt the server did not process, if the call's allowance
