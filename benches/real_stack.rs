@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Options (after `--`): `--quick`; `--rounds N` and `--batch N` (requests per side per round);
-//! `--only TEXT` (cases whose name contains TEXT); `--variants` (adds the elimination
+//! `--only NAME` (that case only; `--only 'HTTP/2*'`: the cases whose name starts so); `--variants` (adds the elimination
 //! variants of the retry layer: admission off, budget off, replay off, telemetry off);
 //! `--side 0|1` (runs only the bare, or only the retried, side of each case, for a profiler or
 //! a syscall count: `perf record`, `strace -c -f`).
@@ -676,7 +676,10 @@ fn main() {
         Variant::Bare,
     ));
     if let Some(only) = &o.only {
-        plan.retain(|(name, _, _)| name.contains(only.as_str()));
+        plan.retain(|(name, _, _)| match only.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == only,
+        });
     }
 
     println!(
