@@ -3,15 +3,16 @@
 //! `Channel`, each against the same client bare, to servers on loopback, in one run.
 //!
 //! ```text
-//! cargo bench -p tower-retrier-integration --bench real_stack              # full (a few minutes)
-//! cargo bench -p tower-retrier-integration --bench real_stack -- --quick   # under a minute
+//! cargo bench -p tower-retrier-integration --bench real_stack              # full (about 2 minutes)
+//! cargo bench -p tower-retrier-integration --bench real_stack -- --quick   # under 10 seconds
 //! ```
 //!
 //! Options (after `--`): `--quick`; `--rounds N` and `--batch N` (requests per side per round);
-//! `--only NAME` (that case only; `--only 'HTTP/2*'`: the cases whose name starts so); `--variants` (adds the elimination
-//! variants of the retry layer: admission off, budget off, replay off, telemetry off);
-//! `--side 0|1` (runs only the bare, or only the retried, side of each case, for a profiler or
-//! a syscall count: `perf record`, `strace -c -f`).
+//! `--only NAME` (that case only; `--only 'HTTP/2*'`: the cases whose name starts so);
+//! `--variants` (adds the elimination variants of the retry layer: admission off, budget off,
+//! replay off, telemetry off); `--side 0|1` (runs only the bare, or only the retried, side of
+//! each case, for a profiler or a syscall count: `perf record`, `strace -c -f`, callgrind;
+//! `scripts/bench.sh` counts instructions this way).
 //!
 //! Every case is a pair, bare client and the same client under the retry layer, each with its
 //! own connection (kept alive), sending requests one after another. The two run in alternating
@@ -31,7 +32,10 @@
 //! reads the body and answers `200 ok`; HTTP/1.1, and HTTP/2 with prior knowledge (h2c).
 //! gRPC: a unary call carrying a `bytes` field of 0 B, 4 KiB or 60 KiB (a 64 KiB message is
 //! 9 bytes of framing over the replay buffer, so it would be sent unrecorded) to a tonic
-//! server answering an empty message.
+//! server answering an empty message. The retried side is the preset over
+//! `client.map_err(BoxError::from)`: with no per-attempt `.timeout(..)` below it, the layer
+//! needs an error type that can carry admission control's refusal; the `map_err` is counted
+//! in the retried side.
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
