@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p tower-retrier-integration --bench real_stack              # full (about 2 minutes)
-//! cargo bench -p tower-retrier-integration --bench real_stack -- --quick   # under 10 seconds
+//! cargo bench -p tower-retrier-integration --bench real_stack -- --quick   # about 10 seconds
 //! ```
 //!
 //! Options (after `--`): `--quick`; `--rounds N` and `--batch N` (requests per side per round);
