@@ -248,6 +248,22 @@ pub enum RetryReason {
 }
 
 impl RetryReason {
+    /// Every reason, in the order of the telemetry back-ends' label sets.
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "opentelemetry")),
+        allow(dead_code)
+    )]
+    pub(crate) const ALL: [RetryReason; 8] = [
+        RetryReason::Error,
+        RetryReason::Timeout,
+        RetryReason::ServerError,
+        RetryReason::Throttled,
+        RetryReason::Response,
+        RetryReason::NotSent,
+        RetryReason::Hedge,
+        RetryReason::Transparent,
+    ];
+
     /// A stable, lower-case name for labels and logs.
     ///
     /// ```

@@ -172,16 +172,6 @@ fn reason_index(reason: RetryReason) -> usize {
     }
 }
 
-const REASONS: [RetryReason; 8] = [
-    RetryReason::Error,
-    RetryReason::Timeout,
-    RetryReason::ServerError,
-    RetryReason::Throttled,
-    RetryReason::Response,
-    RetryReason::NotSent,
-    RetryReason::Hedge,
-    RetryReason::Transparent,
-];
 
 fn stop_index(stop: StopReason) -> usize {
     STOPS.iter().position(|s| *s == stop).unwrap_or(0)
@@ -238,7 +228,7 @@ impl MetricsHandles {
             calls: OUTCOMES
                 .map(|o| metrics::counter!(CALLS_TOTAL, &with(LABEL_OUTCOME, o.as_str()))),
             attempts: metrics::counter!(ATTEMPTS_TOTAL, &base()),
-            retries: REASONS
+            retries: RetryReason::ALL
                 .map(|r| metrics::counter!(RETRIES_TOTAL, &with(LABEL_REASON, r.as_str()))),
             failed: STOPS.map(|s| {
                 metrics::counter!(FAILED_CALLS_TOTAL, &with(LABEL_STOP_REASON, s.as_str()))

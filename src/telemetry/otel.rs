@@ -63,16 +63,6 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::FailedAfterRetry,
 ];
 
-const REASONS: [RetryReason; 8] = [
-    RetryReason::Error,
-    RetryReason::Timeout,
-    RetryReason::ServerError,
-    RetryReason::Throttled,
-    RetryReason::Response,
-    RetryReason::NotSent,
-    RetryReason::Hedge,
-    RetryReason::Transparent,
-];
 
 const REJECTS: [RejectReason; 3] = [
     RejectReason::Open,
@@ -203,7 +193,7 @@ impl OtelInstruments {
                 .build(),
             by_reject: REJECTS.map(|r| with(OTEL_ATTR_REJECT_REASON, r.as_str())),
             by_outcome: OUTCOMES.map(|o| with(OTEL_ATTR_OUTCOME, o.as_str())),
-            by_reason: REASONS.map(|r| with(OTEL_ATTR_REASON, r.as_str())),
+            by_reason: RetryReason::ALL.map(|r| with(OTEL_ATTR_REASON, r.as_str())),
             base,
         }
     }
@@ -214,7 +204,7 @@ impl OtelInstruments {
     }
 
     pub(crate) fn retry_scheduled(&self, reason: RetryReason) {
-        let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = RetryReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.retries.add(1, &self.by_reason[i]);
     }
 
