@@ -14,7 +14,7 @@
 //! FIFO queue, sheds (503) what arrives to a full queue, and never cancels work (a timed-out
 //! request still costs a worker). 20 s healthy (80 % utilisation), 10 s with the service time
 //! tripled (333/s), then 60 s. Measured: good calls/s during the trigger (calls sent then that
-//! succeeded) and good answers/s received during it (the 4.8: it also counts the calls
+//! succeeded) and good answers/s received during it (the 4.8 quoted for today: it also counts the calls
 //! sent in the last 10 ms before the trigger, answered after it began); recovery = from the trigger's end until ≥ 95 % of the calls sent succeed, 100 ms
 //! bucket by bucket, for 5 s in a row; local rejections in the healthy phase; attempts
 //! reaching the downstream per original during the trigger and after it.
@@ -43,9 +43,9 @@
 //! Writes `capacity_drop.csv` (summary), `capacity_drop_buckets.csv` (per 100 ms bucket),
 //! `capacity_drop_server_half.csv`, `total_outage.csv`, `failures.csv`, `low_traffic_fleet.csv` and `one_bad_instance.csv`
 //! into `--out` (default `bench-results/overload/`) and prints one markdown table per
-//! scenario. `--quick` shortens the phases (smoke run; the figures are not the issue's).
+//! scenario. `--quick` shortens the phases (smoke run; the figures are not the reference ones).
 //!
-//! Rows: [`setups`] (`Setup::baseline()`, the six); an admission-control variant is
+//! Rows: [`setups`] (`Setup::baseline()`, the six baselines); an admission-control variant is
 //! one more `Setup` there (see the model's module docs).
 
 use std::fmt::Write as _;
@@ -150,7 +150,7 @@ fn capacity(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
         s500.healthy, s500.event, s500.after
     );
     println!(
-        "| set-up | good calls/s during the trigger (queue 500 / 2,000) | good answers/s received during the trigger (500 / 2,000) | recovery, queue 500 | recovery, queue 2,000 | local rejections, healthy (500 / 2,000) | attempts / original during the trigger (500 / 2,000) | after it (500 / 2,000) | the issue's goals |"
+        "| set-up | good calls/s during the trigger (queue 500 / 2,000) | good answers/s received during the trigger (500 / 2,000) | recovery, queue 500 | recovery, queue 2,000 | local rejections, healthy (500 / 2,000) | attempts / original during the trigger (500 / 2,000) | after it (500 / 2,000) | the goals |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut details = Vec::new();
@@ -302,7 +302,7 @@ fn outage_table(
 ) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n## {heading}\n");
     println!(
-        "| set-up | attempts / original after the first 2 s | originals rejected locally after the first 2 s | local rejection latency (max) | 100 % success after the return | local rejections, healthy phase | local rejections, unaffected instances | local rejections, affected instances | the issue's goals |"
+        "| set-up | attempts / original after the first 2 s | originals rejected locally after the first 2 s | local rejection latency (max) | 100 % success after the return | local rejections, healthy phase | local rejections, unaffected instances | local rejections, affected instances | the goals |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut details = Vec::new();
@@ -379,7 +379,7 @@ fn failures(args: &Args, setups: &[Setup]) -> Result<(), Box<dyn std::error::Err
         describe(&s10, "of 10 % (or 50 %) of attempts failing independently")
     );
     println!(
-        "| set-up | 10 %: success | 10 %: local rejections (event / healthy) | 10 %: attempts / original | 50 %: success | 50 %: local rejections (event / healthy) | 50 %: attempts / original | the issue's goals (10 %) |"
+        "| set-up | 10 %: success | 10 %: local rejections (event / healthy) | 10 %: attempts / original | 50 %: success | 50 %: local rejections (event / healthy) | 50 %: attempts / original | the goals (10 %) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
     let mut details = Vec::new();

@@ -1,6 +1,6 @@
 //! The overload simulation's model (`examples/common/overload_sim.rs`), tested in paused time:
 //! the queued downstream keeps its promises (never more than `workers` jobs at once, sheds at
-//! a full queue, never cancels work), and the baseline set-ups reproduce the issue's
+//! a full queue, never cancels work), and the baseline set-ups reproduce today's
 //! behaviour (a plain client recovers, `tower::retry` without a budget never does); the queue
 //! rebuilt for the server half gives the same counts without its layer, and with it a plain
 //! client gets no fewer good calls and no stale queue to wait for.

@@ -50,7 +50,7 @@ fn quick(attempts: u32) -> RetryConfig {
 
 type H2Client = Client<HttpConnector, tower_retrier::replay::ReplayBody<Full<Bytes>>>;
 
-/// The set-up of the user: the HTTP preset over a per-attempt timeout (which boxes
+/// The set-up users write: the HTTP preset over a per-attempt timeout (which boxes
 /// the error) over hyper-util's client.
 fn stack<L>(layer: L) -> L::Service
 where

@@ -172,7 +172,6 @@ fn reason_index(reason: RetryReason) -> usize {
     }
 }
 
-
 fn stop_index(stop: StopReason) -> usize {
     STOPS.iter().position(|s| *s == stop).unwrap_or(0)
 }

@@ -63,7 +63,6 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::FailedAfterRetry,
 ];
 
-
 const REJECTS: [RejectReason; 3] = [
     RejectReason::Open,
     RejectReason::ConcurrencyLimit,
@@ -204,7 +203,10 @@ impl OtelInstruments {
     }
 
     pub(crate) fn retry_scheduled(&self, reason: RetryReason) {
-        let i = RetryReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = RetryReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         self.retries.add(1, &self.by_reason[i]);
     }
 

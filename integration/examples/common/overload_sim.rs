@@ -183,7 +183,7 @@ pub enum Front {
 }
 
 impl Scenario {
-    /// The capacity drop: 16 × 50/s, 10 workers × 10 ms (1,000/s) behind a `queue`-deep
+    /// The capacity drop: 16 × 50/s, 10 workers × 10 ms (1,000/s) behind a `queue`-deep
     /// FIFO queue; 20 s healthy, 10 s of service time × 3 (333/s), then 60 s.
     pub fn capacity_drop(queue: usize) -> Scenario {
         Scenario {
@@ -460,7 +460,7 @@ impl Setup {
         ]
     }
 
-    /// The six rows of the table.
+    /// The six baseline rows.
     pub fn baseline() -> Vec<Setup> {
         vec![
             Setup::plain(),
@@ -1250,10 +1250,10 @@ pub fn secs(d: Option<Duration>) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The goals, as checks (each returns the goals a report misses; empty = all met)
+// The goals, as checks (each returns the goals a report misses; empty = all met)
 // ---------------------------------------------------------------------------------------------
 
-/// Capacity drop: ≥ 50 % of the degraded capacity (≥ 167 good calls/s for the issue's
+/// Capacity drop: ≥ 50 % of the degraded capacity (≥ 167 good calls/s for the reference
 /// figures) during the trigger, full goodput within 1 s of its end with both queues, no local
 /// rejection in the healthy phase.
 pub fn capacity_drop_goals(reports: &[&CapacityDropReport]) -> Vec<String> {
