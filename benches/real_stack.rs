@@ -590,6 +590,15 @@ struct Opts {
 fn opts() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // `cargo test --all-targets` runs benches without `--bench`: a smoke run only (every case
+    // sends a few requests through both sides), so the test suite stays quick.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    // A setting's value in the smoke, quick and full modes.
+    let pick = |smoke_v: usize, quick_v: usize, full_v: usize| match (smoke, quick) {
+        (true, _) => smoke_v,
+        (false, true) => quick_v,
+        (false, false) => full_v,
+    };
     let value = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -599,11 +608,11 @@ fn opts() -> Opts {
     let number =
         |name: &str, default: usize| value(name).map_or(default, |v| v.parse().expect("a number"));
     Opts {
-        quick,
-        rounds: number("--rounds", if quick { 20 } else { 80 }),
-        batch: number("--batch", if quick { 200 } else { 500 }),
-        warmup: if quick { 100 } else { 500 },
-        resamples: if quick { 300 } else { 1000 },
+        quick: quick || smoke,
+        rounds: number("--rounds", pick(2, 20, 80)),
+        batch: number("--batch", pick(5, 200, 500)),
+        warmup: pick(5, 100, 500),
+        resamples: pick(10, 300, 1000),
         only: value("--only"),
         variants: args.iter().any(|a| a == "--variants"),
         side: value("--side").map(|v| v.parse().expect("0 or 1")),

@@ -43,7 +43,7 @@ real_stack_count() { # <exe> <case> <side> <requests> -> "client process"
   local tmp
   tmp=$(mktemp -d)
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/cg" \
-    "$1" --quick --variants --only "$2" --side "$3" --rounds 1 --batch "$4" >/dev/null 2>&1
+    "$1" --bench --quick --variants --only "$2" --side "$3" --rounds 1 --batch "$4" >/dev/null 2>&1
   echo "$(sed -n 's/^summary: //p' "$tmp/cg-01") $(cat "$tmp"/cg-* | sed -n 's/^summary: //p' | awk '{ s += $1 } END { print s }')"
   rm -rf "$tmp"
 }
