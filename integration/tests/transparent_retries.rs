@@ -221,3 +221,51 @@ async fn an_idempotent_request_reset_after_processing_is_retried_normally() {
     assert_eq!(seen.requests(), 2);
     assert_eq!(*reasons.lock().unwrap(), [RetryReason::Error]);
 }
+
+type Streamed = http_body_util::StreamBody<
+    std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+                > + Send,
+        >,
+    >,
+>;
+
+/// A body of three chunks, 5 ms apart: still streaming when the refusal comes.
+fn streamed() -> Streamed {
+    let chunks = futures_util::stream::unfold(0u8, |i| async move {
+        if i == 3 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let chunk = Bytes::from(vec![b'a' + i; 1000]);
+        Some((Ok(http_body::Frame::data(chunk)), i + 1))
+    });
+    http_body_util::StreamBody::new(Box::pin(chunks))
+}
+
+#[tokio::test]
+async fn a_streamed_body_refused_before_it_was_read_is_resent_whole() {
+    let (addr, seen) = serve_h2(vec![Act::Refuse]).await;
+    let client: Client<HttpConnector, tower_retrier::replay::ReplayBody<Streamed>> =
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new_for_http(one_attempt()))
+        .timeout(Duration::from_secs(5))
+        .service(client);
+    let req = http::Request::post(format!("http://{addr}/upload"))
+        .body(streamed())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.requests(), 2);
+    let want: Vec<u8> = (0..3u8).flat_map(|i| vec![b'a' + i; 1000]).collect();
+    assert_eq!(
+        seen.bodies()[1],
+        want,
+        "the whole body, recorded part and rest"
+    );
+}
