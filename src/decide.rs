@@ -3,13 +3,12 @@
 //! retry to ask the budget for. The response future only drives these decisions; a hedging
 //! driver can reuse them as they are.
 
-use crate::MAX_TRANSPARENT_RETRIES;
 use crate::admission::Admit;
 use crate::backoff::{Backoff, BackoffContext};
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
 use crate::config::{Pushback, RetryConfig};
-use crate::replay::Replay;
+use crate::replay::{AttemptInfo, Replay};
 use crate::shared::{CallState, Shared};
 use crate::telemetry::{DelaySource, OnRetry, Outcome, RetryEvent, StopReason};
 use std::task::Poll;
@@ -30,6 +29,15 @@ pub(crate) struct Plan {
     pub(crate) delay: Duration,
     pub(crate) reason: RetryReason,
     pub(crate) source: DelaySource,
+}
+
+impl Plan {
+    /// A transparent resend ([`RetryReason::Transparent`]): at once, no backoff.
+    pub(crate) const TRANSPARENT: Plan = Plan {
+        delay: Duration::ZERO,
+        reason: RetryReason::Transparent,
+        source: DelaySource::Backoff,
+    };
 }
 
 /// Classifies `result` and decides: stop (and why) or retry (with what and when).
@@ -207,7 +215,7 @@ where
     C: Classify<R::Saved, Res, E>,
     A: Admit,
 {
-    if u32::from(call.transparent) >= MAX_TRANSPARENT_RETRIES {
+    if !call.may_resend_transparently() {
         return plan_retry::<Req, Res, E, K, C, B, R, H, A>(
             shared,
             call,
@@ -216,30 +224,37 @@ where
             RetryReason::NotSent,
         );
     }
-    let Some(saved) = saved else {
-        return Step::Stop(StopReason::NotReplayable);
-    };
-    if let Err(stop) = check_delay(
+    match transparent_copy(shared, call, saved) {
+        Ok(next) => Step::Retry(next, Plan::TRANSPARENT),
+        Err(stop) => Step::Stop(stop),
+    }
+}
+
+/// The copy a transparent resend sends, counted as one, or why there is none: nothing kept
+/// for replay, the deadline (and its floor) reached, or a body that can no longer be
+/// replayed. The caller checks the call's allowance first
+/// ([`CallState::may_resend_transparently`]).
+pub(crate) fn transparent_copy<Req, K, C, B, R, H, A>(
+    shared: &Shared<K, C, B, R, H, A>,
+    call: &mut CallState,
+    saved: Option<&mut R::Saved>,
+) -> Result<R::Request, StopReason>
+where
+    R: Replay<Req>,
+{
+    let saved = saved.ok_or(StopReason::NotReplayable)?;
+    check_delay(
         &shared.config,
         call.started,
         Duration::ZERO,
         DelaySource::Backoff,
-    ) {
-        return Step::Stop(stop);
-    }
+    )?;
     let Some(next) = shared.replay.replay(saved) else {
         shared.telemetry.not_replayable(&mut call.telemetry);
-        return Step::Stop(StopReason::NotReplayable);
+        return Err(StopReason::NotReplayable);
     };
     call.transparent += 1;
-    Step::Retry(
-        next,
-        Plan {
-            delay: Duration::ZERO,
-            reason: RetryReason::Transparent,
-            source: DelaySource::Backoff,
-        },
-    )
+    Ok(next)
 }
 
 /// The delay before the next attempt, or why there is none: a server pushback the config
@@ -326,15 +341,30 @@ pub(crate) fn announce_retry<K, C, B, R, H, A, Res, E>(
     );
 }
 
+/// Hands the request about to be sent as `attempt` (after `transparent` resends) to the
+/// replay's [`before_send`](Replay::before_send), with what it has left to live. Every send
+/// goes through here: the first attempt, retries, hedges and transparent resends.
+#[inline]
+pub(crate) fn before_send<Req, K, C, B, R, H, A>(
+    shared: &Shared<K, C, B, R, H, A>,
+    request: &mut R::Request,
+    started: Option<Instant>,
+    attempt: u32,
+    transparent: u8,
+) where
+    R: Replay<Req>,
+{
+    let first = attempt == 1 && transparent == 0;
+    let left = time_left(&shared.config, started, first);
+    let info = AttemptInfo::of(attempt, transparent, left);
+    shared.replay.before_send(request, &info);
+}
+
 /// What the attempt about to be sent has left to live: the smaller of the per-attempt
 /// timeout and what is left of the deadline (`None` when neither is configured). The first
 /// attempt starts with the whole deadline, without reading the clock.
 #[inline]
-pub(crate) fn time_left(
-    config: &RetryConfig,
-    started: Option<Instant>,
-    first: bool,
-) -> Option<Duration> {
+fn time_left(config: &RetryConfig, started: Option<Instant>, first: bool) -> Option<Duration> {
     let deadline = match (config.deadline(), started) {
         (Some(d), _) if first => Some(d),
         (Some(d), Some(started)) => Some(d.saturating_sub(started.elapsed())),

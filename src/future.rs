@@ -6,9 +6,9 @@ use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
 use crate::classify::RetryReason;
-use crate::decide::{Plan, Step, announce_retry, budget_answered, decide, finish, time_left};
+use crate::decide::{Plan, Step, announce_retry, before_send, budget_answered, decide, finish};
 use crate::lifetime::SharedRef;
-use crate::replay::{AttemptInfo, Replay};
+use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::state::{PauseProj, State, StateProj, WithdrawalProj};
 use crate::telemetry::{OnRetry, StopReason};
@@ -221,9 +221,13 @@ where
                     if !*transparent {
                         call.attempt += 1;
                     }
-                    let left = time_left(&shared.config, call.started, false);
-                    let info = AttemptInfo::of(call.attempt, call.transparent, left);
-                    shared.replay.before_send(&mut next, &info);
+                    before_send(
+                        shared,
+                        &mut next,
+                        call.started,
+                        call.attempt,
+                        call.transparent,
+                    );
                     shared
                         .telemetry
                         .attempt_started(&mut call.telemetry, call.attempt);

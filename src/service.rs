@@ -4,11 +4,11 @@ use crate::admission::{AdmitFor, Ticket};
 use crate::backoff::Backoff;
 use crate::budget::Budget;
 use crate::classify::Classify;
-use crate::decide::time_left;
+use crate::decide::before_send;
 use crate::front;
 use crate::future::ResponseFuture;
 use crate::lifetime::SharedRef;
-use crate::replay::{AttemptInfo, Replay};
+use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::state::State;
 use crate::telemetry::CallTelemetry;
@@ -95,10 +95,7 @@ where
             Ok((request, saved)) => (request, Some(saved)),
             Err(request) => (request, None),
         };
-        let left = time_left(&shared.config, started, true);
-        shared
-            .replay
-            .before_send(&mut request, &AttemptInfo::of(1, 0, left));
+        before_send(shared, &mut request, started, 1, 0);
         // One way to build the future, refused or not: with two, the compiler builds it
         // aside and copies it out (16 instructions a call, measured).
         let (state, ticket, telemetry) = match admitted {

@@ -51,6 +51,12 @@ impl CallState {
         config.deadline().map(|_| Instant::now())
     }
 
+    /// Whether the call may still resend transparently (at most
+    /// [`MAX_TRANSPARENT_RETRIES`](crate::MAX_TRANSPARENT_RETRIES) times).
+    pub(crate) fn may_resend_transparently(&self) -> bool {
+        u32::from(self.transparent) < crate::MAX_TRANSPARENT_RETRIES
+    }
+
     #[inline]
     pub(crate) fn new(started: Option<Instant>, telemetry: CallTelemetry, ticket: Ticket) -> Self {
         CallState {

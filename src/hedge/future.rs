@@ -3,13 +3,14 @@
 //! side by side instead of one after another.
 
 use super::shared::HedgeShared;
-use crate::MAX_TRANSPARENT_RETRIES;
 use crate::admission::Admit;
 use crate::budget::Budget;
 use crate::classify::{Classify, Decision, RetryReason};
-use crate::decide::{Plan, announce_retry, check_delay, classify_attempt, finish, time_left};
+use crate::decide::{
+    Plan, announce_retry, before_send, check_delay, classify_attempt, finish, transparent_copy,
+};
 use crate::lifetime::SharedRef;
-use crate::replay::{AttemptInfo, Replay};
+use crate::replay::Replay;
 use crate::shared::{CallState, Shared};
 use crate::telemetry::{DelaySource, OnRetry, RetryEvent, StopReason};
 use pin_project_lite::pin_project;
@@ -132,9 +133,7 @@ where
                 (request, None)
             }
         };
-        let left = time_left(&core.config, call.started, true);
-        core.replay
-            .before_send(&mut request, &AttemptInfo::of(1, 0, left));
+        before_send(core, &mut request, call.started, 1, 0);
         let hedging = match &saved {
             None => Hedging::Closed(StopReason::NotReplayable),
             Some(_) if shared.hedge.max_attempts() <= 1 => {
@@ -362,13 +361,13 @@ where
                     return Next::Idle;
                 }
                 // The retry config's deadline bounds hedges as it bounds retries, floor included.
-                if let (Some(deadline), Some(started)) = (core.config.deadline(), self.call.started)
-                    && started
-                        .elapsed()
-                        .saturating_add(core.config.min_attempt_time())
-                        >= deadline
-                {
-                    *self.hedging = Hedging::Closed(StopReason::DeadlineExceeded);
+                if let Err(stop) = check_delay(
+                    &core.config,
+                    self.call.started,
+                    Duration::ZERO,
+                    DelaySource::Backoff,
+                ) {
+                    *self.hedging = Hedging::Closed(stop);
                     return Next::Idle;
                 }
                 let saved = self
@@ -433,10 +432,12 @@ where
                 if !resend {
                     call.attempt += 1;
                 }
-                let left = time_left(&core.config, call.started, false);
-                core.replay.before_send(
+                before_send(
+                    core,
                     &mut request,
-                    &AttemptInfo::of(call.attempt, call.transparent, left),
+                    call.started,
+                    call.attempt,
+                    call.transparent,
                 );
                 core.telemetry
                     .attempt_started(&mut call.telemetry, call.attempt);
@@ -496,24 +497,11 @@ where
     R: Replay<Req>,
     H: OnRetry<Res, E>,
 {
-    if u32::from(call.transparent) >= MAX_TRANSPARENT_RETRIES {
+    if !call.may_resend_transparently() {
         return None;
     }
-    check_delay(
-        &core.config,
-        call.started,
-        Duration::ZERO,
-        DelaySource::Backoff,
-    )
-    .ok()?;
-    let request = core.replay.replay(saved?)?;
-    call.transparent += 1;
-    let plan = Plan {
-        delay: Duration::ZERO,
-        reason: RetryReason::Transparent,
-        source: DelaySource::Backoff,
-    };
-    announce_retry(core, call, &plan, last);
+    let request = transparent_copy(core, call, saved).ok()?;
+    announce_retry(core, call, &Plan::TRANSPARENT, last);
     Some(request)
 }
 
