@@ -36,6 +36,39 @@ fn quick() -> tower_retrier::RetryConfigBuilder {
         .max_delay(Duration::from_millis(5))
 }
 
+/// The gRPC preset over a per-attempt timeout (which boxes the error) over a `Channel`.
+fn grpc_client(
+    cfg: RetryConfig,
+    addr: std::net::SocketAddr,
+) -> GreeterClient<
+    impl tonic::client::GrpcService<
+        tonic::body::Body,
+        ResponseBody = tonic::body::Body,
+        Error = tower::BoxError,
+    >,
+> {
+    GreeterClient::new(
+        ServiceBuilder::new()
+            .layer(RetryLayer::new_for_grpc(cfg))
+            .timeout(Duration::from_secs(5))
+            .service(channel(addr)),
+    )
+}
+
+type HttpClient = Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    tower_retrier::replay::ReplayBody<Full<Bytes>>,
+>;
+
+/// `layer` over a per-attempt timeout over hyper-util's client.
+fn http_client<L: Layer<tower::timeout::Timeout<HttpClient>>>(layer: L) -> L::Service {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    ServiceBuilder::new()
+        .layer(layer)
+        .timeout(Duration::from_secs(5))
+        .service(client)
+}
+
 /// The `grpc-timeout` each call carried, parsed (panics on a malformed value).
 fn timeouts(greeter: &FlakyGreeter) -> Vec<Option<Duration>> {
     greeter
@@ -58,11 +91,7 @@ async fn every_attempt_carries_what_is_left_of_the_deadline() {
     ]);
     let addr = greeter.clone().serve().await;
     let cfg = quick().deadline(Duration::from_secs(2)).build().unwrap();
-    let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new_for_grpc(cfg))
-        .timeout(Duration::from_secs(5))
-        .service(channel(addr));
-    let reply = GreeterClient::new(svc).say_hello(hello()).await.unwrap();
+    let reply = grpc_client(cfg, addr).say_hello(hello()).await.unwrap();
     assert_eq!(reply.into_inner().message, "Hello Ada!");
     let sent = timeouts(&greeter);
     assert_eq!(sent.len(), 3);
@@ -101,11 +130,8 @@ async fn a_timed_attempt_carries_its_attempt_timeout() {
 async fn without_a_deadline_no_grpc_timeout_is_sent() {
     let greeter = FlakyGreeter::new(vec![Step::Fail(Code::Unavailable, None)]);
     let addr = greeter.clone().serve().await;
-    let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new_for_grpc(quick().build().unwrap()))
-        .timeout(Duration::from_secs(5))
-        .service(channel(addr));
-    GreeterClient::new(svc).say_hello(hello()).await.unwrap();
+    let cfg = quick().build().unwrap();
+    grpc_client(cfg, addr).say_hello(hello()).await.unwrap();
     assert_eq!(greeter.grpc_timeouts(), [None, None]);
 }
 
@@ -114,11 +140,7 @@ async fn a_refused_stream_is_resent_transparently_under_tonic() {
     let (addr, seen) = serve_h2(vec![Act::Refuse, Act::Refuse]).await;
     // One attempt: the resends are not attempts.
     let cfg = RetryConfig::builder().max_attempts(1).build().unwrap();
-    let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new_for_grpc(cfg))
-        .timeout(Duration::from_secs(5))
-        .service(channel(addr));
-    let reply = GreeterClient::new(svc).say_hello(hello()).await.unwrap();
+    let reply = grpc_client(cfg, addr).say_hello(hello()).await.unwrap();
     assert_eq!(reply.into_inner().message, "");
     assert_eq!(seen.requests(), 3);
     // The refusals came before the body was read; the third stream got the whole message
@@ -133,11 +155,8 @@ async fn an_http_layer_sends_the_header_it_was_given() {
         .deadline(Duration::from_millis(1500))
         .build()
         .unwrap();
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new_for_http(cfg).propagate_deadline(DeadlineHeader::envoy()))
-        .timeout(Duration::from_secs(5))
-        .service(client);
+    let svc =
+        http_client(RetryLayer::new_for_http(cfg).propagate_deadline(DeadlineHeader::envoy()));
     let req = http::Request::get(server.url("/report"))
         .body(Full::new(Bytes::new()))
         .unwrap();
@@ -166,11 +185,7 @@ async fn the_http_preset_sends_no_deadline_unless_asked() {
         .deadline(Duration::from_millis(1500))
         .build()
         .unwrap();
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new_for_http(cfg))
-        .timeout(Duration::from_secs(5))
-        .service(client);
+    let svc = http_client(RetryLayer::new_for_http(cfg));
     let req = http::Request::get(server.url("/"))
         .body(Full::new(Bytes::new()))
         .unwrap();
